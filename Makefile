@@ -1,0 +1,47 @@
+# Two commands on a fresh machine with Python 3.11 and make:
+#   make demo   set up, prepare the default corpus, and run everything end to end
+#   make test   set up and run the tests (pinned stack, then the newest TF/Keras)
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+LATEST_VENV := .venv-latest
+LATEST_PY := $(LATEST_VENV)/bin/python
+DATA_DIR ?= $(CURDIR)/data
+DEMO_DIR ?= $(CURDIR)/runs/demo
+PYTEST_ARGS ?=
+export TF_CPP_MIN_LOG_LEVEL ?= 2
+
+.PHONY: demo test test-pinned test-latest setup clean
+
+setup: $(VENV)/.installed
+
+# The pinned, known-good stack (constraints.txt; README: why pinned).
+$(VENV)/.installed: setup.py constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[test]'
+	touch $@
+
+# The newest TensorFlow/Keras/TFDS, without tensorflow-io (which only loads with TF 2.16).
+$(LATEST_VENV)/.installed: setup.py
+	$(PYTHON) -m venv $(LATEST_VENV)
+	$(LATEST_PY) -m pip install --quiet --upgrade tensorflow keras tensorflow-datasets \
+	    importlib_resources mido absl-py numpy ai-edge-litert matplotlib music21 \
+	    pytest hypothesis pretty_midi
+	$(LATEST_PY) -m pip install --quiet --no-deps -e .
+	touch $@
+
+demo: $(VENV)/.installed
+	$(PY) -m tfds_midi --config=default --data_dir=$(DATA_DIR)
+
+test: test-pinned test-latest
+
+test-pinned: $(VENV)/.installed
+	$(PY) -m pytest tests $(PYTEST_ARGS)
+
+# A fast subset on the newest stack: everything but the tests marked `pinned_stack`
+# (tensorflow-io file systems) and `slow`.
+test-latest: $(LATEST_VENV)/.installed
+	$(LATEST_PY) -m pytest tests -m "not pinned_stack and not slow" $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(VENV) $(LATEST_VENV) runs

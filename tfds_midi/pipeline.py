@@ -1,0 +1,165 @@
+"""The training input pipeline: songs -> normalised fixed-length windows, batched.
+
+Models train on normalised features; `FeatureScaler` holds the per-feature mean and standard
+deviation of the training split and is saved with every model, so that everything a user sees
+(samples, exports) is in raw units: ticks at 384 per quarter note, Hz, velocity 0-127.
+
+Windows: each epoch takes `windows_per_song` windows of `seq_len` consecutive steps from every
+song, at a fresh random offset, shuffled and batched. Songs shorter than one window are
+skipped (not zero-padded as the original code did: zero tones would teach D that silence is
+real music); `songs_for_training` reports how many.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+import tensorflow as tf
+
+from tfds_midi import codec
+
+# The original code's curriculum: pretraining epoch e trains on windows of
+# min(CURRICULUM_STEP * (e + 1), seq_len) tones.
+CURRICULUM_STEP = 4
+
+
+def curriculum_length(epoch: int, seq_len: int, step: int = CURRICULUM_STEP) -> int:
+    """Window length for pretraining epoch `epoch` (0-based): min(step * (epoch + 1), seq_len)."""
+    if epoch < 0:
+        raise ValueError(f"epoch must be >= 0, got {epoch}")
+    return min(step * (epoch + 1), seq_len)
+
+
+@dataclasses.dataclass(frozen=True)
+class FeatureScaler:
+    """Per-feature standardisation fitted on the training split.
+
+    Attributes:
+        mean: float32 ``[features]`` (4 per tone, 12 for C-RNN-GAN-3 packed steps), raw units.
+        std: float32 ``[features]``; features that never vary get 1, so they stay finite.
+    """
+
+    mean: np.ndarray
+    std: np.ndarray
+
+    @classmethod
+    def fit(cls, songs: Iterable[np.ndarray]) -> FeatureScaler:
+        """Fits mean and std over every step of every song (``[n, features]`` each)."""
+        steps = [np.asarray(song, np.float64) for song in songs]
+        steps = [s for s in steps if len(s)]
+        if not steps:
+            raise ValueError("cannot fit a FeatureScaler on no data")
+        stacked = np.concatenate(steps, axis=0)
+        std = stacked.std(axis=0)
+        std[std < 1e-6] = 1.0
+        return cls(stacked.mean(axis=0).astype(np.float32), std.astype(np.float32))
+
+    @property
+    def num_features(self) -> int:
+        return int(self.mean.shape[0])
+
+    def normalize(self, raw):
+        """Raw units -> normalised; works on numpy arrays and tensors ``[..., features]``."""
+        return (raw - self.mean) / self.std
+
+    def denormalize(self, normalized):
+        """Normalised -> raw units; works on numpy arrays and tensors ``[..., features]``."""
+        return normalized * self.std + self.mean
+
+    def to_json(self) -> str:
+        return json.dumps({"mean": self.mean.tolist(), "std": self.std.tolist()})
+
+    @classmethod
+    def from_json(cls, text: str) -> FeatureScaler:
+        data = json.loads(text)
+        return cls(np.asarray(data["mean"], np.float32), np.asarray(data["std"], np.float32))
+
+    def save(self, path: str) -> None:
+        """Writes the scaler as JSON to any `tf.io.gfile` path."""
+        with tf.io.gfile.GFile(path, "w") as f:
+            f.write(self.to_json())
+
+    @classmethod
+    def load(cls, path: str) -> FeatureScaler:
+        with tf.io.gfile.GFile(path, "r") as f:
+            return cls.from_json(f.read())
+
+
+def load_songs(split: tf.data.Dataset, tones_per_step: int = 1) -> list[np.ndarray]:
+    """Reads the songs of a `crnn_gan_midi` split into memory.
+
+    Args:
+        split: examples as `tfds.load` yields them (dicts with a ``tones`` ``[n, 4]``).
+        tones_per_step: 1, or 3 for C-RNN-GAN-3 (songs are packed to ``[m, 12]``).
+
+    Returns:
+        One float32 array per song, ``[n, 4 * tones_per_step]`` in raw units.
+    """
+    songs = []
+    for example in split.as_numpy_iterator():
+        tones = example["tones"]
+        songs.append(codec.pack_tones(tones, tones_per_step) if tones_per_step > 1 else tones)
+    return songs
+
+
+def songs_for_training(songs: Sequence[np.ndarray], seq_len: int) -> list[np.ndarray]:
+    """The songs that hold at least one window of `seq_len` steps (the others are skipped)."""
+    return [song for song in songs if len(song) >= seq_len]
+
+
+def window_dataset(
+    songs: Sequence[np.ndarray],
+    scaler: FeatureScaler,
+    seq_len: int,
+    batch_size: int,
+    windows_per_song: int = 1,
+    seed: int | None = None,
+    drop_remainder: bool = True,
+) -> tf.data.Dataset:
+    """Batches of random normalised windows; one pass over it is one epoch.
+
+    Args:
+        songs: raw songs ``[n_i, features]`` (see `load_songs`).
+        scaler: feature scaling fitted on the training split.
+        seq_len: window length in steps.
+        batch_size: windows per batch.
+        windows_per_song: windows drawn from each song per epoch.
+        seed: makes the order and offsets reproducible (fresh offsets every epoch all the
+            same: the random ops advance from epoch to epoch).
+        drop_remainder: drop the last incomplete batch (keeps shapes static for XLA/TPU).
+
+    Returns:
+        A dataset of float32 ``[batch_size, seq_len, features]`` normalised windows.
+
+    Raises:
+        ValueError: when no song holds a window of `seq_len` steps.
+    """
+    usable = songs_for_training(songs, seq_len)
+    if not usable:
+        longest = max((len(s) for s in songs), default=0)
+        raise ValueError(
+            f"seq_len={seq_len}: no song holds a window that long (longest: {longest} steps)"
+        )
+    values = np.concatenate([scaler.normalize(s).astype(np.float32) for s in usable], axis=0)
+    lengths = np.asarray([len(s) for s in usable], np.int64)
+    ragged = tf.RaggedTensor.from_row_lengths(values, lengths)
+    dataset = tf.data.Dataset.from_tensor_slices(ragged)
+    if windows_per_song > 1:
+        dataset = dataset.flat_map(
+            lambda song: tf.data.Dataset.from_tensors(song).repeat(windows_per_song)
+        )
+    dataset = dataset.shuffle(len(usable) * windows_per_song, seed=seed)
+
+    def random_window(song):
+        song = song.to_tensor() if isinstance(song, tf.RaggedTensor) else song
+        offset = tf.random.uniform(
+            [], 0, tf.shape(song)[0] - seq_len + 1, dtype=tf.int32, seed=seed
+        )
+        window = song[offset : offset + seq_len]
+        return tf.ensure_shape(window, [seq_len, scaler.num_features])
+
+    dataset = dataset.map(random_window, num_parallel_calls=tf.data.AUTOTUNE)
+    return dataset.batch(batch_size, drop_remainder=drop_remainder).prefetch(tf.data.AUTOTUNE)
