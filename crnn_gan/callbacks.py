@@ -1,0 +1,130 @@
+"""Keras callbacks of a training run: the schedule, the NaN guard, samples and statistics."""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from crnn_gan import metrics
+from tfds_midi import codec
+from tfds_midi.pipeline import FeatureScaler, curriculum_length
+
+
+class NonFiniteLossError(RuntimeError):
+    """A loss became NaN or Inf; the run stopped before writing any checkpoint of it."""
+
+
+class ScheduleCallback(keras.callbacks.Callback):
+    """Sets the phase (pretraining or adversarial) and the window length of each epoch.
+
+    Epoch e < `pretrain_epochs` pretrains on windows of min(curriculum_step * (e + 1),
+    seq_len) steps; later epochs are adversarial on full windows.
+    """
+
+    def __init__(self, pretrain_epochs: int, seq_len: int, curriculum_step: int):
+        super().__init__()
+        self.pretrain_epochs = pretrain_epochs
+        self.seq_len = seq_len
+        self.curriculum_step = curriculum_step
+
+    def on_epoch_begin(self, epoch, logs=None):
+        pretraining = epoch < self.pretrain_epochs
+        length = (curriculum_length(epoch, self.seq_len, self.curriculum_step)
+                  if pretraining else self.seq_len)
+        self.model.window_length.assign(length)
+        self.model.set_pretraining(pretraining)
+
+
+class NonFiniteLossGuard(keras.callbacks.Callback):
+    """Stops the run at the first batch whose loss is NaN or Inf, before any epoch-end save.
+
+    Keras' TerminateOnNaN lets the epoch end, so checkpoint callbacks would still write the
+    broken weights; raising here leaves every earlier checkpoint intact.
+    """
+
+    def on_train_batch_end(self, batch, logs=None):
+        for name, value in (logs or {}).items():
+            if "loss" in name and not math.isfinite(float(value)):
+                raise NonFiniteLossError(
+                    f"{name} became {float(value)} at batch {batch}; training stopped and no "
+                    "checkpoint of this state was written. Lower --learning_rate or raise "
+                    "--clip_norm, then run the same command to resume from the last epoch."
+                )
+
+
+def write_bytes(path: str, data: bytes) -> None:
+    """Writes bytes to any `tf.io.gfile` path (local, gs://, s3://, ...)."""
+    with tf.io.gfile.GFile(path, "wb") as f:
+        f.write(data)
+
+
+def generate_songs(generator, scaler: FeatureScaler, num_songs: int, steps: int,
+                   seed: int | None = None) -> list[np.ndarray]:
+    """Free-running samples in raw units, unpacked to tones ``[n, 4]`` each."""
+    noise = np.random.default_rng(seed).uniform(
+        size=(num_songs, steps, generator.noise_dim)).astype(np.float32)
+    raw = scaler.denormalize(np.asarray(generator(noise)))
+    return [codec.unpack_tones(song) for song in raw]
+
+
+class SampleWriter(keras.callbacks.Callback):
+    """Every epoch: MIDI samples under ``samples/epoch_NNNN/`` and their six statistics.
+
+    The statistics' means over the samples go into the epoch's logs (so TensorBoard and
+    CSVLogger record them, prefixed ``stat_``) and into ``statistics.csv``. Also logs
+    ``stat_distance``: the mean over the six statistics of |generated - real| / real std
+    (real = the training windows' statistics), the "best" criterion of the checkpoints.
+    """
+
+    def __init__(self, model_dir: str, scaler: FeatureScaler, num_samples: int, steps: int,
+                 real_statistics: dict[str, tuple[float, float]], seed: int | None = None):
+        super().__init__()
+        self.model_dir = model_dir
+        self.scaler = scaler
+        self.num_samples = num_samples
+        self.steps = steps
+        self.real_statistics = real_statistics
+        self.seed = seed
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.num_samples <= 0:
+            return
+        songs = generate_songs(self.model.generator, self.scaler, self.num_samples, self.steps,
+                               seed=None if self.seed is None else self.seed + epoch)
+        folder = f"{self.model_dir}/samples/epoch_{epoch + 1:04d}"
+        tf.io.gfile.makedirs(folder)
+        for k, tones in enumerate(songs):
+            write_bytes(f"{folder}/sample_{k:03d}.mid", codec.tones_to_midi_bytes(tones))
+        summary = metrics.summarise([metrics.all_statistics(tones) for tones in songs])
+        row = {"epoch": epoch + 1}
+        for name in metrics.STATISTICS:
+            row[name] = summary[name][0]
+        distances = [abs(row[name] - mean) / (std or 1.0)
+                     for name, (mean, std) in self.real_statistics.items()
+                     if name in metrics.STATISTICS]
+        row["stat_distance"] = float(np.mean(distances)) if distances else 0.0
+        if logs is not None:
+            logs.update({f"stat_{name}": row[name] for name in metrics.STATISTICS})
+            logs["stat_distance"] = row["stat_distance"]
+        self._append_csv(row)
+
+    def _append_csv(self, row):
+        path = f"{self.model_dir}/statistics.csv"
+        exists = tf.io.gfile.exists(path)
+        previous = ""
+        if exists:
+            with tf.io.gfile.GFile(path, "r") as f:
+                previous = f.read()
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=list(row))
+        if not exists:
+            writer.writeheader()
+        writer.writerow(row)
+        # gfile has no append on every file system: rewrite the whole (small) file.
+        with tf.io.gfile.GFile(path, "w") as f:
+            f.write(previous + buffer.getvalue())

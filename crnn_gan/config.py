@@ -1,0 +1,127 @@
+"""The experiment configuration: one frozen dataclass and its named presets.
+
+`paper` holds the paper's and the original code's defaults; `small` trains meaningfully on a
+2-core CPU in under an hour; `tiny` is for tests.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from typing import Any
+
+OPTIMIZERS = ("sgd", "adam")
+IMPLEMENTATIONS = ("auto", "block", "keras")
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """Hyper-parameters of a C-RNN-GAN run (every field is a `train.py` flag).
+
+    Attributes:
+        units: LSTM units per layer (per direction in D).
+        num_layers: LSTM layers in G and in D.
+        tones_per_step: 1, or 3 for C-RNN-GAN-3 (12 features per step).
+        seq_len: training window length in steps.
+        batch_size: windows per batch.
+        learning_rate: G's learning rate; D's is `d_learning_rate_scale` times it.
+        d_learning_rate_scale: D's learning rate relative to G's (the original code: 0.5).
+        optimizer: "sgd" (paper) or "adam".
+        l2_scale: L2 penalty scale on every weight, as the original code's
+            `scale * tf.nn.l2_loss(w)` = `scale * sum(w**2) / 2`.
+        clip_norm: global gradient-norm clipping of each player's update (0 = off).
+        pretrain_epochs: epochs of next-tone pretraining of G before adversarial training.
+        curriculum_step: pretraining epoch e uses windows of min(step * (e + 1), seq_len).
+        epochs: total epochs, pretraining included.
+        feature_matching: G matches the batch mean of D's last hidden layer on real data.
+        freezing: skip a player's update while its loss is below `freeze_threshold` times
+            the other's.
+        freeze_threshold: the freezing ratio (paper: 0.7).
+        windows_per_song: training windows drawn from each song per epoch.
+        sample_steps: length of the songs generated every epoch, in steps.
+        implementation: LSTM kernels: "block" (fused BlockLSTM, fastest on CPU), "keras"
+            (Keras LSTM: cuDNN on GPU) or "auto" (keras on GPU, block otherwise).
+    """
+
+    units: int = 350
+    num_layers: int = 2
+    tones_per_step: int = 1
+    seq_len: int = 100
+    batch_size: int = 20
+    learning_rate: float = 0.1
+    d_learning_rate_scale: float = 0.5
+    optimizer: str = "sgd"
+    l2_scale: float = 0.1
+    clip_norm: float = 5.0
+    pretrain_epochs: int = 6
+    curriculum_step: int = 4
+    epochs: int = 100
+    feature_matching: bool = True
+    freezing: bool = True
+    freeze_threshold: float = 0.7
+    windows_per_song: int = 1
+    sample_steps: int = 200
+    implementation: str = "auto"
+
+    def __post_init__(self):
+        positive = ("units", "num_layers", "seq_len", "batch_size", "curriculum_step",
+                    "epochs", "windows_per_song", "sample_steps")
+        for name in positive:
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"Config.{name} must be an integer >= 1, got {value!r}")
+        if self.tones_per_step not in (1, 3):
+            raise ValueError(f"Config.tones_per_step must be 1 or 3, got {self.tones_per_step!r}")
+        if not isinstance(self.pretrain_epochs, int) or self.pretrain_epochs < 0:
+            raise ValueError(
+                f"Config.pretrain_epochs must be an integer >= 0, got {self.pretrain_epochs!r}")
+        for name in ("learning_rate", "d_learning_rate_scale"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"Config.{name} must be > 0, got {getattr(self, name)!r}")
+        for name in ("l2_scale", "clip_norm"):
+            if not getattr(self, name) >= 0:
+                raise ValueError(f"Config.{name} must be >= 0, got {getattr(self, name)!r}")
+        if not 0 < self.freeze_threshold <= 1:
+            raise ValueError(
+                f"Config.freeze_threshold must be in (0, 1], got {self.freeze_threshold!r}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"Config.optimizer must be one of {OPTIMIZERS}, "
+                             f"got {self.optimizer!r}")
+        if self.implementation not in IMPLEMENTATIONS:
+            raise ValueError(f"Config.implementation must be one of {IMPLEMENTATIONS}, "
+                             f"got {self.implementation!r}")
+
+    @property
+    def num_features(self) -> int:
+        """Features per step: 4 per tone."""
+        return 4 * self.tones_per_step
+
+    def replace(self, **overrides: Any) -> Config:
+        """A copy with some fields changed (validated); unknown names raise ValueError."""
+        unknown = set(overrides) - {f.name for f in dataclasses.fields(self)}
+        if unknown:
+            raise ValueError(f"unknown Config field(s): {sorted(unknown)}")
+        return dataclasses.replace(self, **overrides)
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> Config:
+        return cls(**json.loads(text))
+
+
+PRESETS = {
+    "paper": Config(),
+    "small": Config(units=64, seq_len=32, batch_size=16, learning_rate=0.1, l2_scale=1e-3,
+                    pretrain_epochs=6, epochs=30, windows_per_song=2, sample_steps=100),
+    "tiny": Config(units=8, num_layers=2, seq_len=8, batch_size=4, l2_scale=1e-3,
+                   pretrain_epochs=1, curriculum_step=4, epochs=2, sample_steps=16),
+}
+
+
+def preset(name: str, **overrides: Any) -> Config:
+    """A named preset ("paper", "small", "tiny") with optional field overrides."""
+    if name not in PRESETS:
+        raise ValueError(f"unknown preset {name!r}; choose one of {sorted(PRESETS)}")
+    return PRESETS[name].replace(**overrides)

@@ -1,0 +1,274 @@
+"""CRNNGAN: the adversarial schedule of the paper as a Keras model with a custom `train_step`.
+
+One `fit` runs the whole experiment: the first `pretrain_epochs` epochs train G alone on
+next-tone prediction (teacher forcing, squared error) with a curriculum on the window length;
+the remaining epochs are adversarial. `ScheduleCallback` (crnn_gan.callbacks) switches the
+phase and the window length at each epoch's start.
+
+Adversarial step (one batch of real windows ``[batch, T, F]``, normalised units):
+- G generates from fresh uniform noise; D scores real and generated windows in one pass.
+- ``d_loss = -mean(log D(x) + log(1 - D(G(z))))``.
+- ``g_adv_loss = -mean(log D(G(z)))``: the non-saturating form of the paper's
+  ``log(1 - D(G(z)))`` (same fixed point; positive, so it compares with d_loss).
+- With feature matching (default), G's loss is ``|| mean R(x) - mean R(G(z)) ||^2``, the
+  means of D's last hidden layer taken over the batch and the time steps (the paper's
+  definition; the original code compared per-sample, per-step outputs). g_adv_loss is
+  still computed: freezing compares it with d_loss, since the feature-matching loss lives
+  on another scale (about 1e-3 against 0.4-1.1) and would freeze G forever.
+- Both players' gradients come from the same forward pass (simultaneous updates, as the
+  original code's single session run of both optimisers).
+- Freezing (paper's rule): D's update is skipped while the previous step's d_loss <
+  threshold * g_adv_loss, and G's while g_adv_loss < threshold * d_loss. (The original
+  code had the two optimisers swapped.) A skipped update multiplies the gradients by 0:
+  exact for plain SGD (the paper's optimiser); with Adam a frozen player's moment
+  estimates still decay and move its weights a little.
+- L2 on all weights (the layers' regularisers) and global-norm clipping (the optimisers'
+  ``global_clipnorm``).
+"""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+
+from crnn_gan.discriminator import Discriminator
+from crnn_gan.generator import Generator, shift_right
+
+EPSILON = 1e-7
+
+
+def teacher_forced_loss(generator: Generator, windows, seed_generator):
+    """Squared error of G's next-step predictions with teacher forcing.
+
+    Args:
+        generator: G.
+        windows: ``[batch, T, F]`` normalised real steps.
+        seed_generator: `keras.random.SeedGenerator` for the noise.
+
+    Returns:
+        Scalar mean squared error (without regularisation).
+    """
+    noise = keras.random.uniform(
+        tf.concat([tf.shape(windows)[:2], [generator.noise_dim]], 0), seed=seed_generator)
+    predictions = generator.teacher_forced(noise, shift_right(windows))
+    return tf.reduce_mean(tf.square(predictions - windows))
+
+
+@keras.saving.register_keras_serializable(package="crnn_gan")
+class CRNNGAN(keras.Model):
+    """The GAN: G, D, the freezing rule, feature matching and pretraining.
+
+    Args:
+        generator: G.
+        discriminator: D.
+        feature_matching: G's loss is the feature-matching distance.
+        freezing: apply the freezing rule.
+        freeze_threshold: the rule's ratio (paper: 0.7).
+        seed: seeds the noise.
+    """
+
+    def __init__(self, generator: Generator, discriminator: Discriminator,
+                 feature_matching: bool = True, freezing: bool = True,
+                 freeze_threshold: float = 0.7, seed: int | None = None, **kwargs):
+        super().__init__(**kwargs)
+        self.generator = generator
+        self.discriminator = discriminator
+        self.feature_matching = feature_matching
+        self.freezing = freezing
+        self.freeze_threshold = freeze_threshold
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+        self.pretraining = False  # set by ScheduleCallback; a Python bool: one trace a phase
+        tracker = keras.metrics.Mean
+        self.trackers = {name: tracker(name=name) for name in (
+            "d_loss", "g_loss", "g_adv_loss", "d_acc_real", "d_acc_fake", "d_frozen",
+            "g_frozen", "pretrain_loss")}
+
+    def build(self, input_shape=None):
+        self.generator.build()
+        self.discriminator.build()
+        # The previous step's losses, for the freezing rule; 0 = nothing frozen at start.
+        self.previous_d_loss = self.add_weight(
+            shape=(), initializer="zeros", trainable=False, name="previous_d_loss")
+        self.previous_g_adv_loss = self.add_weight(
+            shape=(), initializer="zeros", trainable=False, name="previous_g_adv_loss")
+        # Window length of the pretraining curriculum (steps); set by ScheduleCallback.
+        self.window_length = self.add_weight(
+            shape=(), initializer="zeros", dtype="int32", trainable=False, name="window_length")
+        self.built = True
+
+    def compile(self, d_optimizer, g_optimizer, **kwargs):
+        super().compile(**kwargs)
+        self.d_optimizer = d_optimizer
+        self.g_optimizer = g_optimizer
+
+    def build_for_training(self):
+        """Builds the models and both optimisers (BackupAndRestore needs them all built)."""
+        if not self.built:
+            self.build()
+        self.d_optimizer.build(self.discriminator.trainable_variables)
+        self.g_optimizer.build(self.generator.trainable_variables)
+
+    @property
+    def metrics(self):
+        return list(self.trackers.values())
+
+    def call(self, noise, training=False):
+        """Generates: noise ``[batch, steps, noise_dim]`` -> ``[batch, steps, F]``."""
+        return self.generator(noise, training=training)
+
+    def set_pretraining(self, pretraining: bool) -> None:
+        """Switches phase; the next batch uses a train function traced for that phase."""
+        if pretraining != self.pretraining:
+            self.pretraining = pretraining
+            if getattr(self, "train_function", None) is not None:
+                self.make_train_function(force=True)
+
+    def freeze_decisions(self):
+        """(d_frozen, g_frozen) as float 0/1 from the previous step's losses."""
+        if not self.freezing:
+            return tf.constant(0.0), tf.constant(0.0)
+        d, g = self.previous_d_loss, self.previous_g_adv_loss
+        d_frozen = tf.cast(d < self.freeze_threshold * g, tf.float32)
+        g_frozen = tf.cast(g < self.freeze_threshold * d, tf.float32)
+        return d_frozen, g_frozen
+
+    def train_step(self, real):
+        if isinstance(real, tuple):
+            real = real[0]
+        if self.pretraining:
+            return self._pretrain_step(real)
+        return self._adversarial_step(real)
+
+    def _pretrain_step(self, real):
+        windows = real[:, : tf.convert_to_tensor(self.window_length)]
+        with tf.GradientTape() as tape:
+            loss = teacher_forced_loss(self.generator, windows, self.seed_generator)
+            total = loss + tf.add_n([0.0] + self.generator.losses)
+        variables = self.generator.trainable_variables
+        self.g_optimizer.apply(tape.gradient(total, variables), variables)
+        self.trackers["pretrain_loss"].update_state(loss)
+        return self._results()
+
+    def _adversarial_step(self, real):
+        generator, discriminator = self.generator, self.discriminator
+        batch = tf.shape(real)[0]
+        noise = keras.random.uniform(
+            tf.concat([tf.shape(real)[:2], [generator.noise_dim]], 0), seed=self.seed_generator)
+        d_frozen, g_frozen = self.freeze_decisions()
+        with tf.GradientTape(persistent=True) as tape:
+            fake = generator(noise, training=True)
+            features = discriminator.features(tf.concat([real, fake], axis=0))
+            probabilities = discriminator.probabilities_from_features(features)
+            p_real, p_fake = probabilities[:batch], probabilities[batch:]
+            d_loss = -tf.reduce_mean(tf.math.log(p_real + EPSILON)
+                                     + tf.math.log(1.0 - p_fake + EPSILON))
+            g_adv_loss = -tf.reduce_mean(tf.math.log(p_fake + EPSILON))
+            if self.feature_matching:
+                real_mean = tf.reduce_mean(tf.stop_gradient(features[:batch]), axis=[0, 1])
+                fake_mean = tf.reduce_mean(features[batch:], axis=[0, 1])
+                g_loss = tf.reduce_sum(tf.square(real_mean - fake_mean))
+            else:
+                g_loss = g_adv_loss
+            d_total = d_loss + tf.add_n([0.0] + discriminator.losses)
+            g_total = g_loss + tf.add_n([0.0] + generator.losses)
+        d_variables = discriminator.trainable_variables
+        g_variables = generator.trainable_variables
+        d_grads = tape.gradient(d_total, d_variables)
+        g_grads = tape.gradient(g_total, g_variables)
+        del tape
+        self.d_optimizer.apply([g * (1.0 - d_frozen) for g in d_grads], d_variables)
+        self.g_optimizer.apply([g * (1.0 - g_frozen) for g in g_grads], g_variables)
+        self.previous_d_loss.assign(d_loss)
+        self.previous_g_adv_loss.assign(g_adv_loss)
+        values = {
+            "d_loss": d_loss, "g_loss": g_loss, "g_adv_loss": g_adv_loss,
+            "d_acc_real": tf.reduce_mean(tf.cast(p_real > 0.5, tf.float32)),
+            "d_acc_fake": tf.reduce_mean(tf.cast(p_fake < 0.5, tf.float32)),
+            "d_frozen": d_frozen, "g_frozen": g_frozen,
+        }
+        for name, value in values.items():
+            self.trackers[name].update_state(value)
+        return self._results()
+
+    def _results(self):
+        return {name: tracker.result() for name, tracker in self.trackers.items()}
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "generator": keras.saving.serialize_keras_object(self.generator),
+            "discriminator": keras.saving.serialize_keras_object(self.discriminator),
+            "feature_matching": self.feature_matching, "freezing": self.freezing,
+            "freeze_threshold": self.freeze_threshold, "seed": self.seed,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config["generator"] = keras.saving.deserialize_keras_object(config["generator"])
+        config["discriminator"] = keras.saving.deserialize_keras_object(config["discriminator"])
+        return cls(**config)
+
+
+@keras.saving.register_keras_serializable(package="crnn_gan")
+class Baseline(keras.Model):
+    """The baseline: G's network trained only on next-tone prediction, with plain `fit`.
+
+    ``compile(optimizer)`` and ``fit`` on batches of normalised windows ``[batch, T, F]``;
+    the loss is the teacher-forced squared error plus L2. Generation (`call`) is G's free
+    running feedback loop, exactly as for the GAN, so samples compare like for like.
+    Honours the pretraining curriculum through `window_length` like `CRNNGAN`.
+    """
+
+    def __init__(self, generator: Generator, seed: int | None = None, **kwargs):
+        super().__init__(**kwargs)
+        self.generator = generator
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+        self.loss_tracker = keras.metrics.Mean(name="pretrain_loss")
+        self.pretraining = True
+
+    def build(self, input_shape=None):
+        self.generator.build()
+        self.window_length = self.add_weight(
+            shape=(), initializer="zeros", dtype="int32", trainable=False, name="window_length")
+        self.built = True
+
+    def build_for_training(self):
+        if not self.built:
+            self.build()
+        self.optimizer.build(self.generator.trainable_variables)
+
+    def set_pretraining(self, pretraining: bool) -> None:
+        del pretraining  # the baseline always trains on next-tone prediction
+
+    @property
+    def metrics(self):
+        return [self.loss_tracker]
+
+    def call(self, noise, training=False):
+        return self.generator(noise, training=training)
+
+    def train_step(self, real):
+        if isinstance(real, tuple):
+            real = real[0]
+        windows = real[:, : tf.convert_to_tensor(self.window_length)]
+        with tf.GradientTape() as tape:
+            loss = teacher_forced_loss(self.generator, windows, self.seed_generator)
+            total = loss + tf.add_n([0.0] + self.generator.losses)
+        variables = self.generator.trainable_variables
+        self.optimizer.apply(tape.gradient(total, variables), variables)
+        self.loss_tracker.update_state(loss)
+        return {"pretrain_loss": self.loss_tracker.result()}
+
+    def get_config(self):
+        return {**super().get_config(),
+                "generator": keras.saving.serialize_keras_object(self.generator),
+                "seed": self.seed}
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config["generator"] = keras.saving.deserialize_keras_object(config["generator"])
+        return cls(**config)

@@ -1,0 +1,134 @@
+"""An LSTM layer with three ways to run the same weights: fused sequence, Keras, one step.
+
+`FusedLSTM` owns a `keras.layers.LSTM` (its weights, regularisers and checkpoint format) and
+runs a whole sequence either with TensorFlow's fused `BlockLSTM` kernel (one op for the whole
+sequence and one for its gradient: the fastest on CPU, measured in
+benchmarks/bench_train.py) or with the Keras layer itself (cuDNN on a GPU). `step` runs one
+time step with plain matmuls, for loops that feed outputs back (the generator) and for
+TFLite export (builtin ops only).
+
+Gate layout of the weights: Keras' i, f, c, o. `BlockLSTM` wants i, c, f, o (converted on
+the fly). Note: `BlockLSTMV2` (i, f, c, o) computes the right forward pass but its
+registered gradient is wrong in TF 2.16 (checked against finite differences), so V1 is used.
+"""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+
+
+def _l2(scale: float):
+    """The original code's `scale * tf.nn.l2_loss(w)` = `scale/2 * sum(w**2)`."""
+    return keras.regularizers.L2(scale / 2) if scale else None
+
+
+def resolve_implementation(implementation: str) -> str:
+    """"auto" -> "keras" (cuDNN) when a GPU is visible, else "block"."""
+    if implementation == "auto":
+        return "keras" if tf.config.list_logical_devices("GPU") else "block"
+    if implementation not in ("block", "keras"):
+        raise ValueError(f"implementation must be auto, block or keras, got {implementation!r}")
+    return implementation
+
+
+def _ifco_to_icfo(weights: tf.Tensor) -> tf.Tensor:
+    i, f, c, o = tf.split(weights, 4, axis=-1)
+    return tf.concat([i, c, f, o], axis=-1)
+
+
+@keras.saving.register_keras_serializable(package="crnn_gan")
+class FusedLSTM(keras.layers.Layer):
+    """A unidirectional LSTM over ``[batch, time, features]`` returning every step.
+
+    Args:
+        units: hidden units.
+        l2_scale: L2 penalty scale on kernel, recurrent kernel and bias (see `_l2`).
+        go_backwards: process the sequence in reverse (outputs stay in input order).
+        implementation: "block", "keras" or "auto" (see `resolve_implementation`).
+    """
+
+    def __init__(self, units: int, l2_scale: float = 0.0, go_backwards: bool = False,
+                 implementation: str = "auto", **kwargs):
+        super().__init__(**kwargs)
+        self.units = units
+        self.l2_scale = l2_scale
+        self.go_backwards = go_backwards
+        self.implementation = implementation
+        self.lstm = keras.layers.LSTM(
+            units, return_sequences=True, return_state=True,
+            kernel_regularizer=_l2(l2_scale), recurrent_regularizer=_l2(l2_scale),
+            bias_regularizer=_l2(l2_scale), name="lstm",
+        )
+
+    def build(self, input_shape):
+        self.lstm.build(input_shape)
+        self.built = True
+
+    @property
+    def cell(self):
+        return self.lstm.cell
+
+    def call(self, inputs, initial_state=None):
+        """Runs the sequence.
+
+        Args:
+            inputs: float32 ``[batch, time, features]``.
+            initial_state: optional ``(h, c)``, each ``[batch, units]``; zeros by default.
+
+        Returns:
+            ``(outputs [batch, time, units], h_last, c_last)``.
+        """
+        if resolve_implementation(self.implementation) == "keras":
+            x = tf.reverse(inputs, [1]) if self.go_backwards else inputs
+            outputs, h, c = self.lstm(x, initial_state=initial_state)
+        else:
+            outputs, h, c = self._block_lstm(inputs, initial_state)
+        if self.go_backwards:
+            outputs = tf.reverse(outputs, [1])
+        return outputs, h, c
+
+    def _block_lstm(self, inputs, initial_state):
+        batch = tf.shape(inputs)[0]
+        if initial_state is None:
+            zeros = tf.zeros([batch, self.units], inputs.dtype)
+            initial_state = (zeros, zeros)
+        h0, c0 = initial_state
+        x = tf.transpose(inputs, [1, 0, 2])  # time-major
+        if self.go_backwards:
+            x = tf.reverse(x, [0])
+        cell = self.lstm.cell
+        weights = _ifco_to_icfo(tf.concat([cell.kernel, cell.recurrent_kernel], axis=0))
+        no_peephole = tf.zeros([self.units], inputs.dtype)
+        outputs = tf.raw_ops.BlockLSTM(
+            seq_len_max=tf.cast(tf.shape(x)[0], tf.int64), x=x, cs_prev=c0, h_prev=h0,
+            w=weights, wci=no_peephole, wcf=no_peephole, wco=no_peephole,
+            b=_ifco_to_icfo(cell.bias), forget_bias=0.0, cell_clip=-1.0, use_peephole=False,
+        )
+        cs, h = outputs[1], outputs[6]
+        return tf.transpose(h, [1, 0, 2]), h[-1], cs[-1]
+
+    def step(self, inputs, state, input_projection=None):
+        """One time step with plain matmuls (builtin ops only: exports to TFLite).
+
+        Args:
+            inputs: ``[batch, features]``, or None when `input_projection` is given.
+            state: ``(h, c)``, each ``[batch, units]``.
+            input_projection: precomputed ``inputs @ kernel`` ``[batch, 4 * units]``.
+
+        Returns:
+            ``(h, c)`` after the step.
+        """
+        cell = self.lstm.cell
+        h, c = state
+        if input_projection is None:
+            input_projection = tf.matmul(inputs, cell.kernel)
+        gates = input_projection + tf.matmul(h, cell.recurrent_kernel) + cell.bias
+        i, f, g, o = tf.split(gates, 4, axis=-1)
+        c = tf.sigmoid(f) * c + tf.sigmoid(i) * tf.tanh(g)
+        h = tf.sigmoid(o) * tf.tanh(c)
+        return h, c
+
+    def get_config(self):
+        return {**super().get_config(), "units": self.units, "l2_scale": self.l2_scale,
+                "go_backwards": self.go_backwards, "implementation": self.implementation}

@@ -1,0 +1,210 @@
+"""One training run, end to end: data, models, optimisers, callbacks, `fit`, final weights.
+
+What lands in `model_dir` (any `tf.io.gfile` path):
+    config.json            the Config, the model kind and the dataset
+    scaler.json            feature scaling of the training split (raw units <-> model units)
+    real_statistics.json   the six statistics of real training windows (mean, std)
+    checkpoints/latest.weights.h5, checkpoints/best.weights.h5 (lowest stat_distance)
+    backup/                BackupAndRestore state: run the same command again to resume
+    logs/                  TensorBoard: losses, D accuracies, freeze fractions, statistics
+    history.csv            the same per epoch; statistics.csv: the six statistics per epoch
+    samples/epoch_NNNN/    generated songs as MIDI
+    generator.weights.h5   the final generator (what export reads)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from crnn_gan import callbacks as run_callbacks
+from crnn_gan import metrics
+from crnn_gan.config import Config
+from crnn_gan.discriminator import Discriminator
+from crnn_gan.gan import CRNNGAN, Baseline
+from crnn_gan.generator import Generator
+from tfds_midi import codec, pipeline
+
+MODEL_KINDS = ("gan", "baseline")
+
+
+@dataclasses.dataclass(frozen=True)
+class RunSpec:
+    """Everything a run needs besides the Config.
+
+    Attributes:
+        model_dir: output folder (any tf.io.gfile path).
+        model: "gan" or "baseline".
+        dataset: TFDS name, e.g. "crnn_gan_midi/default".
+        data_dir: TFDS data dir (None = TFDS's default).
+        seed: seeds weights, noise and windows.
+        samples_per_epoch: MIDI songs generated after every epoch.
+    """
+
+    model_dir: str
+    model: str = "gan"
+    dataset: str = "crnn_gan_midi/default"
+    data_dir: str | None = None
+    seed: int = 0
+    samples_per_epoch: int = 4
+
+    def __post_init__(self):
+        if self.model not in MODEL_KINDS:
+            raise ValueError(f"model must be one of {MODEL_KINDS}, got {self.model!r}")
+        if self.samples_per_epoch < 0:
+            raise ValueError(f"samples_per_epoch must be >= 0, got {self.samples_per_epoch}")
+
+
+def build_generator(config: Config) -> Generator:
+    return Generator(tones_per_step=config.tones_per_step, units=config.units,
+                     num_layers=config.num_layers, l2_scale=config.l2_scale,
+                     implementation=config.implementation, name="generator")
+
+
+def build_model(config: Config, model: str, seed: int | None = None) -> keras.Model:
+    """The compiled, fully built CRNNGAN or Baseline of a config (optimisers included)."""
+
+    def optimizer(learning_rate):
+        clip = config.clip_norm or None
+        if config.optimizer == "adam":
+            return keras.optimizers.Adam(learning_rate, global_clipnorm=clip)
+        return keras.optimizers.SGD(learning_rate, global_clipnorm=clip)
+
+    generator = build_generator(config)
+    if model == "baseline":
+        built = Baseline(generator, seed=seed, name="baseline")
+        built.compile(optimizer=optimizer(config.learning_rate))
+    else:
+        discriminator = Discriminator(
+            num_features=config.num_features, units=config.units,
+            num_layers=config.num_layers, l2_scale=config.l2_scale,
+            implementation=config.implementation, name="discriminator")
+        built = CRNNGAN(generator, discriminator, feature_matching=config.feature_matching,
+                        freezing=config.freezing, freeze_threshold=config.freeze_threshold,
+                        seed=seed, name="crnn_gan")
+        built.compile(
+            d_optimizer=optimizer(config.learning_rate * config.d_learning_rate_scale),
+            g_optimizer=optimizer(config.learning_rate))
+    built.build_for_training()
+    return built
+
+
+def real_window_statistics(songs, steps: int, num_windows: int = 200, seed: int = 0):
+    """Mean and std of the six statistics over random real windows of `steps` steps."""
+    rng = np.random.default_rng(seed)
+    usable = pipeline.songs_for_training(songs, steps) or list(songs)
+    stats = []
+    for _ in range(num_windows):
+        song = usable[rng.integers(len(usable))]
+        start = rng.integers(0, max(len(song) - steps, 0) + 1)
+        stats.append(metrics.all_statistics(codec.unpack_tones(song[start:start + steps])))
+    return metrics.summarise(stats)
+
+
+def _write_text(path: str, text: str) -> None:
+    with tf.io.gfile.GFile(path, "w") as f:
+        f.write(text)
+
+
+def load_training_songs(spec: RunSpec, config: Config) -> list[np.ndarray]:
+    """The training split as raw songs (packed for C-RNN-GAN-3); prepares it if needed."""
+    import tensorflow_datasets as tfds
+
+    import tfds_midi  # noqa: F401  (registers crnn_gan_midi)
+
+    split = tfds.load(spec.dataset, split="train", data_dir=spec.data_dir)
+    return pipeline.load_songs(split, config.tones_per_step)
+
+
+def train(config: Config, spec: RunSpec, songs=None) -> keras.callbacks.History:
+    """Runs (or resumes) a training run.
+
+    Args:
+        config: hyper-parameters.
+        spec: model kind, data and output locations.
+        songs: raw training songs; default: the train split of `spec.dataset`.
+
+    Returns:
+        Keras' History of this invocation's epochs.
+
+    Raises:
+        NonFiniteLossError: a loss became NaN/Inf (earlier checkpoints stay intact).
+    """
+    keras.utils.set_random_seed(spec.seed)
+    model_dir = spec.model_dir.rstrip("/")
+    tf.io.gfile.makedirs(f"{model_dir}/checkpoints")
+    if songs is None:
+        songs = load_training_songs(spec, config)
+    scaler_path = f"{model_dir}/scaler.json"
+    stats_path = f"{model_dir}/real_statistics.json"
+    if tf.io.gfile.exists(scaler_path) and tf.io.gfile.exists(stats_path):
+        # Resuming: keep the scaling the weights were trained with.
+        scaler = pipeline.FeatureScaler.load(scaler_path)
+        with tf.io.gfile.GFile(stats_path) as f:
+            real_stats = {k: tuple(v) for k, v in json.load(f).items()}
+    else:
+        scaler = pipeline.FeatureScaler.fit(songs)
+        real_stats = real_window_statistics(songs, config.sample_steps, seed=spec.seed)
+        scaler.save(scaler_path)
+        _write_text(stats_path, json.dumps(real_stats, indent=2))
+    _write_text(f"{model_dir}/config.json", json.dumps(
+        {"config": dataclasses.asdict(config), "model": spec.model, "dataset": spec.dataset,
+         "seed": spec.seed}, indent=2))
+    usable = len(pipeline.songs_for_training(songs, config.seq_len))
+    logging.info("%d of %d training songs hold a window of %d steps (the others are skipped).",
+                 usable, len(songs), config.seq_len)
+
+    model = build_model(config, spec.model, seed=spec.seed)
+    dataset = pipeline.window_dataset(songs, scaler, config.seq_len, config.batch_size,
+                                      windows_per_song=config.windows_per_song, seed=spec.seed)
+    callbacks = [
+        run_callbacks.ScheduleCallback(config.pretrain_epochs, config.seq_len,
+                                       config.curriculum_step),
+        run_callbacks.NonFiniteLossGuard(),
+        keras.callbacks.BackupAndRestore(f"{model_dir}/backup", double_checkpoint=True),
+        run_callbacks.SampleWriter(model_dir, scaler, spec.samples_per_epoch,
+                                   config.sample_steps, real_stats, seed=spec.seed),
+        keras.callbacks.ModelCheckpoint(f"{model_dir}/checkpoints/latest.weights.h5",
+                                        save_weights_only=True),
+        keras.callbacks.TensorBoard(f"{model_dir}/logs"),
+        keras.callbacks.CSVLogger(f"{model_dir}/history.csv", append=True),
+        EpochSummary(),
+    ]
+    if spec.samples_per_epoch > 0:
+        callbacks.insert(5, keras.callbacks.ModelCheckpoint(
+            f"{model_dir}/checkpoints/best.weights.h5", save_weights_only=True,
+            monitor="stat_distance", mode="min", save_best_only=True))
+    history = model.fit(dataset, epochs=config.epochs, callbacks=callbacks, verbose=2,
+                        shuffle=False)
+    model.generator.save_weights(f"{model_dir}/generator.weights.h5")
+    return history
+
+
+class EpochSummary(keras.callbacks.Callback):
+    """One summary line per epoch: phase, losses, D accuracies, freezing, stat_distance."""
+
+    KEYS = ("pretrain_loss", "d_loss", "g_loss", "g_adv_loss", "d_acc_real", "d_acc_fake",
+            "d_frozen", "g_frozen", "stat_distance")
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        phase = "pretrain" if self.model.pretraining else "adversarial"
+        keys = [k for k in self.KEYS if k in logs
+                and (k != "pretrain_loss") == (phase == "adversarial" or k == "stat_distance")]
+        values = "  ".join(f"{k}={float(logs[k]):.4g}" for k in keys)
+        print(f"epoch {epoch + 1} [{phase}] {values}", flush=True)
+
+
+def load_generator(model_dir: str):
+    """The final generator of a run, its Config and its FeatureScaler."""
+    with tf.io.gfile.GFile(f"{model_dir}/config.json") as f:
+        config = Config(**json.load(f)["config"])
+    generator = build_generator(config)
+    generator.build()
+    generator.load_weights(f"{model_dir}/generator.weights.h5")
+    return generator, config, pipeline.FeatureScaler.load(f"{model_dir}/scaler.json")

@@ -1,0 +1,69 @@
+r"""Trains C-RNN-GAN (or the baseline) on a crnn_gan_midi dataset.
+
+    python train.py --preset=small --model_dir=runs/small
+    python train.py --model=baseline --preset=small --model_dir=runs/baseline
+    python train.py --tones_per_step=3 --preset=small --model_dir=runs/gan3
+    python train.py --preset=paper --model_dir=gs://bucket/run   # on a GPU
+
+Running the same command again resumes from the last finished epoch.
+"""
+
+import dataclasses
+import sys
+
+from absl import app, flags
+
+from crnn_gan import config as config_lib
+
+FLAGS = flags.FLAGS
+flags.DEFINE_enum("model", "gan", ["gan", "baseline"],
+                  "gan: C-RNN-GAN; baseline: the same G trained only on next-tone prediction.")
+flags.DEFINE_enum("preset", "small", sorted(config_lib.PRESETS),
+                  "Named hyper-parameters; the flags below override single fields.")
+flags.DEFINE_string("dataset", "crnn_gan_midi/default", "TFDS dataset/config to train on.")
+flags.DEFINE_string("data_dir", None, "TFDS data dir (any tf.io.gfile path).")
+flags.DEFINE_string("model_dir", None, "Where the run writes everything (required).")
+flags.DEFINE_integer("seed", 0, "Seeds weights, noise and windows.")
+flags.DEFINE_integer("samples_per_epoch", 4, "MIDI songs generated after every epoch.")
+
+_FIELD_HELP = "Override the preset's Config.{name} (default: the preset's value)."
+for _field in dataclasses.fields(config_lib.Config):
+    _define = {int: flags.DEFINE_integer, float: flags.DEFINE_float, bool: flags.DEFINE_bool,
+               str: flags.DEFINE_string}[type(_field.default)]
+    _define(_field.name, None, _FIELD_HELP.format(name=_field.name))
+
+
+def config_from_flags() -> config_lib.Config:
+    overrides = {f.name: getattr(FLAGS, f.name) for f in dataclasses.fields(config_lib.Config)
+                 if getattr(FLAGS, f.name) is not None}
+    return config_lib.preset(FLAGS.preset, **overrides)
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    if not FLAGS.model_dir:
+        raise app.UsageError("--model_dir is required")
+    try:
+        config = config_from_flags()
+    except ValueError as error:
+        raise app.UsageError(str(error)) from None
+
+    from crnn_gan import training
+    from crnn_gan.callbacks import NonFiniteLossError
+
+    spec = training.RunSpec(model_dir=FLAGS.model_dir, model=FLAGS.model,
+                            dataset=FLAGS.dataset, data_dir=FLAGS.data_dir, seed=FLAGS.seed,
+                            samples_per_epoch=FLAGS.samples_per_epoch)
+    print(f"Training {FLAGS.model} with preset {FLAGS.preset}: {config}", flush=True)
+    try:
+        training.train(config, spec)
+    except NonFiniteLossError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 3
+    print(f"Done: {FLAGS.model_dir}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    app.run(main)
