@@ -22,6 +22,7 @@ flags.DEFINE_enum("preset", "small", sorted(config_lib.PRESETS),
                   "Named hyper-parameters; the flags below override single fields.")
 flags.DEFINE_string("dataset", "crnn_gan_midi/default", "TFDS dataset/config to train on.")
 flags.DEFINE_string("data_dir", None, "TFDS data dir (any tf.io.gfile path).")
+flags.DEFINE_string("manual_dir", None, "Your MIDI folder, for --dataset=crnn_gan_midi/manual.")
 flags.DEFINE_string("model_dir", None, "Where the run writes everything (required).")
 flags.DEFINE_integer("seed", 0, "Seeds weights, noise and windows.")
 flags.DEFINE_integer("samples_per_epoch", 4, "MIDI songs generated after every epoch.")
@@ -53,7 +54,8 @@ def main(argv):
     from crnn_gan.callbacks import NonFiniteLossError
 
     spec = training.RunSpec(model_dir=FLAGS.model_dir, model=FLAGS.model,
-                            dataset=FLAGS.dataset, data_dir=FLAGS.data_dir, seed=FLAGS.seed,
+                            dataset=FLAGS.dataset, data_dir=FLAGS.data_dir,
+                            manual_dir=FLAGS.manual_dir, seed=FLAGS.seed,
                             samples_per_epoch=FLAGS.samples_per_epoch)
     print(f"Training {FLAGS.model} with preset {FLAGS.preset}: {config}", flush=True)
     try:

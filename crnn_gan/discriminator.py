@@ -45,6 +45,8 @@ class Discriminator(keras.Model):
         self.implementation = implementation
 
     def build(self, input_shape=None):
+        if self.built:  # idempotent: deserialisation may have built it already
+            return
         width = self.num_features
         for forward, backward in zip(self.forward_lstms, self.backward_lstms):
             forward.build((None, None, width))

@@ -17,9 +17,11 @@ Adversarial step (one batch of real windows ``[batch, T, F]``, normalised units)
   on another scale (about 1e-3 against 0.4-1.1) and would freeze G forever.
 - Both players' gradients come from the same forward pass (simultaneous updates, as the
   original code's single session run of both optimisers).
-- Freezing (paper's rule): D's update is skipped while the previous step's d_loss <
-  threshold * g_adv_loss, and G's while g_adv_loss < threshold * d_loss. (The original
-  code had the two optimisers swapped.) A skipped update multiplies the gradients by 0:
+- Freezing (paper's rule): D's update is skipped while the previous step's D loss <
+  threshold * g_adv_loss, and G's while g_adv_loss < threshold * D loss. (The original
+  code had the two optimisers swapped.) The D loss compared is the mean cross-entropy per
+  decision, d_loss / 2 (d_loss sums a real and a fake term): compared raw, a D at chance
+  (2 log 2) against G's log 2 would keep G frozen for good, as measured in a short run. A skipped update multiplies the gradients by 0:
   exact for plain SGD (the paper's optimiser); with Adam a frozen player's moment
   estimates still decay and move its weights a little.
 - L2 on all weights (the layers' regularisers) and global-norm clipping (the optimisers'
@@ -54,6 +56,22 @@ def teacher_forced_loss(generator: Generator, windows, seed_generator):
     return tf.reduce_mean(tf.square(predictions - windows))
 
 
+def feature_matching_loss(real_features, fake_features):
+    """|| mean R(x) - mean R(G(z)) ||^2, means over batch and time.
+
+    Args:
+        real_features: D's last hidden layer on real data ``[batch, T, 2 * units]`` (no
+            gradient flows into it).
+        fake_features: the same on generated data.
+
+    Returns:
+        Scalar squared L2 distance of the two mean feature vectors.
+    """
+    real_mean = tf.reduce_mean(tf.stop_gradient(real_features), axis=[0, 1])
+    fake_mean = tf.reduce_mean(fake_features, axis=[0, 1])
+    return tf.reduce_sum(tf.square(real_mean - fake_mean))
+
+
 @keras.saving.register_keras_serializable(package="crnn_gan")
 class CRNNGAN(keras.Model):
     """The GAN: G, D, the freezing rule, feature matching and pretraining.
@@ -85,6 +103,8 @@ class CRNNGAN(keras.Model):
             "g_frozen", "pretrain_loss")}
 
     def build(self, input_shape=None):
+        if self.built:  # idempotent: deserialisation may have built it already
+            return
         self.generator.build()
         self.discriminator.build()
         # The previous step's losses, for the freezing rule; 0 = nothing frozen at start.
@@ -101,6 +121,15 @@ class CRNNGAN(keras.Model):
         super().compile(**kwargs)
         self.d_optimizer = d_optimizer
         self.g_optimizer = g_optimizer
+
+    def get_compile_config(self):
+        return {"d_optimizer": keras.saving.serialize_keras_object(self.d_optimizer),
+                "g_optimizer": keras.saving.serialize_keras_object(self.g_optimizer)}
+
+    def compile_from_config(self, config):
+        self.compile(
+            d_optimizer=keras.saving.deserialize_keras_object(config["d_optimizer"]),
+            g_optimizer=keras.saving.deserialize_keras_object(config["g_optimizer"]))
 
     def build_for_training(self):
         """Builds the models and both optimisers (BackupAndRestore needs them all built)."""
@@ -128,7 +157,10 @@ class CRNNGAN(keras.Model):
         """(d_frozen, g_frozen) as float 0/1 from the previous step's losses."""
         if not self.freezing:
             return tf.constant(0.0), tf.constant(0.0)
-        d, g = self.previous_d_loss, self.previous_g_adv_loss
+        # Per-decision cross-entropies: d_loss sums D's two terms (real and fake), so at
+        # chance it is 2 log 2 against g_adv_loss's log 2; compared raw, G would freeze
+        # whenever D is merely at chance.
+        d, g = self.previous_d_loss / 2.0, self.previous_g_adv_loss
         d_frozen = tf.cast(d < self.freeze_threshold * g, tf.float32)
         g_frozen = tf.cast(g < self.freeze_threshold * d, tf.float32)
         return d_frozen, g_frozen
@@ -165,9 +197,7 @@ class CRNNGAN(keras.Model):
                                      + tf.math.log(1.0 - p_fake + EPSILON))
             g_adv_loss = -tf.reduce_mean(tf.math.log(p_fake + EPSILON))
             if self.feature_matching:
-                real_mean = tf.reduce_mean(tf.stop_gradient(features[:batch]), axis=[0, 1])
-                fake_mean = tf.reduce_mean(features[batch:], axis=[0, 1])
-                g_loss = tf.reduce_sum(tf.square(real_mean - fake_mean))
+                g_loss = feature_matching_loss(features[:batch], features[batch:])
             else:
                 g_loss = g_adv_loss
             d_total = d_loss + tf.add_n([0.0] + discriminator.losses)
@@ -230,6 +260,8 @@ class Baseline(keras.Model):
         self.pretraining = True
 
     def build(self, input_shape=None):
+        if self.built:  # idempotent: deserialisation may have built it already
+            return
         self.generator.build()
         self.window_length = self.add_weight(
             shape=(), initializer="zeros", dtype="int32", trainable=False, name="window_length")

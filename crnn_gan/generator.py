@@ -59,6 +59,8 @@ class Generator(keras.Model):
         return 4 * self.tones_per_step
 
     def build(self, input_shape=None):
+        if self.built:  # idempotent: deserialisation may have built it already
+            return
         self.lstms[0].build((None, None, self.noise_dim + self.num_features))
         for lstm in self.lstms[1:]:
             lstm.build((None, None, self.units))

@@ -62,6 +62,8 @@ class FusedLSTM(keras.layers.Layer):
         )
 
     def build(self, input_shape):
+        if self.built:  # idempotent: deserialisation may have built it already
+            return
         self.lstm.build(input_shape)
         self.built = True
 

@@ -42,6 +42,7 @@ class RunSpec:
         model: "gan" or "baseline".
         dataset: TFDS name, e.g. "crnn_gan_midi/default".
         data_dir: TFDS data dir (None = TFDS's default).
+        manual_dir: the MIDI folder of the `crnn_gan_midi/manual` config.
         seed: seeds weights, noise and windows.
         samples_per_epoch: MIDI songs generated after every epoch.
     """
@@ -50,6 +51,7 @@ class RunSpec:
     model: str = "gan"
     dataset: str = "crnn_gan_midi/default"
     data_dir: str | None = None
+    manual_dir: str | None = None
     seed: int = 0
     samples_per_epoch: int = 4
 
@@ -117,7 +119,9 @@ def load_training_songs(spec: RunSpec, config: Config) -> list[np.ndarray]:
 
     import tfds_midi  # noqa: F401  (registers crnn_gan_midi)
 
-    split = tfds.load(spec.dataset, split="train", data_dir=spec.data_dir)
+    download_config = tfds.download.DownloadConfig(manual_dir=spec.manual_dir)
+    split = tfds.load(spec.dataset, split="train", data_dir=spec.data_dir,
+                      download_and_prepare_kwargs={"download_config": download_config})
     return pipeline.load_songs(split, config.tones_per_step)
 
 

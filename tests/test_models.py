@@ -1,0 +1,219 @@
+"""G, D, the LSTM kernels, the CRNNGAN train_step (freezing, feature matching) and the baseline."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from crnn_gan import config as config_lib
+from crnn_gan import training
+from crnn_gan.discriminator import Discriminator
+from crnn_gan.gan import CRNNGAN, Baseline, feature_matching_loss
+from crnn_gan.generator import Generator, shift_right
+from crnn_gan.lstm import FusedLSTM
+
+TINY = config_lib.preset("tiny")
+
+
+def _noise(batch, steps, dim, seed=0):
+    return tf.constant(np.random.default_rng(seed).uniform(size=(batch, steps, dim)), tf.float32)
+
+
+@pytest.mark.parametrize("tones_per_step", [1, 3])
+def test_shapes_of_every_model(tones_per_step):
+    config = TINY.replace(tones_per_step=tones_per_step)
+    gan = training.build_model(config, "gan")
+    features = 4 * tones_per_step
+    for steps in (1, 5, 13):  # any length at call time
+        fake = gan.generator(_noise(3, steps, features))
+        assert fake.shape == (3, steps, features)
+        assert gan.discriminator(fake).shape == (3,)
+        assert gan.discriminator.features(fake).shape == (3, steps, 2 * config.units)
+        forced = gan.generator.teacher_forced(_noise(3, steps, features), fake)
+        assert forced.shape == (3, steps, features)
+    probabilities = gan.discriminator(fake).numpy()
+    assert np.all((probabilities > 0) & (probabilities < 1))
+
+
+@pytest.mark.parametrize("go_backwards", [False, True])
+def test_block_kernel_equals_keras_lstm_forward_and_gradient(go_backwards):
+    x = _noise(2, 6, 5)
+    block = FusedLSTM(7, go_backwards=go_backwards, implementation="block")
+    reference = FusedLSTM(7, go_backwards=go_backwards, implementation="keras")
+    block.build(x.shape)
+    reference.build(x.shape)
+    reference.set_weights(block.get_weights())
+    results = []
+    for layer in (block, reference):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            outputs, h, c = layer(x)
+            loss = tf.reduce_sum(outputs ** 2) + tf.reduce_sum(c)
+        results.append([outputs, h, c, *tape.gradient(loss, [x, *layer.trainable_variables])])
+    for a, b in zip(*results):
+        np.testing.assert_allclose(a, b, atol=1e-5)
+
+
+def test_step_equals_sequence():
+    x = _noise(2, 4, 3)
+    layer = FusedLSTM(5, implementation="block")
+    outputs, _, _ = layer(x)
+    state = (tf.zeros([2, 5]), tf.zeros([2, 5]))
+    for t in range(4):
+        state = layer.step(x[:, t], state)
+        np.testing.assert_allclose(state[0], outputs[:, t], atol=1e-6)
+
+
+def test_free_running_generator_is_its_step_loop_and_feedback_feeds():
+    generator = training.build_generator(TINY)
+    generator.build()
+    noise = _noise(2, 6, 4)
+    outputs = generator(noise).numpy()
+    states, previous = generator.initial_state(2)
+    stepped = []
+    for t in range(6):
+        previous, states = generator.step(noise[:, t], states, previous)
+        stepped.append(previous.numpy())
+    np.testing.assert_allclose(np.stack(stepped, 1), outputs, atol=1e-6)
+    # Changing the output fed back at step t changes step t+1 (the same noise otherwise).
+    states, previous = generator.initial_state(2)
+    for t in range(3):
+        previous, states = generator.step(noise[:, t], states, previous)
+    unchanged, _ = generator.step(noise[:, 3], states, previous)
+    changed, _ = generator.step(noise[:, 3], states, previous + 1.0)
+    assert np.abs(unchanged.numpy() - changed.numpy()).max() > 1e-4
+
+
+def test_teacher_forcing_with_own_outputs_equals_free_running():
+    generator = training.build_generator(TINY)
+    generator.build()
+    noise = _noise(2, 7, 4)
+    free = generator(noise)
+    forced = generator.teacher_forced(noise, shift_right(free))
+    np.testing.assert_allclose(forced, free, atol=1e-5)
+
+
+def test_feature_matching_loss_is_zero_for_equal_features_and_positive_otherwise():
+    features = _noise(4, 5, 6)
+    assert float(feature_matching_loss(features, features)) == 0.0
+    # Batch and time means are compared: a reordering of the batch changes nothing.
+    assert float(feature_matching_loss(features, tf.reverse(features, [0]))) < 1e-12
+    assert float(feature_matching_loss(features, features + 0.5)) == pytest.approx(0.25 * 6)
+
+
+def _gan_and_batch(**overrides):
+    config = TINY.replace(**overrides)
+    gan = training.build_model(config, "gan", seed=1)
+    gan.window_length.assign(config.seq_len)
+    real = _noise(config.batch_size, config.seq_len, 4, seed=2)
+    return gan, real
+
+
+def _weights(model):
+    return [v.numpy().copy() for v in model.trainable_variables]
+
+
+def _changed(before, model):
+    return [not np.array_equal(b, v.numpy()) for b, v in zip(before, model.trainable_variables)]
+
+
+@pytest.mark.parametrize(
+    "previous_d, previous_g, d_moves, g_moves",
+    # previous_d is d_loss (real + fake terms); the rule compares d_loss / 2 with g_adv.
+    [(2.0, 1.0, True, True),     # balanced: both update
+     (0.2, 1.0, False, True),    # D's loss < 70 % of G's: D frozen
+     (1.2, 0.5, True, True),     # 0.6 vs 0.5: neither below 70 % of the other
+     (2.0, 0.1, True, False)])   # G's loss < 70 % of D's: G frozen
+def test_train_step_freezing_rule(previous_d, previous_g, d_moves, g_moves):
+    gan, real = _gan_and_batch()
+    gan.previous_d_loss.assign(previous_d)
+    gan.previous_g_adv_loss.assign(previous_g)
+    d_before, g_before = _weights(gan.discriminator), _weights(gan.generator)
+    logs = gan.train_step(real)
+    d_changed, g_changed = _changed(d_before, gan.discriminator), _changed(g_before, gan.generator)
+    assert all(d_changed) if d_moves else not any(d_changed)
+    assert all(g_changed) if g_moves else not any(g_changed)
+    assert float(logs["d_frozen"]) == (0.0 if d_moves else 1.0)
+    assert float(logs["g_frozen"]) == (0.0 if g_moves else 1.0)
+    # The decision for the next step comes from this step's losses.
+    assert float(gan.previous_d_loss) == pytest.approx(float(logs["d_loss"]))
+    assert float(gan.previous_g_adv_loss) == pytest.approx(float(logs["g_adv_loss"]))
+
+
+def test_freezing_off_always_updates_both():
+    gan, real = _gan_and_batch(freezing=False)
+    gan.previous_d_loss.assign(0.01)
+    gan.previous_g_adv_loss.assign(10.0)
+    d_before, g_before = _weights(gan.discriminator), _weights(gan.generator)
+    gan.train_step(real)
+    assert all(_changed(d_before, gan.discriminator))
+    assert all(_changed(g_before, gan.generator))
+
+
+def test_compiled_fit_updates_both_players_in_a_real_run():
+    """A short real run: the freezing rule lets each side update on some steps."""
+    config = TINY.replace(units=16, seq_len=12, batch_size=8, pretrain_epochs=0)
+    gan = training.build_model(config, "gan", seed=3)
+    gan.window_length.assign(config.seq_len)
+    rng = np.random.default_rng(0)
+    t = np.arange(config.seq_len)
+    windows = np.stack([np.stack([np.sin(t / 2 + p), np.cos(t / 3 + p), np.sin(t + p),
+                                  np.cos(t / 5 + p)], -1) for p in rng.uniform(0, 6, 64)])
+    history = gan.fit(tf.data.Dataset.from_tensor_slices(windows.astype(np.float32))
+                      .batch(8, drop_remainder=True), epochs=3, verbose=0)
+    d_frozen, g_frozen = np.array(history.history["d_frozen"]), np.array(history.history["g_frozen"])
+    assert np.all(d_frozen < 1.0) and np.all(g_frozen < 1.0)
+    assert np.all(np.isfinite(history.history["d_loss"]))
+
+
+def test_pretraining_reduces_next_tone_error_on_a_learnable_sequence():
+    config = TINY.replace(units=32, seq_len=16, learning_rate=0.05, optimizer="adam",
+                          l2_scale=0.0)
+    baseline = training.build_model(config, "baseline", seed=0)
+    baseline.window_length.assign(config.seq_len)
+    t = np.arange(200)
+    song = np.stack([np.sin(t * 0.5), np.cos(t * 0.5), np.sin(t * 0.25), np.cos(t)], -1)
+    windows = np.stack([song[i:i + 16] for i in range(0, 180)]).astype(np.float32)
+    dataset = tf.data.Dataset.from_tensor_slices(windows).shuffle(180, seed=0).batch(
+        20, drop_remainder=True)
+    history = baseline.fit(dataset, epochs=15, verbose=0)
+    losses = history.history["pretrain_loss"]
+    assert losses[-1] < 0.2 * losses[0]
+
+
+def test_get_config_from_config_round_trip():
+    gan = training.build_model(TINY.replace(tones_per_step=3), "gan", seed=4)
+    clone = CRNNGAN.from_config(gan.get_config())
+    clone.build()
+    assert clone.get_config() == gan.get_config()
+    assert clone.generator.tones_per_step == 3
+    clone.set_weights(gan.get_weights())
+    noise = _noise(2, 5, 12)
+    np.testing.assert_allclose(clone(noise), gan(noise), atol=1e-6)
+    baseline = Baseline(Generator(units=5, num_layers=1), seed=2)
+    assert Baseline.from_config(baseline.get_config()).get_config() == baseline.get_config()
+    d = Discriminator(num_features=12, units=6)
+    assert Discriminator.from_config(d.get_config()).get_config() == d.get_config()
+    revived = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(gan))
+    assert isinstance(revived, CRNNGAN) and revived.freeze_threshold == gan.freeze_threshold
+
+
+@pytest.mark.parametrize(
+    "field, value", [("units", 0), ("tones_per_step", 2), ("freeze_threshold", 1.5),
+                     ("optimizer", "rmsprop"), ("learning_rate", -1.0), ("seq_len", 2.5)])
+def test_invalid_config_values_name_the_field(field, value):
+    with pytest.raises(ValueError, match=field):
+        TINY.replace(**{field: value})
+    with pytest.raises(ValueError, match="unknown"):
+        TINY.replace(no_such_field=1)
+
+
+def test_presets_are_the_papers_defaults():
+    paper = config_lib.preset("paper")
+    assert (paper.units, paper.num_layers, paper.seq_len, paper.batch_size) == (350, 2, 100, 20)
+    assert (paper.learning_rate, paper.d_learning_rate_scale, paper.clip_norm) == (0.1, 0.5, 5.0)
+    assert paper.pretrain_epochs == 6 and paper.feature_matching and paper.freezing
+    assert paper.optimizer == "sgd" and paper.freeze_threshold == 0.7
+    assert config_lib.Config.from_json(paper.to_json()) == paper

@@ -1,0 +1,117 @@
+"""train.py and crnn_gan.training end to end: outputs, resume after SIGKILL, NaN guard."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import pathlib
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from crnn_gan import config as config_lib
+from crnn_gan import training
+from crnn_gan.callbacks import NonFiniteLossError
+from tests import midi_fixtures
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+TINY = config_lib.preset("tiny")
+
+
+def _songs(num=12, tones=40, seed=0):
+    rng = np.random.default_rng(seed)
+    return [midi_fixtures.random_song(rng, tones) for _ in range(num)]
+
+
+def _epochs(model_dir):
+    with open(pathlib.Path(model_dir, "history.csv")) as f:
+        return [int(row["epoch"]) for row in csv.DictReader(f)]
+
+
+def test_a_run_writes_everything_in_model_dir(tmp_path):
+    spec = training.RunSpec(model_dir=str(tmp_path), samples_per_epoch=2)
+    training.train(TINY.replace(epochs=3), spec, songs=_songs())
+    for name in ("config.json", "scaler.json", "real_statistics.json", "history.csv",
+                 "statistics.csv", "generator.weights.h5", "checkpoints/latest.weights.h5",
+                 "checkpoints/best.weights.h5"):
+        assert (tmp_path / name).stat().st_size > 0, name
+    assert sorted(p.name for p in (tmp_path / "samples").iterdir()) == [
+        "epoch_0001", "epoch_0002", "epoch_0003"]
+    assert len(list((tmp_path / "samples" / "epoch_0003").glob("*.mid"))) == 2
+    assert list((tmp_path / "logs").rglob("events.out.tfevents*"))
+    with open(tmp_path / "statistics.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [int(r["epoch"]) for r in rows] == [1, 2, 3]
+    assert {"polyphony", "scale_consistency", "repetitions", "tone_span", "unique_tones",
+            "intensity_span"} <= set(rows[0])
+    assert json.loads((tmp_path / "config.json").read_text())["config"]["units"] == TINY.units
+    generator, config, scaler = training.load_generator(str(tmp_path))
+    assert config == TINY.replace(epochs=3) and scaler.num_features == 4
+    # Pretraining epochs then adversarial epochs, in the same run.
+    with open(tmp_path / "history.csv") as f:
+        history = list(csv.DictReader(f))
+    assert float(history[0]["pretrain_loss"]) > 0 and float(history[0]["d_loss"]) == 0
+    assert float(history[-1]["d_loss"]) > 0
+
+
+def test_nan_loss_stops_cleanly_and_keeps_the_last_good_checkpoint(tmp_path):
+    spec = training.RunSpec(model_dir=str(tmp_path), samples_per_epoch=0)
+    training.train(TINY.replace(epochs=2), spec, songs=_songs())
+    latest = tmp_path / "checkpoints" / "latest.weights.h5"
+    good = latest.read_bytes()
+    poisoned = _songs() + [np.full((40, 4), np.nan, np.float32)]
+    with pytest.raises(NonFiniteLossError, match="became nan"):
+        training.train(TINY.replace(epochs=4), spec, songs=poisoned)
+    assert latest.read_bytes() == good
+    assert _epochs(tmp_path) == [0, 1]
+
+
+def _train_command(model_dir, manual_dir, data_dir, epochs):
+    return [sys.executable, str(ROOT / "train.py"), "--preset=tiny", f"--epochs={epochs}",
+            "--dataset=crnn_gan_midi/manual", f"--manual_dir={manual_dir}",
+            f"--data_dir={data_dir}", f"--model_dir={model_dir}", "--samples_per_epoch=1",
+            "--units=32", "--windows_per_song=40"]
+
+
+@pytest.mark.slow
+def test_sigkilled_run_resumes_and_finishes_with_the_same_epoch_count(tmp_path):
+    manual_dir = tmp_path / "midi"
+    midi_fixtures.write_corpus(manual_dir, midi_fixtures.sources_covering_splits((6, 1, 1)))
+    model_dir, data_dir = tmp_path / "run", tmp_path / "data"
+    command = _train_command(model_dir, manual_dir, data_dir, epochs=5)
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, start_new_session=True)
+    deadline = time.time() + 300
+    history = model_dir / "history.csv"
+    while time.time() < deadline and process.poll() is None:
+        if history.exists() and len(_epochs(model_dir)) >= 2:
+            break
+        time.sleep(0.2)
+    assert process.poll() is None, process.stdout.read().decode()[-3000:]
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    killed_after = _epochs(model_dir)
+    assert 2 <= len(killed_after) < 5
+    result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True,
+                            timeout=600)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    # The second run started after the last finished epoch, not from scratch.
+    assert f"Epoch {len(killed_after) + 1}/5" in result.stdout
+    assert "Epoch 1/5" not in result.stdout
+    assert sorted(set(_epochs(model_dir))) == [0, 1, 2, 3, 4]
+    assert (model_dir / "generator.weights.h5").exists()
+    assert (model_dir / "samples" / "epoch_0005").is_dir()
+
+
+def test_train_py_rejects_bad_flags_with_a_clear_message(tmp_path):
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "train.py"), "--preset=tiny", "--units=0",
+         f"--model_dir={tmp_path}"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode != 0
+    assert "Config.units must be an integer >= 1" in result.stderr
