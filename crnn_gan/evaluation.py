@@ -543,8 +543,8 @@ def evaluate(request: Request, log=print) -> Result:
 
     generated: list[SongSet] = []
     for folder in request.samples:
-        generated.append(read_midi_folder(folder, f"samples: {os.path.basename(folder.rstrip('/'))}",
-                                          **kwargs))
+        label = f"samples: {os.path.basename(folder.rstrip('/'))}"
+        generated.append(read_midi_folder(folder, label, **kwargs))
     if request.saved_model:
         steps = request.steps or window
         songs = generate_from_saved_model(request.saved_model, request.num_samples, steps,
@@ -559,15 +559,18 @@ def evaluate(request: Request, log=print) -> Result:
 
     finals = [r.final() for r in runs if r.final() is not None] + generated
     lengths = [s["num_tones"] for g in finals for s in g.statistics]
-    generated_length = float(np.mean(lengths)) if lengths and np.mean(lengths) > 0 else float(window)
+    # l_g of the repetition normalisation: the generated songs' mean length, else the window.
+    mean_length = float(np.mean(lengths)) if lengths else 0.0
+    generated_length = mean_length if mean_length > 0 else float(window)
 
     real_songs = real_windows = None
     if request.real or request.midi_dir:
         if request.real:
             songs, names = load_tfds_songs(request.real, request.data_dir)
-            real_songs = SongSet.measure(f"real: {request.real}", songs, names, **kwargs)
+            real_songs = SongSet.measure(f"real songs: {request.real}", songs, names, **kwargs)
         else:
-            real_songs = read_midi_folder(request.midi_dir, f"real: {request.midi_dir}", **kwargs)
+            real_songs = read_midi_folder(request.midi_dir, f"real songs: {request.midi_dir}",
+                                          **kwargs)
         windows, names = random_windows(real_songs.songs, real_songs.names, window,
                                         request.real_windows, seed=request.seed)
         real_windows = SongSet.measure(f"real windows of {window} tones", windows, names,
@@ -615,10 +618,15 @@ def evaluate(request: Request, log=print) -> Result:
                                   pretrain_epochs=run.config.get("pretrain_epochs")))
     references = [(g.label, {n: v["mean"] for n, v in g.summary().items()}) for g in generated]
     figure_path = request.figure or f"{out}/figure3.png"
-    title = "Statistics of generated music over training" + (
+    title = ("Statistics of generated music over training" if runs
+             else "Statistics of generated and real music") + (
         f" (compat={request.compat})" if request.compat else "")
+    note = (f"real: normalised to {generated_length:.0f} tones"
+            if real_band is not None else None)
     plots.save(plots.figure3(curves, real_band, references, units=metrics.UNITS, title=title,
-                             real_label=f"real music, {window}-tone windows (mean ± std)"),
+                             real_label=f"real music, {window}-tone windows (mean ± std)",
+                             repetition_length=request.repetition_length,
+                             repetitions_note=note),
                figure_path)
     report["files"]["figure"] = figure_path
 

@@ -72,7 +72,12 @@ class Generator(keras.Model):
         zeros = tf.zeros([batch_size, self.units])
         return [(zeros, zeros)] * self.num_layers, tf.zeros([batch_size, self.num_features])
 
-    def step(self, noise_t, states, previous, noise_projection=None):
+    def weights_as_tensors(self):
+        """Every weight read once: ``([(kernel, recurrent, bias)] * layers, (head_w, head_b))``."""
+        return ([lstm.weights_as_tensors() for lstm in self.lstms],
+                (tf.convert_to_tensor(self.head.kernel), tf.convert_to_tensor(self.head.bias)))
+
+    def step(self, noise_t, states, previous, noise_projection=None, weights=None):
         """One step of the feedback loop.
 
         Args:
@@ -80,18 +85,21 @@ class Generator(keras.Model):
             states: ``[(h, c)] * num_layers``, each ``[batch, units]``.
             previous: G's previous output ``[batch, num_features]``.
             noise_projection: precomputed ``noise_t @ kernel[:noise_dim]`` of layer 0.
+            weights: `weights_as_tensors()`, read once outside the caller's loop.
 
         Returns:
             ``(output [batch, num_features], new states)``.
         """
-        kernel = self.lstms[0].cell.kernel
+        lstm_weights, (head_kernel, head_bias) = weights or self.weights_as_tensors()
+        kernel = lstm_weights[0][0]
         if noise_projection is None:
             noise_projection = tf.matmul(noise_t, kernel[: self.noise_dim])
         projection = noise_projection + tf.matmul(previous, kernel[self.noise_dim:])
-        new_states = [self.lstms[0].step(None, states[0], input_projection=projection)]
-        for lstm, state in zip(self.lstms[1:], states[1:]):
-            new_states.append(lstm.step(new_states[-1][0], state))
-        return self.head(new_states[-1][0]), new_states
+        new_states = [self.lstms[0].step(None, states[0], input_projection=projection,
+                                         weights=lstm_weights[0])]
+        for lstm, state, w in zip(self.lstms[1:], states[1:], lstm_weights[1:]):
+            new_states.append(lstm.step(new_states[-1][0], state, weights=w))
+        return tf.matmul(new_states[-1][0], head_kernel) + head_bias, new_states
 
     def call(self, noise, training=False):
         """Free-running generation.
@@ -104,18 +112,21 @@ class Generator(keras.Model):
         """
         noise = tf.convert_to_tensor(noise, tf.float32)
         batch, steps = tf.shape(noise)[0], tf.shape(noise)[1]
+        weights = self.weights_as_tensors()
+        first_kernel = weights[0][0][0]
         # Layer 0's noise input for all steps in one matmul, time-major.
         noise_projection = tf.transpose(
-            tf.matmul(noise, self.lstms[0].cell.kernel[: self.noise_dim]), [1, 0, 2])
+            tf.matmul(noise, first_kernel[: self.noise_dim]), [1, 0, 2])
         states, previous = self.initial_state(batch)
         outputs = tf.TensorArray(tf.float32, size=steps, element_shape=[None, self.num_features])
 
         def body(t, previous, states, outputs):
-            output, states = self.step(None, states, previous, noise_projection[t])
+            output, states = self.step(None, states, previous, noise_projection[t], weights)
             return t + 1, output, states, outputs.write(t, output)
 
         _, _, _, outputs = tf.while_loop(
-            lambda t, *_: t < steps, body, (tf.constant(0), previous, states, outputs))
+            lambda t, *_: t < steps, body, (tf.constant(0), previous, states, outputs),
+            maximum_iterations=steps)
         return tf.transpose(outputs.stack(), [1, 0, 2])
 
     def teacher_forced(self, noise, previous):

@@ -1,0 +1,159 @@
+r"""Training speed at the paper's size (350 units, seq_len 100, batch 20), side by side.
+
+    python benchmarks/bench_train.py [--steps 5] [--torch_python .venv-torch/bin/python]
+
+Each variant runs in its own process (so each peak memory is its own) and prints one JSON
+line; this script prints the table and the ratios:
+- crnngan_block: CRNNGAN.train_step, fused BlockLSTM kernels (the CPU default);
+- crnngan_keras: CRNNGAN.train_step with Keras LSTM layers (the cuDNN path on a GPU);
+- keras_reference: plain stacked keras.layers.LSTM / Bidirectional of the same sizes, one
+  forward and backward pass each for G and D, no feedback loop;
+- torch_peer: ../shared/peers/torch_crnngan_step.py, when a Python with torch is given
+  (torch lives in its own virtualenv: python3 -m venv .venv-torch &&
+  .venv-torch/bin/pip install torch==2.13.0 numpy);
+- pretrain_block: G's teacher-forced next-tone pretraining step (steps per second).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pathlib
+import re
+import resource
+import subprocess
+import sys
+import time
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+PEER = ROOT.parent / "shared" / "peers" / "torch_crnngan_step.py"
+B, T, F, U = 20, 100, 4, 350
+
+
+def _time(step, steps):
+    step()
+    step()  # trace and warm up
+    start = time.perf_counter()
+    for _ in range(steps):
+        step()
+    return (time.perf_counter() - start) / steps * 1000
+
+
+def _peak_mb():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def run_variant(name: str, steps: int) -> dict:
+    sys.path.insert(0, str(ROOT))
+    import keras
+    import tensorflow as tf
+
+    from crnn_gan import config as config_lib
+    from crnn_gan import training
+
+    keras.utils.set_random_seed(0)
+    real = tf.random.uniform([B, T, F])
+    paper = config_lib.preset("paper")
+    if name.startswith("crnngan_"):
+        gan = training.build_model(paper.replace(implementation=name.split("_")[1]), "gan")
+        gan.window_length.assign(T)
+        step = tf.function(lambda: gan.train_step(real))
+        return {"ms_per_step": _time(step, steps)}
+    if name == "pretrain_block":
+        gan = training.build_model(paper.replace(implementation="block"), "gan")
+        gan.window_length.assign(T)
+        gan.pretraining = True
+        step = tf.function(lambda: gan.train_step(real))
+        ms = _time(step, steps)
+        return {"ms_per_step": ms, "steps_per_second": 1000 / ms}
+    if name == "keras_reference":
+        generator = keras.Sequential([keras.Input((None, 2 * F)),
+                                      keras.layers.LSTM(U, return_sequences=True),
+                                      keras.layers.LSTM(U, return_sequences=True),
+                                      keras.layers.Dense(F)])
+        discriminator = keras.Sequential([
+            keras.Input((None, F)),
+            keras.layers.Bidirectional(keras.layers.LSTM(U, return_sequences=True)),
+            keras.layers.Bidirectional(keras.layers.LSTM(U, return_sequences=True)),
+            keras.layers.Dense(1, activation="sigmoid")])
+        g_opt, d_opt = keras.optimizers.SGD(0.1), keras.optimizers.SGD(0.05)
+
+        @tf.function
+        def step():
+            noise = tf.random.uniform([B, T, 2 * F])
+            with tf.GradientTape(persistent=True) as tape:
+                fake = generator(noise)
+                p_real = tf.reduce_mean(discriminator(real), axis=[1, 2])
+                p_fake = tf.reduce_mean(discriminator(fake), axis=[1, 2])
+                d_loss = -tf.reduce_mean(tf.math.log(p_real + 1e-7)
+                                         + tf.math.log(1 - p_fake + 1e-7))
+                g_loss = tf.reduce_mean(tf.math.log(1 - p_fake + 1e-7))
+            d_opt.apply(tape.gradient(d_loss, discriminator.trainable_variables),
+                        discriminator.trainable_variables)
+            g_opt.apply(tape.gradient(g_loss, generator.trainable_variables),
+                        generator.trainable_variables)
+
+        return {"ms_per_step": _time(step, steps)}
+    raise ValueError(f"unknown variant {name!r}")
+
+
+def _run_subprocess(command) -> dict:
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    result = subprocess.run(command, capture_output=True, text=True, env=env)
+    if result.returncode != 0:
+        return {"error": (result.stderr or result.stdout).strip().splitlines()[-1:]}
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def run_torch(python: str, steps: int) -> dict:
+    command = [python, "-c", (
+        "import resource, runpy, sys; sys.argv = ['peer', '--steps', '%d'];"
+        "runpy.run_path(%r, run_name='__main__');"
+        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)") % (steps, str(PEER))]
+    result = subprocess.run(command, capture_output=True, text=True)
+    if result.returncode != 0:
+        return {"error": result.stderr.strip().splitlines()[-1:]}
+    lines = result.stdout.strip().splitlines()
+    ms = float(re.search(r"([\d.]+) ms/step", lines[-2]).group(1))
+    return {"ms_per_step": ms, "peak_mb": float(lines[-1]), "version": lines[-2].split(":")[0]}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument("--torch_python", default=str(ROOT / ".venv-torch" / "bin" / "python"))
+    parser.add_argument("--variant", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.variant:
+        result = run_variant(args.variant, args.steps)
+        result["peak_mb"] = _peak_mb()
+        print(json.dumps(result))
+        return
+    results = {}
+    for name in ("crnngan_block", "crnngan_keras", "keras_reference", "pretrain_block"):
+        results[name] = _run_subprocess(
+            [sys.executable, __file__, "--variant", name, "--steps", str(args.steps)])
+        print(name, results[name], flush=True)
+    if pathlib.Path(args.torch_python).exists() and PEER.exists():
+        results["torch_peer"] = run_torch(args.torch_python, args.steps)
+    else:
+        results["torch_peer"] = {"error": f"no torch Python at {args.torch_python}"}
+    print(f"\nOne adversarial step, batch {B}, {T} steps, {U} units, on {os.cpu_count()} cores:")
+    print(f"{'variant':<18}{'ms/step':>10}{'peak MB':>10}")
+    for name, result in results.items():
+        if "error" in result:
+            print(f"{name:<18}  unavailable: {result['error']}")
+        else:
+            print(f"{name:<18}{result['ms_per_step']:>10.0f}{result['peak_mb']:>10.0f}")
+    ours = results["crnngan_block"].get("ms_per_step")
+    for other in ("crnngan_keras", "keras_reference", "torch_peer"):
+        theirs = results[other].get("ms_per_step")
+        if ours and theirs:
+            print(f"speed-up of crnngan_block over {other}: {theirs / ours:.2f}x")
+    if "steps_per_second" in results["pretrain_block"]:
+        print(f"pretraining: {results['pretrain_block']['steps_per_second']:.2f} steps/s")
+
+
+if __name__ == "__main__":
+    main()
