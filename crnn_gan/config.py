@@ -113,8 +113,8 @@ class Config:
 
 PRESETS = {
     "paper": Config(),
-    "small": Config(units=64, seq_len=32, batch_size=16, learning_rate=0.1, l2_scale=1e-3,
-                    pretrain_epochs=6, epochs=30, windows_per_song=2, sample_steps=100),
+    "small": Config(units=128, seq_len=32, batch_size=16, learning_rate=0.1, l2_scale=1e-3,
+                    pretrain_epochs=6, epochs=40, windows_per_song=8, sample_steps=100),
     "tiny": Config(units=8, num_layers=2, seq_len=8, batch_size=4, l2_scale=1e-3,
                    pretrain_epochs=1, curriculum_step=4, epochs=2, sample_steps=16),
 }

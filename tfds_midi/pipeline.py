@@ -153,13 +153,15 @@ def window_dataset(
         )
     dataset = dataset.shuffle(len(usable) * windows_per_song, seed=seed)
 
-    def random_window(song):
+    def random_window(song, random):
         song = song.to_tensor() if isinstance(song, tf.RaggedTensor) else song
-        offset = tf.random.uniform(
-            [], 0, tf.shape(song)[0] - seq_len + 1, dtype=tf.int32, seed=seed
-        )
+        choices = tf.cast(tf.shape(song)[0] - seq_len + 1, tf.int64)
+        offset = tf.cast(tf.math.floormod(tf.abs(random), choices), tf.int32)
         window = song[offset : offset + seq_len]
         return tf.ensure_shape(window, [seq_len, scaler.num_features])
 
+    # One random number per window, different every epoch, the same for the same seed.
+    randoms = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
+    dataset = tf.data.Dataset.zip((dataset, randoms))
     dataset = dataset.map(random_window, num_parallel_calls=tf.data.AUTOTUNE)
     return dataset.batch(batch_size, drop_remainder=drop_remainder).prefetch(tf.data.AUTOTUNE)
