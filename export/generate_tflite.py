@@ -1,0 +1,155 @@
+"""Generates music with the exported TFLite generator and writes it as a MIDI file.
+
+Stand-alone: needs only ``ai-edge-litert``, numpy and mido (no TensorFlow, nothing from
+this project), so it runs where the model runs; copy it next to ``generator.tflite``.
+
+    python generate_tflite.py --model generator.tflite --output song.mid --seed 0 --steps 200
+    python generate_tflite.py --model generator.tflite --output song.mid --stream  # step by step
+
+The same seed gives the same file, and the same tones as ``generate_savedmodel.py``: the noise
+is ``numpy.random.default_rng(seed).uniform`` in [0, 1), step after step.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import mido
+import numpy as np
+from ai_edge_litert.interpreter import Interpreter
+
+TICKS_PER_QUARTER = 384  # the model's time unit: ticks per quarter note
+BPM = 120.0
+
+
+def generate(model_path: str, steps: int, seed: int, stream: bool = False) -> np.ndarray:
+    """Runs the model: ``[steps, tones_per_step, 4]`` tones in raw units.
+
+    Whole sequence: one call of the ``serving_default`` signature (batch 1; the length is
+    picked here unless the model was exported with a fixed length). Stream: the ``step``
+    signature once per step, its LSTM state ``h``, ``c`` and ``previous`` fed back (constant
+    memory, any length).
+    """
+    if steps < 1:
+        raise ValueError(f"steps must be >= 1, got {steps}")
+    interpreter = Interpreter(model_path=model_path)
+    rng = np.random.default_rng(seed)
+    if not stream:
+        runner = interpreter.get_signature_runner("serving_default")
+        noise_spec = runner.get_input_details()["noise"]
+        fixed = int(noise_spec["shape_signature"][1])
+        if fixed > 0 and fixed != steps:
+            raise ValueError(f"{model_path} was exported with a fixed length of {fixed} steps: "
+                             f"use --steps {fixed}, or --stream for any length")
+        noise = rng.uniform(size=(1, steps, int(noise_spec["shape"][-1]))).astype(np.float32)
+        return runner(noise=noise)["tones"][0]
+    runner = interpreter.get_signature_runner("step")
+    inputs = runner.get_input_details()
+    state = {name: np.zeros(inputs[name]["shape"], np.float32) for name in ("h", "c", "previous")}
+    noise_dim = int(inputs["noise"]["shape"][-1])
+    tones = []
+    for _ in range(steps):
+        out = runner(noise=rng.uniform(size=(1, noise_dim)).astype(np.float32), **state)
+        state = {name: out[name] for name in ("h", "c", "previous")}
+        tones.append(out["tones"][0])
+    return np.stack(tones)
+
+
+# --- Tones -> MIDI (the same rules as the project's tfds_midi.codec writer). ---------------
+
+
+def steps_to_tones(steps: np.ndarray) -> np.ndarray:
+    """``[steps, tones_per_step, 4]`` -> ``[n, 4]`` present tones (velocity >= 0.5).
+
+    An absent slot's delta is added to the next present tone, so start times are kept.
+    """
+    flat = np.asarray(steps, np.float32).reshape(-1, 4)
+    present = flat[:, 2] >= 0.5
+    tones = flat[present].copy()
+    skipped_delta = np.cumsum(np.where(present, 0.0, flat[:, 3].astype(np.float64)))[present]
+    carry = np.diff(skipped_delta, prepend=0.0)
+    if carry.any():
+        tones[:, 3] = (tones[:, 3] + carry).astype(np.float32)
+    return tones
+
+
+def tones_to_midi(tones: np.ndarray) -> mido.MidiFile:
+    """Tones ``[n, 4]`` (length ticks, Hz, velocity, delta ticks) -> a type 0 MIDI file.
+
+    Ticks are rounded (>= 0), velocities rounded and clipped to 0..127 (0: not written, its
+    delta still counts), frequencies go to the nearest MIDI pitch. Same-pitch notes that
+    overlap go to different channels (not 9, the drums), so the file reads back exactly.
+    """
+    x = np.asarray(tones, np.float64).reshape(-1, 4)
+    if not np.isfinite(x).all():
+        raise ValueError("the model produced NaN or Inf")
+    length = np.maximum(np.rint(x[:, 0]), 0).astype(np.int64)
+    velocity = np.clip(np.rint(x[:, 2]), 0, 127).astype(np.int64)
+    start = np.cumsum(np.maximum(np.rint(x[:, 3]), 0).astype(np.int64))
+    hz = x[:, 1]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        pitch = np.rint(69.0 + 12.0 * np.log2(np.where(hz > 0, hz, 440.0) / 440.0))
+    pitch = np.clip(np.where(hz > 0, pitch, 0.0), 0, 127).astype(np.int64)
+    keep = velocity > 0
+    start, length, velocity, pitch = start[keep], length[keep], velocity[keep], pitch[keep]
+    end = start + length
+
+    # Channels: the first (of 0..15 without 9) where this pitch's last note ended before
+    # this one starts; if none, the one whose note of this pitch ended first.
+    channels = [c for c in range(16) if c != 9]
+    busy = {}  # pitch -> end of the last note of that pitch on each channel
+    channel = np.zeros(len(start), np.int64)
+    for i, (s, e, p) in enumerate(zip(start.tolist(), end.tolist(), pitch.tolist())):
+        ends = busy.setdefault(p, [-1] * len(channels))
+        free = [k for k, until in enumerate(ends) if until < s]
+        k = free[0] if free else min(range(len(ends)), key=ends.__getitem__)
+        ends[k] = max(ends[k], e)
+        channel[i] = channels[k]
+
+    # Events by tick; at one tick: note-offs of sounding notes, note-ons, then the note-offs
+    # of zero-length notes; ties by note order.
+    n = len(start)
+    order = np.arange(n)
+    tick = np.concatenate([end, start])
+    kind = np.concatenate([np.where(length > 0, 0, 2), np.ones(n, np.int64)])
+    note = np.concatenate([order, order])
+    events = np.lexsort((note, kind, tick))
+
+    track = mido.MidiTrack()
+    track.append(mido.MetaMessage("set_tempo", tempo=mido.bpm2tempo(BPM), time=0))
+    for c in sorted(set(channel.tolist())):
+        track.append(mido.Message("program_change", channel=c, program=0, time=0))
+    now = 0
+    for t, k, i in zip(tick[events].tolist(), kind[events].tolist(), note[events].tolist()):
+        on = k == 1
+        track.append(mido.Message("note_on" if on else "note_off", channel=int(channel[i]),
+                                  note=int(pitch[i]), velocity=int(velocity[i]) if on else 0,
+                                  time=t - now))
+        now = t
+    track.append(mido.MetaMessage("end_of_track", time=0))
+    midi = mido.MidiFile(type=0, ticks_per_beat=TICKS_PER_QUARTER)
+    midi.tracks.append(track)
+    return midi
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--model", required=True, help="generator.tflite (or its float16 variant)")
+    parser.add_argument("--output", required=True, help="MIDI file to write")
+    parser.add_argument("--seed", type=int, default=0, help="noise seed (same seed, same file)")
+    parser.add_argument("--steps", type=int, default=200, help="steps to generate")
+    parser.add_argument("--stream", action="store_true",
+                        help="generate step by step with the `step` signature")
+    parser.add_argument("--tones_out", help="also save the raw tones [steps, tones_per_step, 4] "
+                                            "as .npy")
+    args = parser.parse_args(argv)
+    steps = generate(args.model, args.steps, args.seed, stream=args.stream)
+    if args.tones_out:
+        np.save(args.tones_out, steps)
+    tones = steps_to_tones(steps)
+    tones_to_midi(tones).save(args.output)
+    print(f"wrote {args.output}: {len(tones)} tones from {args.steps} steps (seed {args.seed})")
+
+
+if __name__ == "__main__":
+    main()
