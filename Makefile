@@ -30,8 +30,21 @@ $(LATEST_VENV)/.installed: setup.py
 	$(LATEST_PY) -m pip install --quiet --no-deps -e .
 	touch $@
 
+# Everything end to end on the default corpus: prepare it, train a small model briefly,
+# export it, generate MIDI with the stand-alone consumers, evaluate against real music.
 demo: $(VENV)/.installed
 	$(PY) -m tfds_midi --config=default --data_dir=$(DATA_DIR)
+	$(PY) train.py --preset=small --epochs=3 --pretrain_epochs=2 --windows_per_song=1 \
+	    --data_dir=$(DATA_DIR) --model_dir=$(DEMO_DIR)/run
+	$(PY) -m export --model_dir=$(DEMO_DIR)/run --output=$(DEMO_DIR)/export
+	$(PY) export/generate_savedmodel.py --model $(DEMO_DIR)/export/saved_model \
+	    --output $(DEMO_DIR)/savedmodel_sample.mid --seed 0 --steps 200
+	$(PY) export/generate_tflite.py --model $(DEMO_DIR)/export/generator.tflite \
+	    --output $(DEMO_DIR)/tflite_sample.mid --seed 0 --steps 200
+	$(PY) evaluate.py --model_dir=$(DEMO_DIR)/run --saved_model=$(DEMO_DIR)/export \
+	    --real=crnn_gan_midi/default:validation --data_dir=$(DATA_DIR) \
+	    --output_dir=$(DEMO_DIR)/evaluation --pianoroll
+	@echo "Demo done: MIDI in $(DEMO_DIR), figure in $(DEMO_DIR)/evaluation/figure3.png"
 
 test: test-pinned test-latest
 
