@@ -22,11 +22,11 @@ $(VENV)/.installed: setup.py constraints.txt
 	touch $@
 
 # The newest TensorFlow/Keras/TFDS, without tensorflow-io (which only loads with TF 2.16).
-$(LATEST_VENV)/.installed: setup.py
+$(LATEST_VENV)/.installed: setup.py Makefile
 	$(PYTHON) -m venv $(LATEST_VENV)
 	$(LATEST_PY) -m pip install --quiet --upgrade tensorflow keras tensorflow-datasets \
-	    importlib_resources mido absl-py numpy ai-edge-litert matplotlib music21 \
-	    pytest hypothesis pretty_midi
+	    importlib_resources mido absl-py tensorboard numpy ai-edge-litert matplotlib music21 \
+	    pytest hypothesis dill pretty_midi
 	$(LATEST_PY) -m pip install --quiet --no-deps -e .
 	touch $@
 

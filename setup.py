@@ -21,6 +21,7 @@ setuptools.setup(
         "importlib_resources",  # TFDS 4.9.10 + TF 2.16 need it for builders in packages
         "mido>=1.3",
         "absl-py",
+        "tensorboard",  # the TensorBoard callback (TF 2.21 no longer installs it)
         "numpy",
         "ai-edge-litert",  # TFLite runtime for on-device consumers
         "matplotlib",
