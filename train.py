@@ -25,6 +25,10 @@ flags.DEFINE_string("data_dir", None, "TFDS data dir (any tf.io.gfile path).")
 flags.DEFINE_string("manual_dir", None, "Your MIDI folder, for --dataset=crnn_gan_midi/manual.")
 flags.DEFINE_string("model_dir", None, "Where the run writes everything (required).")
 flags.DEFINE_integer("seed", 0, "Seeds weights, noise and windows.")
+flags.DEFINE_enum("strategy", "default", ["default", "mirrored", "multi_worker", "tpu"],
+                  "tf.distribute strategy: one device, all local GPUs, a TF_CONFIG cluster "
+                  "of workers, or a TPU. --batch_size is the global batch.")
+flags.DEFINE_string("tpu", None, "TPU name or grpc:// address for --strategy=tpu.")
 flags.DEFINE_integer("samples_per_epoch", 4, "MIDI songs generated after every epoch.")
 
 _FIELD_HELP = "Override the preset's Config.{name} (default: the preset's value)."
@@ -56,6 +60,7 @@ def main(argv):
     spec = training.RunSpec(model_dir=FLAGS.model_dir, model=FLAGS.model,
                             dataset=FLAGS.dataset, data_dir=FLAGS.data_dir,
                             manual_dir=FLAGS.manual_dir, seed=FLAGS.seed,
+                            strategy=FLAGS.strategy, tpu=FLAGS.tpu,
                             samples_per_epoch=FLAGS.samples_per_epoch)
     print(f"Training {FLAGS.model} with preset {FLAGS.preset}: {config}", flush=True)
     try:
@@ -63,6 +68,9 @@ def main(argv):
     except NonFiniteLossError as error:
         print(f"error: {error}", file=sys.stderr)
         return 3
+    except ValueError as error:  # bad --data_dir/--model_dir scheme or strategy set-up
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     print(f"Done: {FLAGS.model_dir}", flush=True)
     return 0
 

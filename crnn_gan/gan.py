@@ -24,8 +24,8 @@ Adversarial step (one batch of real windows ``[batch, T, F]``, normalised units)
   (2 log 2) against G's log 2 would keep G frozen for good, as measured in a short run. A skipped update multiplies the gradients by 0:
   exact for plain SGD (the paper's optimiser); with Adam a frozen player's moment
   estimates still decay and move its weights a little.
-- L2 on all weights (the layers' regularisers) and global-norm clipping (the optimisers'
-  ``global_clipnorm``).
+- L2 on all weights (the layers' regularisers) and global-norm clipping of each player's
+  gradient summed over replicas (`reduce_and_clip`).
 """
 
 from __future__ import annotations
@@ -39,19 +39,79 @@ from crnn_gan.generator import Generator, shift_right
 EPSILON = 1e-7
 
 
-def teacher_forced_loss(generator: Generator, windows, seed_generator):
+def _replica_context():
+    """(context or None, number of replicas in sync, this replica's id)."""
+    context = tf.distribute.get_replica_context()
+    if context is None:  # cross-replica context: behave as one replica
+        return None, 1, 0
+    return context, context.num_replicas_in_sync, context.replica_id_in_sync_group
+
+
+def global_mean(value):
+    """The mean of `value` over all replicas (each holding an equal share of the batch)."""
+    context, replicas, _ = _replica_context()
+    if replicas == 1:
+        return value
+    return context.all_reduce(tf.distribute.ReduceOp.SUM, value) / replicas
+
+
+def uniform_noise(seed: int, step, local_shape):
+    """Uniform [0, 1) noise for this replica's share of the global batch.
+
+    The noise of the whole global batch is a function of (seed, step) only; each replica
+    takes its own slice. So replicas get different noise, and a run on N replicas sees the
+    same noise as one replica on the same global batch (which makes them comparable), and a
+    resumed run continues the same sequence (the step is the optimizer's iteration count).
+
+    Args:
+        seed: the run's seed.
+        step: an int64 scalar that changes every training step.
+        local_shape: ``[local_batch, steps, noise_dim]``.
+    """
+    _, replicas, replica = _replica_context()
+    local_batch = local_shape[0]
+    global_shape = tf.concat([[local_batch * replicas], local_shape[1:]], 0)
+    noise = tf.random.stateless_uniform(
+        global_shape, tf.stack([tf.cast(seed, tf.int64), tf.cast(step, tf.int64)]))
+    return noise[replica * local_batch:(replica + 1) * local_batch]
+
+
+def reduce_and_clip(gradients, clip_norm: float):
+    """Global-norm clipping of the gradient summed over replicas.
+
+    Keras' optimizers clip each replica's partial gradient before summing, which is not
+    the global norm; so gradients are summed here, clipped, and handed to the optimizer
+    divided by the number of replicas (it sums them again).
+
+    Args:
+        gradients: this replica's gradients (of losses already divided by the number of
+            replicas).
+        clip_norm: the global norm bound; 0 = no clipping.
+    """
+    context, replicas, _ = _replica_context()
+    if replicas > 1:
+        gradients = context.all_reduce(tf.distribute.ReduceOp.SUM, gradients)
+    if clip_norm:
+        gradients, _ = tf.clip_by_global_norm(gradients, clip_norm)
+    if replicas > 1:
+        gradients = [g / replicas for g in gradients]
+    return gradients
+
+
+def teacher_forced_loss(generator: Generator, windows, seed: int, step):
     """Squared error of G's next-step predictions with teacher forcing.
 
     Args:
         generator: G.
         windows: ``[batch, T, F]`` normalised real steps.
-        seed_generator: `keras.random.SeedGenerator` for the noise.
+        seed: the run's seed.
+        step: the training step (see `uniform_noise`).
 
     Returns:
-        Scalar mean squared error (without regularisation).
+        Scalar mean squared error over this replica's windows (without regularisation).
     """
-    noise = keras.random.uniform(
-        tf.concat([tf.shape(windows)[:2], [generator.noise_dim]], 0), seed=seed_generator)
+    noise = uniform_noise(seed, step,
+                          tf.concat([tf.shape(windows)[:2], [generator.noise_dim]], 0))
     predictions = generator.teacher_forced(noise, shift_right(windows))
     return tf.reduce_mean(tf.square(predictions - windows))
 
@@ -65,10 +125,11 @@ def feature_matching_loss(real_features, fake_features):
         fake_features: the same on generated data.
 
     Returns:
-        Scalar squared L2 distance of the two mean feature vectors.
+        Scalar squared L2 distance of the two mean feature vectors; under a distribution
+        strategy the means are over the global batch.
     """
-    real_mean = tf.reduce_mean(tf.stop_gradient(real_features), axis=[0, 1])
-    fake_mean = tf.reduce_mean(fake_features, axis=[0, 1])
+    real_mean = global_mean(tf.reduce_mean(tf.stop_gradient(real_features), axis=[0, 1]))
+    fake_mean = global_mean(tf.reduce_mean(fake_features, axis=[0, 1]))
     return tf.reduce_sum(tf.square(real_mean - fake_mean))
 
 
@@ -76,26 +137,33 @@ def feature_matching_loss(real_features, fake_features):
 class CRNNGAN(keras.Model):
     """The GAN: G, D, the freezing rule, feature matching and pretraining.
 
+    Correct under `tf.distribute` strategies: losses are divided by the number of replicas
+    (gradients are summed over them), feature-matching means and the losses behind the
+    freezing decision are global (all-reduced), so every replica takes the same decision,
+    and each replica draws its own slice of the global batch's noise.
+
     Args:
         generator: G.
         discriminator: D.
         feature_matching: G's loss is the feature-matching distance.
         freezing: apply the freezing rule.
         freeze_threshold: the rule's ratio (paper: 0.7).
+        clip_norm: global-norm clipping of each player's gradient (0 = off).
         seed: seeds the noise.
     """
 
     def __init__(self, generator: Generator, discriminator: Discriminator,
                  feature_matching: bool = True, freezing: bool = True,
-                 freeze_threshold: float = 0.7, seed: int | None = None, **kwargs):
+                 freeze_threshold: float = 0.7, clip_norm: float = 0.0, seed: int = 0,
+                 **kwargs):
         super().__init__(**kwargs)
         self.generator = generator
         self.discriminator = discriminator
         self.feature_matching = feature_matching
         self.freezing = freezing
         self.freeze_threshold = freeze_threshold
+        self.clip_norm = clip_norm
         self.seed = seed
-        self.seed_generator = keras.random.SeedGenerator(seed)
         self.pretraining = False  # set by ScheduleCallback; a Python bool: one trace a phase
         tracker = keras.metrics.Mean
         self.trackers = {name: tracker(name=name) for name in (
@@ -107,14 +175,18 @@ class CRNNGAN(keras.Model):
             return
         self.generator.build()
         self.discriminator.build()
-        # The previous step's losses, for the freezing rule; 0 = nothing frozen at start.
+        # The previous step's global losses, for the freezing rule (0: nothing frozen at
+        # the start). Every replica holds the same value, so the first replica's is kept.
         self.previous_d_loss = self.add_weight(
-            shape=(), initializer="zeros", trainable=False, name="previous_d_loss")
+            shape=(), initializer="zeros", trainable=False, name="previous_d_loss",
+            aggregation="only_first_replica")
         self.previous_g_adv_loss = self.add_weight(
-            shape=(), initializer="zeros", trainable=False, name="previous_g_adv_loss")
+            shape=(), initializer="zeros", trainable=False, name="previous_g_adv_loss",
+            aggregation="only_first_replica")
         # Window length of the pretraining curriculum (steps); set by ScheduleCallback.
         self.window_length = self.add_weight(
-            shape=(), initializer="zeros", dtype="int32", trainable=False, name="window_length")
+            shape=(), initializer="zeros", dtype="int32", trainable=False, name="window_length",
+            aggregation="only_first_replica")
         self.built = True
 
     def compile(self, d_optimizer, g_optimizer, **kwargs):
@@ -173,25 +245,29 @@ class CRNNGAN(keras.Model):
         return self._adversarial_step(real)
 
     def _pretrain_step(self, real):
+        _, replicas, _ = _replica_context()
         windows = real[:, : tf.convert_to_tensor(self.window_length)]
-        with tf.GradientTape() as tape:
-            loss = teacher_forced_loss(self.generator, windows, self.seed_generator)
-            total = loss + tf.add_n([0.0] + self.generator.losses)
         variables = self.generator.trainable_variables
-        self.g_optimizer.apply(tape.gradient(total, variables), variables)
+        with tf.GradientTape() as tape:
+            loss = teacher_forced_loss(self.generator, windows, self.seed,
+                                       self.g_optimizer.iterations)
+            total = (loss + tf.add_n([0.0] + self.generator.losses)) / replicas
+        grads = reduce_and_clip(tape.gradient(total, variables), self.clip_norm)
+        self.g_optimizer.apply(grads, variables)
         self.trackers["pretrain_loss"].update_state(loss)
         return self._results()
 
     def _adversarial_step(self, real):
         generator, discriminator = self.generator, self.discriminator
-        noise = keras.random.uniform(
-            tf.concat([tf.shape(real)[:2], [generator.noise_dim]], 0), seed=self.seed_generator)
+        _, replicas, _ = _replica_context()
+        noise = uniform_noise(self.seed, self.g_optimizer.iterations,
+                              tf.concat([tf.shape(real)[:2], [generator.noise_dim]], 0))
         d_frozen, g_frozen = self.freeze_decisions()
         with tf.GradientTape(persistent=True) as tape:
             fake = generator(noise, training=True)
             # Separate passes over real and fake: G's gradient then flows back through
-            # D's fake pass only (measured: a quarter less D backward work than one pass
-            # over the concatenated batch).
+            # D's fake pass only (a quarter less D backward work than one pass over the
+            # concatenated batch).
             real_features = discriminator.features(real)
             fake_features = discriminator.features(fake)
             p_real = discriminator.probabilities_from_features(real_features)
@@ -200,20 +276,24 @@ class CRNNGAN(keras.Model):
                                      + tf.math.log(1.0 - p_fake + EPSILON))
             g_adv_loss = -tf.reduce_mean(tf.math.log(p_fake + EPSILON))
             if self.feature_matching:
+                # Global means: the loss (and gradient) is the same on every replica.
                 g_loss = feature_matching_loss(real_features, fake_features)
             else:
                 g_loss = g_adv_loss
-            d_total = d_loss + tf.add_n([0.0] + discriminator.losses)
-            g_total = g_loss + tf.add_n([0.0] + generator.losses)
+            d_total = (d_loss + tf.add_n([0.0] + discriminator.losses)) / replicas
+            g_total = (g_loss + tf.add_n([0.0] + generator.losses)) / replicas
         d_variables = discriminator.trainable_variables
         g_variables = generator.trainable_variables
-        d_grads = tape.gradient(d_total, d_variables)
-        g_grads = tape.gradient(g_total, g_variables)
+        d_grads = reduce_and_clip(tape.gradient(d_total, d_variables), self.clip_norm)
+        g_grads = reduce_and_clip(tape.gradient(g_total, g_variables), self.clip_norm)
         del tape
+        # Freezing masks the gradients: every replica takes the same (global) decision,
+        # and no control flow wraps the optimisers (tf.cond around apply fails under
+        # MirroredStrategy). Exact for plain SGD.
         self.d_optimizer.apply([g * (1.0 - d_frozen) for g in d_grads], d_variables)
         self.g_optimizer.apply([g * (1.0 - g_frozen) for g in g_grads], g_variables)
-        self.previous_d_loss.assign(d_loss)
-        self.previous_g_adv_loss.assign(g_adv_loss)
+        self.previous_d_loss.assign(global_mean(d_loss))
+        self.previous_g_adv_loss.assign(global_mean(g_adv_loss))
         values = {
             "d_loss": d_loss, "g_loss": g_loss, "g_adv_loss": g_adv_loss,
             "d_acc_real": tf.reduce_mean(tf.cast(p_real > 0.5, tf.float32)),
@@ -233,7 +313,8 @@ class CRNNGAN(keras.Model):
             "generator": keras.saving.serialize_keras_object(self.generator),
             "discriminator": keras.saving.serialize_keras_object(self.discriminator),
             "feature_matching": self.feature_matching, "freezing": self.freezing,
-            "freeze_threshold": self.freeze_threshold, "seed": self.seed,
+            "freeze_threshold": self.freeze_threshold, "clip_norm": self.clip_norm,
+            "seed": self.seed,
         }
 
     @classmethod
@@ -254,11 +335,12 @@ class Baseline(keras.Model):
     Honours the pretraining curriculum through `window_length` like `CRNNGAN`.
     """
 
-    def __init__(self, generator: Generator, seed: int | None = None, **kwargs):
+    def __init__(self, generator: Generator, clip_norm: float = 0.0, seed: int = 0,
+                 **kwargs):
         super().__init__(**kwargs)
         self.generator = generator
+        self.clip_norm = clip_norm
         self.seed = seed
-        self.seed_generator = keras.random.SeedGenerator(seed)
         self.loss_tracker = keras.metrics.Mean(name="pretrain_loss")
         self.pretraining = True
 
@@ -267,7 +349,8 @@ class Baseline(keras.Model):
             return
         self.generator.build()
         self.window_length = self.add_weight(
-            shape=(), initializer="zeros", dtype="int32", trainable=False, name="window_length")
+            shape=(), initializer="zeros", dtype="int32", trainable=False, name="window_length",
+            aggregation="only_first_replica")
         self.built = True
 
     def build_for_training(self):
@@ -288,19 +371,22 @@ class Baseline(keras.Model):
     def train_step(self, real):
         if isinstance(real, tuple):
             real = real[0]
+        _, replicas, _ = _replica_context()
         windows = real[:, : tf.convert_to_tensor(self.window_length)]
-        with tf.GradientTape() as tape:
-            loss = teacher_forced_loss(self.generator, windows, self.seed_generator)
-            total = loss + tf.add_n([0.0] + self.generator.losses)
         variables = self.generator.trainable_variables
-        self.optimizer.apply(tape.gradient(total, variables), variables)
+        with tf.GradientTape() as tape:
+            loss = teacher_forced_loss(self.generator, windows, self.seed,
+                                       self.optimizer.iterations)
+            total = (loss + tf.add_n([0.0] + self.generator.losses)) / replicas
+        grads = reduce_and_clip(tape.gradient(total, variables), self.clip_norm)
+        self.optimizer.apply(grads, variables)
         self.loss_tracker.update_state(loss)
         return {"pretrain_loss": self.loss_tracker.result()}
 
     def get_config(self):
         return {**super().get_config(),
                 "generator": keras.saving.serialize_keras_object(self.generator),
-                "seed": self.seed}
+                "clip_norm": self.clip_norm, "seed": self.seed}
 
     @classmethod
     def from_config(cls, config):

@@ -23,7 +23,7 @@ import numpy as np
 import tensorflow as tf
 
 from crnn_gan import callbacks as run_callbacks
-from crnn_gan import metrics
+from crnn_gan import distribute, metrics
 from crnn_gan.config import Config
 from crnn_gan.discriminator import Discriminator
 from crnn_gan.gan import CRNNGAN, Baseline
@@ -45,6 +45,8 @@ class RunSpec:
         manual_dir: the MIDI folder of the `crnn_gan_midi/manual` config.
         seed: seeds weights, noise and windows.
         samples_per_epoch: MIDI songs generated after every epoch.
+        strategy: "default", "mirrored", "multi_worker" or "tpu" (see crnn_gan.distribute).
+        tpu: TPU address for strategy "tpu".
     """
 
     model_dir: str
@@ -54,6 +56,8 @@ class RunSpec:
     manual_dir: str | None = None
     seed: int = 0
     samples_per_epoch: int = 4
+    strategy: str = "default"
+    tpu: str | None = None
 
     def __post_init__(self):
         if self.model not in MODEL_KINDS:
@@ -68,18 +72,18 @@ def build_generator(config: Config) -> Generator:
                      implementation=config.implementation, name="generator")
 
 
-def build_model(config: Config, model: str, seed: int | None = None) -> keras.Model:
+def build_model(config: Config, model: str, seed: int = 0) -> keras.Model:
     """The compiled, fully built CRNNGAN or Baseline of a config (optimisers included)."""
 
     def optimizer(learning_rate):
-        clip = config.clip_norm or None
+        # Clipping is done by the models on the gradient summed over replicas.
         if config.optimizer == "adam":
-            return keras.optimizers.Adam(learning_rate, global_clipnorm=clip)
-        return keras.optimizers.SGD(learning_rate, global_clipnorm=clip)
+            return keras.optimizers.Adam(learning_rate)
+        return keras.optimizers.SGD(learning_rate)
 
     generator = build_generator(config)
     if model == "baseline":
-        built = Baseline(generator, seed=seed, name="baseline")
+        built = Baseline(generator, clip_norm=config.clip_norm, seed=seed, name="baseline")
         built.compile(optimizer=optimizer(config.learning_rate))
     else:
         discriminator = Discriminator(
@@ -88,7 +92,7 @@ def build_model(config: Config, model: str, seed: int | None = None) -> keras.Mo
             implementation=config.implementation, name="discriminator")
         built = CRNNGAN(generator, discriminator, feature_matching=config.feature_matching,
                         freezing=config.freezing, freeze_threshold=config.freeze_threshold,
-                        seed=seed, name="crnn_gan")
+                        clip_norm=config.clip_norm, seed=seed, name="crnn_gan")
         built.compile(
             d_optimizer=optimizer(config.learning_rate * config.d_learning_rate_scale),
             g_optimizer=optimizer(config.learning_rate))
@@ -141,6 +145,12 @@ def train(config: Config, spec: RunSpec, songs=None) -> keras.callbacks.History:
     """
     keras.utils.set_random_seed(spec.seed)
     model_dir = spec.model_dir.rstrip("/")
+    distribute.check_filesystem(spec.data_dir, "--data_dir")
+    distribute.check_filesystem(model_dir, "--model_dir")
+    strategy = distribute.make_strategy(spec.strategy, spec.tpu)
+    # Multi-worker: every worker trains, only the chief writes the run's outputs; each
+    # worker keeps its own backup so that a restarted cluster resumes consistently.
+    is_chief, index = distribute.worker_index() if spec.strategy == "multi_worker" else (True, 0)
     tf.io.gfile.makedirs(f"{model_dir}/checkpoints")
     if songs is None:
         songs = load_training_songs(spec, config)
@@ -154,38 +164,50 @@ def train(config: Config, spec: RunSpec, songs=None) -> keras.callbacks.History:
     else:
         scaler = pipeline.FeatureScaler.fit(songs)
         real_stats = real_window_statistics(songs, config.sample_steps, seed=spec.seed)
-        scaler.save(scaler_path)
-        _write_text(stats_path, json.dumps(real_stats, indent=2))
-    _write_text(f"{model_dir}/config.json", json.dumps(
-        {"config": dataclasses.asdict(config), "model": spec.model, "dataset": spec.dataset,
-         "seed": spec.seed}, indent=2))
+        if is_chief:
+            scaler.save(scaler_path)
+            _write_text(stats_path, json.dumps(real_stats, indent=2))
+    if is_chief:
+        _write_text(f"{model_dir}/config.json", json.dumps(
+            {"config": dataclasses.asdict(config), "model": spec.model,
+             "dataset": spec.dataset, "seed": spec.seed, "strategy": spec.strategy},
+            indent=2))
     usable = len(pipeline.songs_for_training(songs, config.seq_len))
     logging.info("%d of %d training songs hold a window of %d steps (the others are skipped).",
                  usable, len(songs), config.seq_len)
 
-    model = build_model(config, spec.model, seed=spec.seed)
+    with strategy.scope():
+        model = build_model(config, spec.model, seed=spec.seed)
     dataset = pipeline.window_dataset(songs, scaler, config.seq_len, config.batch_size,
                                       windows_per_song=config.windows_per_song, seed=spec.seed)
+    backup_dir = f"{model_dir}/backup" + (f"/worker_{index}" if spec.strategy == "multi_worker"
+                                          else "")
     callbacks = [
         run_callbacks.ScheduleCallback(config.pretrain_epochs, config.seq_len,
                                        config.curriculum_step),
         run_callbacks.NonFiniteLossGuard(),
-        keras.callbacks.BackupAndRestore(f"{model_dir}/backup", double_checkpoint=True),
-        run_callbacks.SampleWriter(model_dir, scaler, spec.samples_per_epoch,
-                                   config.sample_steps, real_stats, seed=spec.seed),
-        keras.callbacks.ModelCheckpoint(f"{model_dir}/checkpoints/latest.weights.h5",
-                                        save_weights_only=True),
-        keras.callbacks.TensorBoard(f"{model_dir}/logs"),
-        keras.callbacks.CSVLogger(f"{model_dir}/history.csv", append=True),
-        EpochSummary(),
+        keras.callbacks.BackupAndRestore(backup_dir, double_checkpoint=True),
     ]
-    if spec.samples_per_epoch > 0:
-        callbacks.insert(5, keras.callbacks.ModelCheckpoint(
-            f"{model_dir}/checkpoints/best.weights.h5", save_weights_only=True,
-            monitor="stat_distance", mode="min", save_best_only=True))
+    if is_chief:
+        callbacks += [
+            run_callbacks.SampleWriter(model_dir, scaler, spec.samples_per_epoch,
+                                       config.sample_steps, real_stats, seed=spec.seed),
+            keras.callbacks.ModelCheckpoint(f"{model_dir}/checkpoints/latest.weights.h5",
+                                            save_weights_only=True),
+        ]
+        if spec.samples_per_epoch > 0:
+            callbacks.append(keras.callbacks.ModelCheckpoint(
+                f"{model_dir}/checkpoints/best.weights.h5", save_weights_only=True,
+                monitor="stat_distance", mode="min", save_best_only=True))
+        callbacks += [
+            keras.callbacks.TensorBoard(f"{model_dir}/logs"),
+            keras.callbacks.CSVLogger(f"{model_dir}/history.csv", append=True),
+            EpochSummary(),
+        ]
     history = model.fit(dataset, epochs=config.epochs, callbacks=callbacks, verbose=2,
                         shuffle=False)
-    model.generator.save_weights(f"{model_dir}/generator.weights.h5")
+    if is_chief:
+        model.generator.save_weights(f"{model_dir}/generator.weights.h5")
     return history
 
 
