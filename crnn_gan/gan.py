@@ -21,9 +21,10 @@ Adversarial step (one batch of real windows ``[batch, T, F]``, normalised units)
   threshold * g_adv_loss, and G's while g_adv_loss < threshold * D loss. (The original
   code had the two optimisers swapped.) The D loss compared is the mean cross-entropy per
   decision, d_loss / 2 (d_loss sums a real and a fake term): compared raw, a D at chance
-  (2 log 2) against G's log 2 would keep G frozen for good, as measured in a short run. A skipped update multiplies the gradients by 0:
-  exact for plain SGD (the paper's optimiser); with Adam a frozen player's moment
-  estimates still decay and move its weights a little.
+  (2 log 2) against G's log 2 would keep G frozen for good, as measured in a short run.
+  A skipped update multiplies the gradients by 0: exact for plain SGD (the paper's
+  optimiser); with Adam a frozen player's moment estimates still decay and move its
+  weights a little.
 - L2 on all weights (the layers' regularisers) and global-norm clipping of each player's
   gradient summed over replicas (`reduce_and_clip`).
 """

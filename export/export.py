@@ -186,8 +186,9 @@ class GeneratorModule(tf.Module):
         previous = self._ensure_shape(previous, [None, s.num_features])
         if self._checks:
             batch = tf.shape(noise)[0]
-            message = (f"step: the batch of h [{s.num_layers}, batch, {s.units}], c and previous "
-                       f"[batch, {s.num_features}] must equal the batch of noise [batch, {s.noise_dim}]")
+            message = (f"step: the batch of h [{s.num_layers}, batch, {s.units}], c and "
+                       f"previous [batch, {s.num_features}] must equal the batch of noise "
+                       f"[batch, {s.noise_dim}]")
             with tf.control_dependencies([
                     tf.debugging.assert_equal(tf.shape(tensor)[axis], batch, message=message)
                     for tensor, axis in ((h, 1), (c, 1), (previous, 0))]):
@@ -374,7 +375,7 @@ def export_loaded(generator, scaler, output: str, *, tflite_steps: int | None = 
     for key, model in models.items():
         runner = Interpreter(model_content=model).get_signature_runner("serving_default")
         outputs[key] = runner(noise=noise)["tones"]
-        latency_ms[key] = _median_ms(lambda: runner(noise=noise))
+        latency_ms[key] = _median_ms(lambda runner=runner: runner(noise=noise))
     errors = {"saved_model_vs_keras": normalized_error(saved, keras_raw, scaler),
               "tflite_vs_saved_model": normalized_error(outputs["tflite"], saved, scaler)}
     bounds = {"saved_model_vs_keras": 1e-5, "tflite_vs_saved_model": TFLITE_ERROR_BOUND}

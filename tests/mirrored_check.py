@@ -74,8 +74,10 @@ for case, previous in {"both": (2.0, 1.0), "d_frozen": (0.2, 1.0), "g_frozen": (
         "g_weights_changed": not all(
             np.array_equal(v.numpy(), w.numpy()) for v, w in zip(
                 multi.generator.trainable_variables, base.generator.trainable_variables)),
-        "previous_losses_single": [float(single.previous_d_loss.numpy()), float(single.previous_g_adv_loss.numpy())],
-        "previous_losses_multi": [float(multi.previous_d_loss.numpy()), float(multi.previous_g_adv_loss.numpy())],
+        "previous_losses_single": [float(single.previous_d_loss.numpy()),
+                                   float(single.previous_g_adv_loss.numpy())],
+        "previous_losses_multi": [float(multi.previous_d_loss.numpy()),
+                                  float(multi.previous_g_adv_loss.numpy())],
     }
 noise = noise_per_replica(mirrored)
 report["noise_replicas_differ"] = bool(np.abs(noise[0] - noise[1]).max() > 1e-3)

@@ -163,7 +163,8 @@ def test_compiled_fit_updates_both_players_in_a_real_run():
                                   np.cos(t / 5 + p)], -1) for p in rng.uniform(0, 6, 64)])
     history = gan.fit(tf.data.Dataset.from_tensor_slices(windows.astype(np.float32))
                       .batch(8, drop_remainder=True), epochs=3, verbose=0)
-    d_frozen, g_frozen = np.array(history.history["d_frozen"]), np.array(history.history["g_frozen"])
+    d_frozen = np.array(history.history["d_frozen"])
+    g_frozen = np.array(history.history["g_frozen"])
     assert np.all(d_frozen < 1.0) and np.all(g_frozen < 1.0)
     assert np.all(np.isfinite(history.history["d_loss"]))
 

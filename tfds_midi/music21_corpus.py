@@ -161,7 +161,8 @@ def render_work(relative_path: str) -> list[RenderedWork]:
     try:
         parsed = music21.converter.parse(corpus_root() / relative_path)
     except Exception as error:  # noqa: BLE001 - report any parser failure, keep going
-        return [RenderedWork(relative_path, composer, stem, error=f"{type(error).__name__}: {error}")]
+        reason = f"{type(error).__name__}: {error}"
+        return [RenderedWork(relative_path, composer, stem, error=reason)]
     if isinstance(parsed, music21.stream.Opus):
         scores = [(f"{relative_path}#{k}", s) for k, s in enumerate(parsed.scores)]
     else:
