@@ -117,6 +117,28 @@ def teacher_forced_loss(generator: Generator, windows, seed: int, step):
     return tf.reduce_mean(tf.square(predictions - windows))
 
 
+def pretraining_update(generator: Generator, optimizer, windows, seed: int, clip_norm: float):
+    """One next-tone pretraining update of G (shared by CRNNGAN's pretraining and Baseline).
+
+    Args:
+        generator: G.
+        optimizer: G's optimizer (its iteration count also seeds the noise).
+        windows: ``[batch, T, F]`` normalised real steps (this replica's share).
+        seed: the run's seed.
+        clip_norm: global-norm clipping (0 = off).
+
+    Returns:
+        The squared error before the update (without regularisation).
+    """
+    _, replicas, _ = _replica_context()
+    variables = generator.trainable_variables
+    with tf.GradientTape() as tape:
+        loss = teacher_forced_loss(generator, windows, seed, optimizer.iterations)
+        total = (loss + tf.add_n([0.0] + generator.losses)) / replicas
+    optimizer.apply(reduce_and_clip(tape.gradient(total, variables), clip_norm), variables)
+    return loss
+
+
 def feature_matching_loss(real_features, fake_features):
     """|| mean R(x) - mean R(G(z)) ||^2, means over batch and time.
 
@@ -246,15 +268,9 @@ class CRNNGAN(keras.Model):
         return self._adversarial_step(real)
 
     def _pretrain_step(self, real):
-        _, replicas, _ = _replica_context()
         windows = real[:, : tf.convert_to_tensor(self.window_length)]
-        variables = self.generator.trainable_variables
-        with tf.GradientTape() as tape:
-            loss = teacher_forced_loss(self.generator, windows, self.seed,
-                                       self.g_optimizer.iterations)
-            total = (loss + tf.add_n([0.0] + self.generator.losses)) / replicas
-        grads = reduce_and_clip(tape.gradient(total, variables), self.clip_norm)
-        self.g_optimizer.apply(grads, variables)
+        loss = pretraining_update(self.generator, self.g_optimizer, windows, self.seed,
+                                  self.clip_norm)
         self.trackers["pretrain_loss"].update_state(loss)
         return self._results()
 
@@ -372,15 +388,9 @@ class Baseline(keras.Model):
     def train_step(self, real):
         if isinstance(real, tuple):
             real = real[0]
-        _, replicas, _ = _replica_context()
         windows = real[:, : tf.convert_to_tensor(self.window_length)]
-        variables = self.generator.trainable_variables
-        with tf.GradientTape() as tape:
-            loss = teacher_forced_loss(self.generator, windows, self.seed,
-                                       self.optimizer.iterations)
-            total = (loss + tf.add_n([0.0] + self.generator.losses)) / replicas
-        grads = reduce_and_clip(tape.gradient(total, variables), self.clip_norm)
-        self.optimizer.apply(grads, variables)
+        loss = pretraining_update(self.generator, self.optimizer, windows, self.seed,
+                                  self.clip_norm)
         self.loss_tracker.update_state(loss)
         return {"pretrain_loss": self.loss_tracker.result()}
 
