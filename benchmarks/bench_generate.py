@@ -72,8 +72,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.threads:
         tf.config.threading.set_intra_op_parallelism_threads(args.threads)
         tf.config.threading.set_inter_op_parallelism_threads(args.threads)
-    from ai_edge_litert.interpreter import Interpreter
     import keras
+    from ai_edge_litert.interpreter import Interpreter
 
     keras.utils.set_random_seed(args.seed)
     config = preset(args.preset)
