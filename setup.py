@@ -28,6 +28,6 @@ setuptools.setup(
         "music21>=9",  # ships the default offline corpus
     ],
     extras_require={
-        "test": ["pytest", "hypothesis", "dill", "pretty_midi"],
+        "test": ["pytest", "hypothesis", "dill", "pretty_midi", "moto[server]"],
     },
 )

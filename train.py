@@ -9,6 +9,7 @@ Running the same command again resumes from the last finished epoch.
 """
 
 import dataclasses
+import os
 import sys
 
 from absl import app, flags
@@ -75,5 +76,18 @@ def main(argv):
     return 0
 
 
+def _main_and_exit(argv):
+    code = main(argv)
+    remote = [p for p in (FLAGS.model_dir, FLAGS.data_dir) if p and "://" in p
+              and not p.startswith("gs://")]
+    if remote:
+        # tensorflow-io 0.37.1's file systems abort at interpreter exit ("pure virtual
+        # method called", tensorflow/io#2039) after everything is written: leave directly.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code or 0)
+    return code
+
+
 if __name__ == "__main__":
-    app.run(main)
+    app.run(_main_and_exit)

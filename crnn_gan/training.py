@@ -124,9 +124,37 @@ def load_training_songs(spec: RunSpec, config: Config) -> list[np.ndarray]:
     import tfds_midi  # noqa: F401  (registers crnn_gan_midi)
 
     download_config = tfds.download.DownloadConfig(manual_dir=spec.manual_dir)
+    if spec.data_dir and "://" in spec.data_dir and not tfds.builder(
+            spec.dataset, data_dir=spec.data_dir).is_prepared():
+        _prepare_remotely(spec.dataset, spec.data_dir, download_config)
     split = tfds.load(spec.dataset, split="train", data_dir=spec.data_dir,
                       download_and_prepare_kwargs={"download_config": download_config})
     return pipeline.load_songs(split, config.tones_per_step)
+
+
+def _prepare_remotely(dataset: str, data_dir: str, download_config) -> None:
+    """Prepares `dataset` in a local temporary folder and copies it to `data_dir`.
+
+    TFDS cannot prepare straight into an s3:// data_dir through tensorflow-io: its
+    directories exist only once they hold an object, so TFDS' mkdir-then-isdir check fails
+    ("Cannot create dir. s3://.../.config is not a directory"). Reading a prepared copy
+    works, and the copy works on every tf.io.gfile scheme.
+    """
+    import tempfile
+
+    import tensorflow_datasets as tfds
+
+    with tempfile.TemporaryDirectory() as local:
+        tfds.builder(dataset, data_dir=local).download_and_prepare(
+            download_config=download_config)
+        for folder, _, files in tf.io.gfile.walk(local):
+            relative = folder[len(local):].strip("/")
+            if "downloads" in relative.split("/"):
+                continue
+            target = f"{data_dir.rstrip('/')}/{relative}" if relative else data_dir
+            tf.io.gfile.makedirs(target)
+            for name in files:
+                tf.io.gfile.copy(f"{folder}/{name}", f"{target}/{name}", overwrite=True)
 
 
 def train(config: Config, spec: RunSpec, songs=None) -> keras.callbacks.History:
@@ -178,6 +206,8 @@ def train(config: Config, spec: RunSpec, songs=None) -> keras.callbacks.History:
 
     with strategy.scope():
         model = build_model(config, spec.model, seed=spec.seed)
+    if spec.strategy == "multi_worker":
+        _log_values_as_vectors(model)
     dataset = pipeline.window_dataset(songs, scaler, config.seq_len, config.batch_size,
                                       windows_per_song=config.windows_per_song, seed=spec.seed)
     backup_dir = f"{model_dir}/backup" + (f"/worker_{index}" if spec.strategy == "multi_worker"
@@ -201,7 +231,7 @@ def train(config: Config, spec: RunSpec, songs=None) -> keras.callbacks.History:
                 monitor="stat_distance", mode="min", save_best_only=True))
         callbacks += [
             keras.callbacks.TensorBoard(f"{model_dir}/logs"),
-            keras.callbacks.CSVLogger(f"{model_dir}/history.csv", append=True),
+            _CSVLogger(f"{model_dir}/history.csv", append=True),
             EpochSummary(),
         ]
     history = model.fit(dataset, epochs=config.epochs, callbacks=callbacks, verbose=2,
@@ -209,6 +239,37 @@ def train(config: Config, spec: RunSpec, songs=None) -> keras.callbacks.History:
     if is_chief:
         model.generator.save_weights(f"{model_dir}/generator.weights.h5")
     return history
+
+
+def _log_values_as_vectors(model: keras.Model) -> None:
+    """Works around Keras 3's multi-worker log reduction (tensorflow/tensorflow#72388).
+
+    Under a multi-worker MultiWorkerMirroredStrategy, Keras reduces each value that
+    `train_step` returns with `strategy.reduce("MEAN", value, axis=0)`, which fails on the
+    scalars every model returns ("Invalid reduction dimension 0 for input with 0
+    dimensions"). Returned as vectors of one element, the same reduction gives the mean
+    over the workers' values, a scalar again.
+    """
+    step = model.train_step
+
+    def train_step(data):
+        return {name: tf.reshape(value, [1]) for name, value in step(data).items()}
+
+    model.train_step = train_step
+
+
+class _CSVLogger(keras.callbacks.CSVLogger):
+    """Keras' CSVLogger, closing its file also on remote paths.
+
+    Keras opens remote paths (gs://, s3://, ...) with tf.io.gfile's GFile, which has no
+    `closed` attribute: Keras' own on_train_end then fails after the last epoch.
+    """
+
+    def on_train_end(self, logs=None):
+        if self.csv_file is not None:
+            self.csv_file.close()
+            self.csv_file = None
+        self.writer = None
 
 
 class EpochSummary(keras.callbacks.Callback):

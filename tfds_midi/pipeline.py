@@ -164,4 +164,10 @@ def window_dataset(
     randoms = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
     dataset = tf.data.Dataset.zip((dataset, randoms))
     dataset = dataset.map(random_window, num_parallel_calls=tf.data.AUTOTUNE)
-    return dataset.batch(batch_size, drop_remainder=drop_remainder).prefetch(tf.data.AUTOTUNE)
+    dataset = dataset.batch(batch_size, drop_remainder=drop_remainder).prefetch(tf.data.AUTOTUNE)
+    # Multi-worker: the windows come from in-memory tensors, not files, so each worker builds
+    # the whole (seeded, hence identical) stream and keeps its share of every global batch.
+    # Said explicitly, AUTO would first try FILE sharding and warn when falling back.
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return dataset.with_options(options)
