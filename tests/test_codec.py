@@ -9,7 +9,7 @@ import struct
 import mido
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from tfds_midi import codec
@@ -403,9 +403,35 @@ def canonical_tones(draw, max_notes=40):
     return canonical(starts, lengths, pitches, velocities)
 
 
+def _deepest_same_pitch_nesting(x):
+    """Most same-pitch notes that each end before the previous one (channels needed)."""
+    starts = np.cumsum(x[:, 3])
+    ends = starts + x[:, 0]
+    pitches = hz_to_pitch(x[:, 1])
+    deepest = 0
+    for pitch in set(pitches.tolist()):
+        e = ends[pitches == pitch]
+        depth = [1] * len(e)  # longest strictly decreasing run of ends, in start order
+        for i in range(len(e)):
+            for j in range(i):
+                if e[j] > e[i]:
+                    depth[i] = max(depth[i], depth[j] + 1)
+        deepest = max(deepest, max(depth))
+    return deepest
+
+
 @settings(max_examples=150, deadline=None)
 @given(canonical_tones())
 def test_round_trip_is_exact(x):
+    # Exact whenever the writer's 15 channels suffice (documented limit of MIDI + FIFO).
+    assume(_deepest_same_pitch_nesting(x) <= 15)
+    np.testing.assert_array_equal(midi_to_tones(tones_to_midi_bytes(x)), x)
+
+
+def test_round_trip_of_many_simultaneous_same_pitch_notes():
+    # Found by hypothesis: 25 notes of one pitch at tick 0 (10 of length 0, 15 of length 2)
+    # and one at tick 1. They end in the order they start, so they share channels.
+    x = canonical([0] * 25 + [1], [0] * 10 + [2] * 15 + [0], [58] * 26, [1] * 26)
     np.testing.assert_array_equal(midi_to_tones(tones_to_midi_bytes(x)), x)
 
 
@@ -487,8 +513,9 @@ def test_writer_rejects_bad_bpm_and_program():
 
 
 def test_writer_avoids_drum_channel():
-    # 12 nested same-pitch notes need 12 channels: 0..8 and 10..12.
-    x = canonical(list(range(12)), [100] * 12, [60] * 12, [64] * 12)
+    # 12 nested same-pitch notes (each ends before the previous) need 12 channels: 0..8 and
+    # 10..12; notes that end in the order they start share one.
+    x = canonical(list(range(12)), [200 - 2 * i for i in range(12)], [60] * 12, [64] * 12)
     channels = {m.channel for m in tones_to_midi(x).tracks[0] if m.type == "note_on"}
     assert channels == set(range(9)) | {10, 11, 12}
 

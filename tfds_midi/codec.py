@@ -352,12 +352,14 @@ def _check_tones(tones: Any) -> np.ndarray:
 
 
 def _assign_channels(start: np.ndarray, end: np.ndarray, pitch: np.ndarray) -> np.ndarray:
-    """Gives each note a channel so same-pitch notes on a channel never overlap or touch.
+    """Gives each note a channel on which FIFO reading pairs its note-off with its note-on.
 
-    Notes must be sorted by start. A note goes to the first channel (0..15 without 9)
-    whose notes of that pitch all ended strictly before it starts. When none is free, the
-    channel whose same-pitch note ended earliest is reused; the round trip is then no
-    longer guaranteed to be exact.
+    A reader closes the earliest open note of a (channel, pitch), so same-pitch notes may
+    share a channel, overlapping or not, as long as they end in the order they start.
+    Notes must be in canonical order (start, pitch, length, ...): a note goes to the first
+    channel (0..15 without 9) whose notes of that pitch all end no later than it does.
+    Only when none does (more than 15 nested same-pitch notes) is the channel whose
+    same-pitch notes end earliest reused; the round trip is then no longer exact.
 
     Returns:
         int array ``[n]`` of channels.
@@ -365,15 +367,11 @@ def _assign_channels(start: np.ndarray, end: np.ndarray, pitch: np.ndarray) -> n
     channels = np.zeros(len(start), dtype=np.int64)
     last_end: dict[int, list[int]] = {}  # pitch -> latest end per writer channel.
     never = -1
-    for i, (s, e, p) in enumerate(zip(start.tolist(), end.tolist(), pitch.tolist())):
+    for i, (e, p) in enumerate(zip(end.tolist(), pitch.tolist())):
         ends = last_end.get(p)
         if ends is None:
             ends = last_end[p] = [never] * len(_WRITER_CHANNELS)
-        slot = -1
-        for k, busy_until in enumerate(ends):
-            if busy_until < s:
-                slot = k
-                break
+        slot = next((k for k, latest in enumerate(ends) if latest <= e), -1)
         if slot < 0:
             slot = min(range(len(ends)), key=ends.__getitem__)
         ends[slot] = max(ends[slot], e)

@@ -80,7 +80,7 @@ class Builder(tfds.core.GeneratorBasedBuilder):
         CrnnGanMidiConfig(
             name="default",
             description=(
-                "Offline default: about 660 classical works (Bach, Palestrina, Monteverdi,"
+                "Offline default: 686 classical works (Bach, Palestrina, Monteverdi,"
                 " Mozart, Haydn, Handel, Corelli, Josquin) from the corpus that the music21"
                 " package ships, rendered to MIDI while preparing." + _SCORE_VELOCITY_NOTE
             ),
