@@ -83,7 +83,7 @@ def test_sigkilled_run_resumes_and_finishes_with_the_same_epoch_count(tmp_path):
     manual_dir = tmp_path / "midi"
     midi_fixtures.write_corpus(manual_dir, midi_fixtures.sources_covering_splits((6, 1, 1)))
     model_dir, data_dir = tmp_path / "run", tmp_path / "data"
-    command = _train_command(model_dir, manual_dir, data_dir, epochs=5)
+    command = _train_command(model_dir, manual_dir, data_dir, epochs=8)
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
     process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT, start_new_session=True)
@@ -97,16 +97,16 @@ def test_sigkilled_run_resumes_and_finishes_with_the_same_epoch_count(tmp_path):
     os.killpg(process.pid, signal.SIGKILL)
     process.wait()
     killed_after = _epochs(model_dir)
-    assert 2 <= len(killed_after) < 5
+    assert 2 <= len(killed_after) < 8
     result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True,
                             timeout=600)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     # The second run started after the last finished epoch, not from scratch.
-    assert f"Epoch {len(killed_after) + 1}/5" in result.stdout
-    assert "Epoch 1/5" not in result.stdout
-    assert sorted(set(_epochs(model_dir))) == [0, 1, 2, 3, 4]
+    assert f"Epoch {len(killed_after) + 1}/8" in result.stdout
+    assert "Epoch 1/8" not in result.stdout
+    assert sorted(set(_epochs(model_dir))) == list(range(8))
     assert (model_dir / "generator.weights.h5").exists()
-    assert (model_dir / "samples" / "epoch_0005").is_dir()
+    assert (model_dir / "samples" / "epoch_0008").is_dir()
 
 
 def test_train_py_rejects_bad_flags_with_a_clear_message(tmp_path):
