@@ -31,6 +31,12 @@ flags.DEFINE_enum("strategy", "default", ["default", "mirrored", "multi_worker",
                   "of workers, or a TPU. --batch_size is the global batch.")
 flags.DEFINE_string("tpu", None, "TPU name or grpc:// address for --strategy=tpu.")
 flags.DEFINE_integer("samples_per_epoch", 4, "MIDI songs generated after every epoch.")
+flags.DEFINE_integer("intra_op_threads", -1,
+                     "CPU threads per TensorFlow op. -1: 1 on a machine without GPUs/TPUs and "
+                     "with at most 4 cores (faster there, see README), else TensorFlow's "
+                     "default; 0: TensorFlow's default.")
+flags.DEFINE_integer("inter_op_threads", 0,
+                     "TensorFlow ops run side by side; 0: TensorFlow's default (cores).")
 
 _FIELD_HELP = "Override the preset's Config.{name} (default: the preset's value)."
 for _field in dataclasses.fields(config_lib.Config):
@@ -55,8 +61,14 @@ def main(argv):
     except ValueError as error:
         raise app.UsageError(str(error)) from None
 
-    from crnn_gan import training
+    from crnn_gan import distribute, training
     from crnn_gan.callbacks import NonFiniteLossError
+
+    try:
+        threads = distribute.configure_cpu_threads(FLAGS.intra_op_threads,
+                                                   FLAGS.inter_op_threads)
+    except ValueError as error:
+        raise app.UsageError(f"--intra_op_threads/--inter_op_threads: {error}") from None
 
     spec = training.RunSpec(model_dir=FLAGS.model_dir, model=FLAGS.model,
                             dataset=FLAGS.dataset, data_dir=FLAGS.data_dir,
@@ -64,6 +76,8 @@ def main(argv):
                             strategy=FLAGS.strategy, tpu=FLAGS.tpu,
                             samples_per_epoch=FLAGS.samples_per_epoch)
     print(f"Training {FLAGS.model} with preset {FLAGS.preset}: {config}", flush=True)
+    print("CPU threads per op: %s, ops side by side: %s" % tuple(
+        n or "TensorFlow's default" for n in threads), flush=True)
     try:
         training.train(config, spec)
     except NonFiniteLossError as error:

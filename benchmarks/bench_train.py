@@ -12,6 +12,10 @@ line; this script prints the table and the ratios:
   (torch lives in its own virtualenv: python3 -m venv .venv-torch &&
   .venv-torch/bin/pip install torch==2.13.0 numpy);
 - pretrain_block: G's teacher-forced next-tone pretraining step (steps per second).
+
+TensorFlow variants run with train.py's CPU threads (`--intra_op_threads=-1`: one thread per
+op on this small machine, see crnn_gan/distribute.py); a name ending in "@tf_threads" runs
+with TensorFlow's default thread pools instead (what a plain Keras script gets).
 """
 
 from __future__ import annotations
@@ -50,7 +54,10 @@ def run_variant(name: str, steps: int) -> dict:
     import tensorflow as tf
 
     from crnn_gan import config as config_lib
-    from crnn_gan import training
+    from crnn_gan import distribute, training
+
+    name, _, threads = name.partition("@")
+    distribute.configure_cpu_threads(0 if threads == "tf_threads" else -1, 0)
 
     keras.utils.set_random_seed(0)
     real = tf.random.uniform([B, T, F])
@@ -131,7 +138,8 @@ def main() -> None:
         print(json.dumps(result))
         return
     results = {}
-    for name in ("crnngan_block", "crnngan_keras", "keras_reference", "pretrain_block"):
+    for name in ("crnngan_block", "crnngan_block@tf_threads", "crnngan_keras",
+                 "keras_reference", "keras_reference@tf_threads", "pretrain_block"):
         results[name] = _run_subprocess(
             [sys.executable, __file__, "--variant", name, "--steps", str(args.steps)])
         print(name, results[name], flush=True)
@@ -140,14 +148,15 @@ def main() -> None:
     else:
         results["torch_peer"] = {"error": f"no torch Python at {args.torch_python}"}
     print(f"\nOne adversarial step, batch {B}, {T} steps, {U} units, on {os.cpu_count()} cores:")
-    print(f"{'variant':<18}{'ms/step':>10}{'peak MB':>10}")
+    print(f"{'variant':<28}{'ms/step':>10}{'peak MB':>10}")
     for name, result in results.items():
         if "error" in result:
-            print(f"{name:<18}  unavailable: {result['error']}")
+            print(f"{name:<28}  unavailable: {result['error']}")
         else:
-            print(f"{name:<18}{result['ms_per_step']:>10.0f}{result['peak_mb']:>10.0f}")
+            print(f"{name:<28}{result['ms_per_step']:>10.0f}{result['peak_mb']:>10.0f}")
     ours = results["crnngan_block"].get("ms_per_step")
-    for other in ("crnngan_keras", "keras_reference", "torch_peer"):
+    for other in ("crnngan_block@tf_threads", "crnngan_keras", "keras_reference",
+                  "keras_reference@tf_threads", "torch_peer"):
         theirs = results[other].get("ms_per_step")
         if ours and theirs:
             print(f"speed-up of crnngan_block over {other}: {theirs / ours:.2f}x")

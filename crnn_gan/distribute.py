@@ -1,4 +1,4 @@
-"""Distribution strategies and file-system checks for scaled-out runs."""
+"""Where a run executes: CPU threads, distribution strategies, file-system checks."""
 
 from __future__ import annotations
 
@@ -11,6 +11,46 @@ STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
 
 # URL schemes that tf.io.gfile handles only once tensorflow-io's plugins are loaded.
 _TFIO_SCHEMES = ("s3", "hdfs", "az", "http", "https")
+
+
+# With at most this many cores, the independent LSTM chains of a step (D's two directions
+# over real and fake data, their gradients) keep every core busy one op per core.
+_AUTO_SINGLE_THREAD_OPS_MAX_CORES = 4
+
+
+def configure_cpu_threads(intra_op: int = -1, inter_op: int = 0) -> tuple[int, int]:
+    """Sets TensorFlow's CPU thread pools; call before TensorFlow runs its first op.
+
+    Args:
+        intra_op: threads one op may use. -1 (auto): 1 on a machine without GPUs or TPUs
+            and with at most 4 cores, else TensorFlow's default; 0: TensorFlow's default.
+            Measured at the paper's size on 2 cores: one thread per op and two ops side by
+            side run an adversarial step in 0.87 s instead of 1.09 s (batch-20 matmuls are
+            too small to gain from splitting; the step's LSTMs run side by side instead).
+        inter_op: ops run side by side; 0: TensorFlow's default (the number of cores).
+
+    Returns:
+        ``(intra_op, inter_op)`` as set (0 = TensorFlow's default).
+
+    Raises:
+        ValueError: a negative count other than -1, or TensorFlow already running.
+    """
+    if intra_op < -1 or inter_op < 0:
+        raise ValueError(f"thread counts must be >= 0 (intra_op -1: auto), got intra_op="
+                         f"{intra_op}, inter_op={inter_op}")
+    if intra_op == -1:
+        accelerators = (tf.config.list_physical_devices("GPU")
+                        or tf.config.list_physical_devices("TPU"))
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (
+            os.cpu_count() or 1)
+        single = not accelerators and cores <= _AUTO_SINGLE_THREAD_OPS_MAX_CORES
+        intra_op = 1 if single else 0
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(intra_op)
+        tf.config.threading.set_inter_op_parallelism_threads(inter_op)
+    except RuntimeError as error:
+        raise ValueError(f"CPU threads must be set before TensorFlow runs: {error}") from None
+    return intra_op, inter_op
 
 
 def make_strategy(name: str, tpu: str | None = None) -> tf.distribute.Strategy:

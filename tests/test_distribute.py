@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import pathlib
 import subprocess
 import sys
@@ -72,3 +73,44 @@ def test_worker_index_from_tf_config(monkeypatch):
     assert distribute.worker_index() == (True, 0)
     with pytest.raises(ValueError, match="strategy must be one of"):
         distribute.make_strategy("nope")
+
+
+_THREADS_CHECK = """
+import json, sys
+sys.path.insert(0, {root!r})
+import tensorflow as tf
+from crnn_gan import distribute
+result = {{"set": distribute.configure_cpu_threads({intra}, {inter})}}
+tf.constant(1.0) + 1.0  # TensorFlow runs from here on
+result["intra"] = tf.config.threading.get_intra_op_parallelism_threads()
+result["inter"] = tf.config.threading.get_inter_op_parallelism_threads()
+try:
+    distribute.configure_cpu_threads(2, 2)
+except ValueError as error:
+    result["late"] = str(error)
+print(json.dumps(result))
+"""
+
+
+_AUTO = (1, 0) if len(os.sched_getaffinity(0)) <= 4 else (0, 0)  # no GPU in the tests
+
+
+@pytest.mark.parametrize("intra, inter, expected", [
+    (-1, 0, _AUTO),
+    (0, 0, (0, 0)),  # TensorFlow's defaults
+    (2, 1, (2, 1)),
+])
+def test_cpu_threads_are_set_before_tensorflow_runs(intra, inter, expected):
+    code = _THREADS_CHECK.format(root=str(ROOT), intra=intra, inter=inter)
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert tuple(report["set"]) == expected
+    assert (report["intra"], report["inter"]) == expected
+    assert "before TensorFlow runs" in report["late"]
+
+
+def test_cpu_threads_reject_negative_counts():
+    with pytest.raises(ValueError, match="intra_op=-2"):
+        distribute.configure_cpu_threads(-2, 0)
