@@ -7,7 +7,8 @@ units: see `tfds_midi.pipeline.FeatureScaler`).
 
 Two ways to run the same weights:
 - `call(noise)`: free running, the feedback loop, any length at call time (a `tf.while_loop`
-  of `FusedLSTM.step`s, builtin ops only);
+  of `FusedLSTM.step`s, builtin ops only); with ``training=True`` the same loop with a
+  backward pass of its own (`crnn_gan.feedback_loop`);
 - `teacher_forced(noise, previous)`: the feedback replaced by given previous steps (next-tone
   pretraining and the baseline); the whole sequence is known, so each layer runs as one
   fused sequence kernel (BlockLSTM on CPU, cuDNN on GPU).
@@ -18,6 +19,7 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
+from crnn_gan import feedback_loop
 from crnn_gan.lstm import FusedLSTM, _l2
 
 
@@ -117,6 +119,14 @@ class Generator(keras.Model):
         # Layer 0's noise input for all steps in one matmul, time-major.
         noise_projection = tf.transpose(
             tf.matmul(noise, first_kernel[: self.noise_dim]), [1, 0, 2])
+        if training:  # the same loop, with a faster backward pass
+            lstm_weights, head_weights = weights
+            flat = [*lstm_weights[0][1:]]
+            for layer_weights in lstm_weights[1:]:
+                flat += layer_weights
+            outputs = feedback_loop.free_running(
+                noise_projection, first_kernel[self.noise_dim:], *flat, *head_weights)
+            return tf.transpose(outputs, [1, 0, 2])
         states, previous = self.initial_state(batch)
         outputs = tf.TensorArray(tf.float32, size=steps, element_shape=[None, self.num_features])
 
