@@ -32,10 +32,15 @@ WARMUP = 4
 VARIANTS = ("default", "mirrored_2", "multi_worker_1", "multi_worker_2")
 
 
-def run_variant(name: str, preset: str, steps: int, fixed_global_batch: bool) -> dict:
+def run_variant(name: str, preset: str, steps: int, fixed_global_batch: bool,
+                intra_op_threads: int = -1) -> dict:
     """Runs in a fresh process (one worker of multi_worker_2): returns windows/s."""
     import tensorflow as tf
 
+    sys.path.insert(0, str(ROOT))
+    from crnn_gan import distribute
+
+    distribute.configure_cpu_threads(intra_op_threads, 0)  # as train.py's flag
     if name == "mirrored_2":
         tf.config.set_logical_device_configuration(
             tf.config.list_physical_devices("CPU")[0],
@@ -100,7 +105,8 @@ def _free_ports(count: int) -> list[int]:
 def measure(name: str, args) -> dict:
     """Starts the variant's process(es); returns the (chief's) result or an error."""
     command = [sys.executable, __file__, "--variant", name, "--preset", args.preset,
-               "--steps", str(args.steps)] + (["--fixed_global_batch"]
+               "--steps", str(args.steps), "--intra_op_threads", str(args.intra_op_threads)
+               ] + (["--fixed_global_batch"]
                                               if args.fixed_global_batch else [])
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": "",
            "no_proxy": "127.0.0.1,localhost", "NO_PROXY": "127.0.0.1,localhost"}
@@ -137,11 +143,13 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=30, help="timed steps after warm-up")
     parser.add_argument("--fixed_global_batch", action="store_true")
     parser.add_argument("--timeout", type=float, default=300)
+    parser.add_argument("--intra_op_threads", type=int, default=-1,
+                        help="as train.py's flag: -1 auto, 0 TensorFlow's default")
     parser.add_argument("--variant", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.variant:
         print(json.dumps(run_variant(args.variant, args.preset, args.steps,
-                                     args.fixed_global_batch)))
+                                     args.fixed_global_batch, args.intra_op_threads)))
         return
     results = {}
     for name in VARIANTS:
