@@ -15,7 +15,8 @@ folder and times, for batch 1 and ``--steps`` steps of uniform noise:
 Each is warmed up, then timed ``--repeats`` times (``--eager_repeats`` for the eager call),
 round robin so that load from other processes affects all alike;
 the median and the best are printed in ms, with the ratios to the SavedModel, and the size
-of each file. Both runtimes use their default threading on all cores unless ``--threads``.
+of each file. Both runtimes get the same threads: all cores unless ``--threads`` (TensorFlow
+uses all cores by default, the TFLite interpreter one thread unless told).
 """
 
 from __future__ import annotations
@@ -65,8 +66,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--steps", type=int, default=200, help="steps generated per call")
     parser.add_argument("--repeats", type=int, default=20, help="timed calls per variant")
     parser.add_argument("--eager_repeats", type=int, default=3, help="timed eager Keras calls")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="threads of both runtimes (default: their defaults)")
+    parser.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)),
+                        help="threads of both runtimes (default: all cores)")
     parser.add_argument("--seed", type=int, default=0, help="weights and noise seed")
     args = parser.parse_args(argv)
     if args.threads:
