@@ -57,7 +57,7 @@ def test_block_kernel_equals_keras_lstm_forward_and_gradient(go_backwards):
         results.append([outputs, h, c, *tape.gradient(
             loss, [x, *initial_state, *layer.trainable_variables])])
     for a, b in zip(*results):
-        np.testing.assert_allclose(a, b, atol=2e-5)
+        np.testing.assert_allclose(a, b, atol=1e-5)
 
 
 @pytest.mark.parametrize("tones_per_step, num_layers", [(1, 2), (3, 1), (1, 3)])
