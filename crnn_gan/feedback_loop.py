@@ -15,21 +15,15 @@ from __future__ import annotations
 
 import tensorflow as tf
 
+from crnn_gan.lstm import gate_gradient_factors, gate_gradients, shift_in
 
-def _gate_activations(gates):
+
+def _cell(gates, c):
+    """One LSTM cell from its pre-activations: ``(activations [B, 4U] (i, f, g, o), h, c)``."""
     i, f, g, o = tf.split(gates, 4, axis=-1)
-    return tf.concat([tf.sigmoid(i), tf.sigmoid(f), tf.tanh(g), tf.sigmoid(o)], axis=-1)
-
-
-def _cell(activations, c):
-    i, f, g, o = tf.split(activations, 4, axis=-1)
+    i, f, g, o = tf.sigmoid(i), tf.sigmoid(f), tf.tanh(g), tf.sigmoid(o)
     c = f * c + i * g
-    return o * tf.tanh(c), c
-
-
-def _shift_in(initial, sequence):
-    """``[T, B, N]`` -> the value before each step (`initial` at step 0)."""
-    return tf.concat([initial[None], sequence[:-1]], axis=0)
+    return tf.concat([i, f, g, o], axis=-1), o * tf.tanh(c), c
 
 
 def _flat(sequence):
@@ -61,15 +55,14 @@ def _free_running(noise_projection, feedback_kernel, *weights):
     num_layers = 1 + len(upper)
     steps = tf.shape(noise_projection)[0]
     batch = tf.shape(noise_projection)[1]
-    units = tf.shape(recurrent_0)[0]
-    zeros = tf.zeros([batch, units], noise_projection.dtype)
-    dtype = noise_projection.dtype
-
-    def arrays(width):
-        return tf.TensorArray(dtype, size=steps, element_shape=[None, width])
-
-    width = recurrent_0.shape[0]
+    width = recurrent_0.shape[0]  # units
     num_features = head_kernel.shape[-1]
+    dtype = noise_projection.dtype
+    zeros = tf.zeros([batch, width], dtype)
+
+    def arrays(size):
+        return tf.TensorArray(dtype, size=steps, element_shape=[None, size])
+
     records = ([arrays(4 * width) for _ in range(num_layers)],  # gate activations
                [arrays(width) for _ in range(num_layers)],      # cell states
                [arrays(width) for _ in range(num_layers)],      # hidden states
@@ -86,8 +79,7 @@ def _free_running(noise_projection, feedback_kernel, *weights):
                 kernel, recurrent, bias = upper[layer - 1]
                 gates = (tf.matmul(below, kernel) + tf.matmul(states[layer][0], recurrent)
                          + bias)
-            activations = _gate_activations(gates)
-            h, c = _cell(activations, states[layer][1])
+            activations, h, c = _cell(gates, states[layer][1])
             new_states.append((h, c))
             new_records[0].append(activations_r[layer].write(t, activations))
             new_records[1].append(cells_r[layer].write(t, c))
@@ -112,11 +104,10 @@ def _free_running(noise_projection, feedback_kernel, *weights):
         gate_factors, dcell_dhidden, forget = [], [], []
         for layer in range(num_layers):
             i, f, g, o = tf.split(activations[layer], 4, axis=-1)
-            tanh_c = tf.tanh(cells[layer])
-            c_prev = _shift_in(zeros, cells[layer])
-            gate_factors.append(tf.concat([g * i * (1.0 - i), c_prev * f * (1.0 - f),
-                                           i * (1.0 - g * g), tanh_c * o * (1.0 - o)], -1))
-            dcell_dhidden.append(o * (1.0 - tanh_c * tanh_c))
+            factors, dc_dh = gate_gradient_factors(i, f, g, o, tf.tanh(cells[layer]),
+                                                   shift_in(zeros, cells[layer]))
+            gate_factors.append(factors)
+            dcell_dhidden.append(dc_dh)
             forget.append(f)
         # dgates @ [recurrent; kernel]^T in one matmul per layer (layer 0: the feedback).
         backward_0 = tf.concat([recurrent_0, feedback_kernel], axis=0)
@@ -132,7 +123,7 @@ def _free_running(noise_projection, feedback_kernel, *weights):
             for layer in reversed(range(num_layers)):
                 dh = dh_from_above + dh_next[layer]
                 dc = dc_next[layer] + dh * dcell_dhidden[layer][t]
-                dgates = tf.concat([dc, dc, dc, dh], axis=-1) * gate_factors[layer][t]
+                dgates = gate_gradients(dh, dc, gate_factors[layer][t])
                 new_arrays[layer] = dgates_arrays[layer].write(t, dgates)
                 new_dc[layer] = dc * forget[layer][t]
                 back_matrix = backward_upper[layer - 1] if layer else backward_0
@@ -153,14 +144,14 @@ def _free_running(noise_projection, feedback_kernel, *weights):
             maximum_iterations=steps)
         dgates = [_flat(a.stack()) for a in dgates_arrays]  # [T * B, 4U] each
         d_total_outputs = _flat(d_total_outputs.stack())
-        previous_outputs = _shift_in(tf.zeros_like(outputs[0]), outputs)
+        previous_outputs = shift_in(tf.zeros_like(outputs[0]), outputs)
         grads = [tf.reshape(dgates[0], tf.shape(noise_projection)),
                  tf.matmul(_flat(previous_outputs), dgates[0], transpose_a=True),
-                 tf.matmul(_flat(_shift_in(zeros, hiddens[0])), dgates[0], transpose_a=True),
+                 tf.matmul(_flat(shift_in(zeros, hiddens[0])), dgates[0], transpose_a=True),
                  tf.reduce_sum(dgates[0], axis=0)]
         for layer in range(1, num_layers):
             grads += [tf.matmul(_flat(hiddens[layer - 1]), dgates[layer], transpose_a=True),
-                      tf.matmul(_flat(_shift_in(zeros, hiddens[layer])), dgates[layer],
+                      tf.matmul(_flat(shift_in(zeros, hiddens[layer])), dgates[layer],
                                 transpose_a=True),
                       tf.reduce_sum(dgates[layer], axis=0)]
         grads += [tf.matmul(_flat(hiddens[-1]), d_total_outputs, transpose_a=True),

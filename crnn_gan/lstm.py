@@ -37,6 +37,37 @@ def _ifco_to_icfo(weights: tf.Tensor) -> tf.Tensor:
     return tf.concat([i, c, f, o], axis=-1)
 
 
+def shift_in(initial, sequence):
+    """Time-major ``[T, B, N]`` -> the value before each step (`initial` ``[B, N]`` at 0)."""
+    return tf.concat([initial[None], sequence[:-1]], axis=0)
+
+
+def gate_gradient_factors(i, f, g, o, tanh_c, c_prev):
+    """What the backward pass of an LSTM needs of its forward activations, all steps at once.
+
+    Args:
+        i, f, g, o: gate activations (sigmoid, sigmoid, tanh, sigmoid), ``[..., units]``.
+        tanh_c: tanh of the new cell state; c_prev: the cell state before the step.
+
+    Returns:
+        ``(factors [..., 4 * units], dc_dh [..., units])``: d pre-activation of gates i, f, c,
+        o per unit of (d cell, d cell, d cell, d hidden), and d cell / d hidden.
+    """
+    factors = tf.concat([g * i * (1.0 - i), c_prev * f * (1.0 - f), i * (1.0 - g * g),
+                         tanh_c * o * (1.0 - o)], axis=-1)
+    return factors, o * (1.0 - tanh_c * tanh_c)
+
+
+def gate_gradients(dh, dc, factors):
+    """One step's d gate pre-activations ``[B, 4 * units]`` (Keras order i, f, c, o).
+
+    Args:
+        dh: d hidden ``[B, units]``; dc: d cell, its part through ``dh`` included;
+        factors: that step's `gate_gradient_factors`.
+    """
+    return tf.concat([dc, dc, dc, dh], axis=-1) * factors
+
+
 @tf.custom_gradient
 def block_lstm_sequence(x, h0, c0, kernel, recurrent_kernel, bias):
     """A whole LSTM sequence: the fused `BlockLSTM` forward and a batched backward.
@@ -67,19 +98,15 @@ def block_lstm_sequence(x, h0, c0, kernel, recurrent_kernel, bias):
     def grad(dh, dcs):
         dh = tf.zeros_like(h) if dh is None else dh
         dcs = tf.zeros_like(cs) if dcs is None else dcs
-        cs_prev = tf.concat([c0[None], cs[:-1]], axis=0)
-        h_prev = tf.concat([h0[None], h[:-1]], axis=0)
-        # d cs_t / d h_t and, per gate, d gate_pre-activation / d (cs_t, cs_t, cs_t, h_t).
-        dcs_dh = o * (1.0 - co * co)
-        gate_factors = tf.concat([ci * i * (1.0 - i), cs_prev * f * (1.0 - f),
-                                  i * (1.0 - ci * ci), co * o * (1.0 - o)], axis=-1)
+        h_prev = shift_in(h0, h)
+        gate_factors, dcs_dh = gate_gradient_factors(i, f, ci, o, co, shift_in(c0, cs))
         steps = tf.shape(x)[0]
         dgates = tf.TensorArray(x.dtype, size=steps, element_shape=gate_factors.shape[1:])
 
         def body(t, dh_next, dc_next, dgates):
             dh_t = dh[t] + dh_next
             dcs_t = dcs[t] + dc_next + dh_t * dcs_dh[t]
-            dgates_t = tf.concat([dcs_t, dcs_t, dcs_t, dh_t], axis=-1) * gate_factors[t]
+            dgates_t = gate_gradients(dh_t, dcs_t, gate_factors[t])
             dh_next = tf.matmul(dgates_t, recurrent_kernel, transpose_b=True)
             return t - 1, dh_next, dcs_t * f[t], dgates.write(t, dgates_t)
 
