@@ -45,7 +45,6 @@ def run_variant(name: str, preset: str, steps: int, fixed_global_batch: bool,
         tf.config.set_logical_device_configuration(
             tf.config.list_physical_devices("CPU")[0],
             [tf.config.LogicalDeviceConfiguration(), tf.config.LogicalDeviceConfiguration()])
-    sys.path.insert(0, str(ROOT))
     import keras
     import numpy as np
 
