@@ -36,6 +36,7 @@ import tensorflow as tf  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from crnn_gan import distribute  # noqa: E402
 from crnn_gan.config import preset  # noqa: E402
 from crnn_gan.training import build_generator  # noqa: E402
 from export import export as export_lib  # noqa: E402
@@ -71,8 +72,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0, help="weights and noise seed")
     args = parser.parse_args(argv)
     if args.threads:
-        tf.config.threading.set_intra_op_parallelism_threads(args.threads)
-        tf.config.threading.set_inter_op_parallelism_threads(args.threads)
+        distribute.configure_cpu_threads(args.threads, args.threads)
     import keras
     from ai_edge_litert.interpreter import Interpreter
 
