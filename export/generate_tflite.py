@@ -59,7 +59,12 @@ def generate(model_path: str, steps: int, seed: int, stream: bool = False,
     return np.stack(tones)
 
 
-# --- Tones -> MIDI (the same rules as the project's tfds_midi.codec writer). ---------------
+# --- Tones -> MIDI. ------------------------------------------------------------------------
+# A copy of the project's writer, kept in this file so that it stays a single file:
+# steps_to_tones is tfds_midi.codec.unpack_tones and tones_to_midi is
+# tfds_midi.codec.tones_to_midi (bpm 120, program 0). tests/test_writer_copies.py checks that
+# both scripts write the same bytes as the codec for generated tones (overlapping and
+# same-pitch ones included): change the codec and the copies together.
 
 
 def steps_to_tones(steps: np.ndarray) -> np.ndarray:
@@ -82,7 +87,9 @@ def tones_to_midi(tones: np.ndarray) -> mido.MidiFile:
 
     Ticks are rounded (>= 0), velocities rounded and clipped to 0..127 (0: not written, its
     delta still counts), frequencies go to the nearest MIDI pitch. Same-pitch notes that
-    overlap go to different channels (not 9, the drums), so the file reads back exactly.
+    overlap share a channel when they end in the order they start, and go to different
+    channels (not 9, the drums) otherwise, so the file reads back exactly (up to 15 nested
+    notes of one pitch).
     """
     x = np.asarray(tones, np.float64).reshape(-1, 4)
     if not np.isfinite(x).all():
@@ -98,15 +105,19 @@ def tones_to_midi(tones: np.ndarray) -> mido.MidiFile:
     start, length, velocity, pitch = start[keep], length[keep], velocity[keep], pitch[keep]
     end = start + length
 
-    # Channels: the first (of 0..15 without 9) where this pitch's last note ended before
-    # this one starts; if none, the one whose note of this pitch ended first.
+    # Channels: a reader pairs a note-off with the earliest open note of its (channel, pitch),
+    # so same-pitch notes may share a channel, overlapping or not, as long as they end in the
+    # order they start. A note goes to the first channel (0..15 without 9) whose notes of its
+    # pitch all end no later than it does; if none does (more than 15 nested notes of one
+    # pitch), to the one whose notes of that pitch end first.
     channels = [c for c in range(16) if c != 9]
-    busy = {}  # pitch -> end of the last note of that pitch on each channel
+    latest_end = {}  # pitch -> latest end of the notes of that pitch on each channel
     channel = np.zeros(len(start), np.int64)
-    for i, (s, e, p) in enumerate(zip(start.tolist(), end.tolist(), pitch.tolist())):
-        ends = busy.setdefault(p, [-1] * len(channels))
-        free = [k for k, until in enumerate(ends) if until < s]
-        k = free[0] if free else min(range(len(ends)), key=ends.__getitem__)
+    for i, (e, p) in enumerate(zip(end.tolist(), pitch.tolist())):
+        ends = latest_end.setdefault(p, [-1] * len(channels))
+        k = next((k for k, latest in enumerate(ends) if latest <= e), -1)
+        if k < 0:
+            k = min(range(len(ends)), key=ends.__getitem__)
         ends[k] = max(ends[k], e)
         channel[i] = channels[k]
 
