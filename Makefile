@@ -11,7 +11,7 @@ DEMO_DIR ?= $(CURDIR)/runs/demo
 PYTEST_ARGS ?=
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: demo test test-pinned test-latest setup clean
+.PHONY: demo test test-pinned test-latest setup clean web web-deps
 
 setup: $(VENV)/.installed
 
@@ -48,7 +48,7 @@ demo: $(VENV)/.installed
 
 test: test-pinned test-latest
 
-test-pinned: $(VENV)/.installed
+test-pinned: $(VENV)/.installed web-deps
 	$(PY) -m pytest tests $(PYTEST_ARGS)
 
 # A fast subset on the newest stack: everything but the tests marked `pinned_stack`
@@ -56,5 +56,22 @@ test-pinned: $(VENV)/.installed
 test-latest: $(LATEST_VENV)/.installed
 	$(LATEST_PY) -m pytest tests -m "not pinned_stack and not slow" $(PYTEST_ARGS)
 
+# The page that generates and plays music in the browser (README: In the browser: web/):
+# its JavaScript from the npm registry (web/package-lock.json), the default model
+# (pretrained/gan/, else runs/demo/export/, else an untrained demo export), served on
+# http://127.0.0.1:$(WEB_PORT)/.
+WEB_PORT ?= 8000
+web: $(VENV)/.installed web-deps
+	$(PY) web/serve.py --port=$(WEB_PORT)
+
+# npm ci when the lock file changed. Without npm (or offline) the browser tests skip, except
+# under CI, where they fail.
+web-deps: web/node_modules/.package-lock.json
+web/node_modules/.package-lock.json: web/package.json web/package-lock.json
+	@if command -v npm >/dev/null 2>&1; then \
+	    cd web && npm ci --no-audit --no-fund --loglevel=error \
+	    || echo "npm ci failed: tests/test_web.py will skip (and fail under CI)"; \
+	else echo "npm not found: tests/test_web.py will skip (and fail under CI)"; fi
+
 clean:
-	rm -rf $(VENV) $(LATEST_VENV) runs
+	rm -rf $(VENV) $(LATEST_VENV) runs web/node_modules web/models

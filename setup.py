@@ -28,6 +28,7 @@ setuptools.setup(
         "music21>=9",  # ships the default offline corpus
     ],
     extras_require={
-        "test": ["pytest", "hypothesis", "dill", "pretty_midi", "moto[server]"],
+        # playwright drives the system Chromium in tests/test_web.py (no browser download).
+        "test": ["pytest", "hypothesis", "dill", "pretty_midi", "moto[server]", "playwright"],
     },
 )
