@@ -1,11 +1,14 @@
 """One training run, end to end: data, models, optimisers, callbacks, `fit`, final weights.
 
-What lands in `model_dir` (any `tf.io.gfile` path):
+What lands in `model_dir` (any `tf.io.gfile` path; `crnn_gan.run_dir` says what a command
+may do with an existing run, and how the files below survive a kill):
     config.json            the Config, the model kind and the dataset
     scaler.json            feature scaling of the training split (raw units <-> model units)
     real_statistics.json   the six statistics of real training windows (mean, std)
+    progress.json          epochs done, finished or not
     checkpoints/latest.weights.h5, checkpoints/best.weights.h5 (lowest stat_distance)
-    backup/                BackupAndRestore state: run the same command again to resume
+    backup/                BackupAndRestore state: run the same command again to resume, or
+                           with a higher --epochs to train a finished run on
     logs/                  TensorBoard: losses, D accuracies, freeze fractions, statistics
     history.csv            the same per epoch; statistics.csv: the six statistics per epoch
     samples/epoch_NNNN/    generated songs as MIDI
@@ -23,7 +26,7 @@ import numpy as np
 import tensorflow as tf
 
 from crnn_gan import callbacks as run_callbacks
-from crnn_gan import distribute, metrics
+from crnn_gan import distribute, metrics, run_dir
 from crnn_gan.config import Config
 from crnn_gan.discriminator import Discriminator
 from crnn_gan.gan import CRNNGAN, Baseline
@@ -47,6 +50,8 @@ class RunSpec:
         samples_per_epoch: MIDI songs generated after every epoch.
         strategy: "default", "mirrored", "multi_worker" or "tpu" (see crnn_gan.distribute).
         tpu: TPU address for strategy "tpu".
+        overwrite: delete a run of another config in `model_dir` and start a new one
+            (without it such a run is refused; see `crnn_gan.run_dir`).
     """
 
     model_dir: str
@@ -58,6 +63,7 @@ class RunSpec:
     samples_per_epoch: int = 4
     strategy: str = "default"
     tpu: str | None = None
+    overwrite: bool = False
 
     def __post_init__(self):
         if self.model not in MODEL_KINDS:
@@ -112,11 +118,6 @@ def real_window_statistics(songs, steps: int, num_windows: int = 200, seed: int 
     return metrics.summarise(stats)
 
 
-def _write_text(path: str, text: str) -> None:
-    with tf.io.gfile.GFile(path, "w") as f:
-        f.write(text)
-
-
 def load_training_songs(spec: RunSpec, config: Config) -> list[np.ndarray]:
     """The training split as raw songs (packed for C-RNN-GAN-3); prepares it if needed."""
     import tensorflow_datasets as tfds
@@ -158,7 +159,7 @@ def _prepare_remotely(dataset: str, data_dir: str, download_config) -> None:
 
 
 def train(config: Config, spec: RunSpec, songs=None) -> keras.callbacks.History:
-    """Runs (or resumes) a training run.
+    """Runs, resumes or trains on a training run (see `crnn_gan.run_dir` for which).
 
     Args:
         config: hyper-parameters.
@@ -166,10 +167,12 @@ def train(config: Config, spec: RunSpec, songs=None) -> keras.callbacks.History:
         songs: raw training songs; default: the train split of `spec.dataset`.
 
     Returns:
-        Keras' History of this invocation's epochs.
+        Keras' History of this invocation's epochs (empty for a finished run).
 
     Raises:
         NonFiniteLossError: a loss became NaN/Inf (earlier checkpoints stay intact).
+        crnn_gan.run_dir.RunDirError: `model_dir` holds a run of another config, or
+            something else than a run (nothing in it was touched).
     """
     keras.utils.set_random_seed(spec.seed)
     model_dir = spec.model_dir.rstrip("/")
@@ -179,9 +182,24 @@ def train(config: Config, spec: RunSpec, songs=None) -> keras.callbacks.History:
     # Multi-worker: every worker trains, only the chief writes the run's outputs; each
     # worker keeps its own backup so that a restarted cluster resumes consistently.
     is_chief, index = distribute.worker_index() if spec.strategy == "multi_worker" else (True, 0)
-    tf.io.gfile.makedirs(f"{model_dir}/checkpoints")
+    backup_dir = f"{model_dir}/backup" + (f"/worker_{index}" if spec.strategy == "multi_worker"
+                                          else "")
+    record = {"config": dataclasses.asdict(config), "model": spec.model,
+              "dataset": spec.dataset, "seed": spec.seed, "strategy": spec.strategy}
+    # Before anything is written: a refused command leaves the run as it was.
+    state = run_dir.open_run(model_dir, record, backup_dir=backup_dir,
+                             overwrite=spec.overwrite, is_chief=is_chief)
+    print(state.message, flush=True)
+    if state.status == "finished":
+        return keras.callbacks.History()
     if songs is None:
         songs = load_training_songs(spec, config)
+    if state.status == "overwrite":
+        run_dir.clear(model_dir, backup_dir, is_chief=is_chief)
+    if is_chief:
+        tf.io.gfile.makedirs(f"{model_dir}/checkpoints")
+        # --epochs may have changed; everything else is the run's own config.
+        run_dir.write_text_atomic(f"{model_dir}/config.json", json.dumps(record, indent=2))
     scaler_path = f"{model_dir}/scaler.json"
     stats_path = f"{model_dir}/real_statistics.json"
     if tf.io.gfile.exists(scaler_path) and tf.io.gfile.exists(stats_path):
@@ -193,13 +211,8 @@ def train(config: Config, spec: RunSpec, songs=None) -> keras.callbacks.History:
         scaler = pipeline.FeatureScaler.fit(songs)
         real_stats = real_window_statistics(songs, config.sample_steps, seed=spec.seed)
         if is_chief:
-            scaler.save(scaler_path)
-            _write_text(stats_path, json.dumps(real_stats, indent=2))
-    if is_chief:
-        _write_text(f"{model_dir}/config.json", json.dumps(
-            {"config": dataclasses.asdict(config), "model": spec.model,
-             "dataset": spec.dataset, "seed": spec.seed, "strategy": spec.strategy},
-            indent=2))
+            run_dir.save_atomic(scaler.save, scaler_path)
+            run_dir.write_text_atomic(stats_path, json.dumps(real_stats, indent=2))
     usable = len(pipeline.songs_for_training(songs, config.seq_len))
     logging.info("%d of %d training songs hold a window of %d steps (the others are skipped).",
                  usable, len(songs), config.seq_len)
@@ -210,34 +223,37 @@ def train(config: Config, spec: RunSpec, songs=None) -> keras.callbacks.History:
         _log_values_as_vectors(model)
     dataset = pipeline.window_dataset(songs, scaler, config.seq_len, config.batch_size,
                                       windows_per_song=config.windows_per_song, seed=spec.seed)
-    backup_dir = f"{model_dir}/backup" + (f"/worker_{index}" if spec.strategy == "multi_worker"
-                                          else "")
+    # The journal restores the backup and commits each epoch once all its outputs are
+    # written (its commit callback goes last).
+    journal = run_dir.RunJournal(model_dir, backup_dir, is_chief=is_chief,
+                                 commit_last=spec.strategy != "multi_worker")
     callbacks = [
         run_callbacks.ScheduleCallback(config.pretrain_epochs, config.seq_len,
                                        config.curriculum_step),
         run_callbacks.NonFiniteLossGuard(),
-        keras.callbacks.BackupAndRestore(backup_dir, double_checkpoint=True),
+        journal,
     ]
     if is_chief:
         callbacks += [
             run_callbacks.SampleWriter(model_dir, scaler, spec.samples_per_epoch,
                                        config.sample_steps, real_stats, seed=spec.seed),
-            keras.callbacks.ModelCheckpoint(f"{model_dir}/checkpoints/latest.weights.h5",
-                                            save_weights_only=True),
+            run_dir.AtomicCheckpoint(f"{model_dir}/checkpoints/latest.weights.h5"),
         ]
         if spec.samples_per_epoch > 0:
-            callbacks.append(keras.callbacks.ModelCheckpoint(
-                f"{model_dir}/checkpoints/best.weights.h5", save_weights_only=True,
-                monitor="stat_distance", mode="min", save_best_only=True))
+            callbacks.append(run_dir.AtomicCheckpoint(
+                f"{model_dir}/checkpoints/best.weights.h5", monitor="stat_distance",
+                history=f"{model_dir}/history.csv"))
         callbacks += [
             keras.callbacks.TensorBoard(f"{model_dir}/logs"),
             _CSVLogger(f"{model_dir}/history.csv", append=True),
             EpochSummary(),
         ]
+    callbacks.append(journal.commit_callback())
     history = model.fit(dataset, epochs=config.epochs, callbacks=callbacks, verbose=2,
                         shuffle=False)
     if is_chief:
-        model.generator.save_weights(f"{model_dir}/generator.weights.h5")
+        run_dir.save_weights_atomic(model.generator, f"{model_dir}/generator.weights.h5")
+        journal.finish()
     return history
 
 

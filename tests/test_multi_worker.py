@@ -118,10 +118,11 @@ def test_two_workers_train_in_lockstep_and_only_the_chief_writes(tmp_path):
     assert sorted(p.name for p in (model_dir / "samples").iterdir()) == [
         f"epoch_{e:04d}" for e in range(1, EPOCHS + 1)]
     assert list((model_dir / "logs").rglob("events.out.tfevents*"))
-    # The non-chief wrote nothing but its own (finished, so deleted) backup folder.
+    # The non-chief wrote nothing but its own backup folder (kept, to train on later).
     assert set(p.name for p in model_dir.iterdir()) == {
-        "config.json", "scaler.json", "real_statistics.json", "history.csv", "statistics.csv",
-        "generator.weights.h5", "checkpoints", "samples", "logs", "backup"}
+        "config.json", "scaler.json", "real_statistics.json", "progress.json", "history.csv",
+        "statistics.csv", "generator.weights.h5", "checkpoints", "samples", "logs", "backup"}
+    assert {p.name for p in (model_dir / "backup").iterdir()} == {"worker_0", "worker_1"}
     assert not list((model_dir / "samples" / "epoch_0001").glob("*worker*"))
 
 

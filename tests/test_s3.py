@@ -8,9 +8,11 @@ run, and the test requires exit status 0.)
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import pathlib
+import re
 import signal
 import socket
 import subprocess
@@ -73,6 +75,15 @@ def _history_epochs(client) -> list[int]:
     return [int(line.split(",")[0]) for line in body.strip().splitlines()[1:]]
 
 
+def _epochs_done(client) -> int:
+    """Committed epochs: progress.json, written once an epoch's outputs and backup are."""
+    try:
+        body = client.get_object(Bucket=BUCKET, Key="run/progress.json")["Body"].read()
+    except client.exceptions.NoSuchKey:
+        return 0
+    return json.loads(body)["epochs_done"]
+
+
 def _assert_finished(returncode: int, stdout: str, stderr: str) -> None:
     """train.py finished and exited 0 (it leaves with os._exit after remote runs)."""
     assert "Done: s3://" in stdout, stdout[-3000:] + stderr[-3000:]
@@ -92,20 +103,20 @@ def test_a_run_on_s3_writes_its_outputs_there_and_a_second_run_resumes(s3, tmp_p
     manual_dir = tmp_path / "midi"
     midi_fixtures.write_corpus(manual_dir, midi_fixtures.sources_covering_splits(
         per_split=(6, 1, 1)))
-    # Run 1 (20 epochs, far more than it gets): stopped by SIGKILL once epoch 2 is logged in
-    # the bucket (the last of its epoch-end writes: backup, samples, checkpoints, TensorBoard,
-    # history.csv).
+    # Run 1 (20 epochs, far more than it gets): stopped by SIGKILL once epoch 2 is committed
+    # in the bucket (progress.json, after its samples, checkpoints, TensorBoard, history.csv
+    # and backup).
     process = subprocess.Popen(_command(manual_dir, 20), cwd=ROOT, env=env,
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                start_new_session=True)
     try:
         deadline = time.time() + 150
         while time.time() < deadline and process.poll() is None:
-            if len(_history_epochs(client)) >= 2:
+            if _epochs_done(client) >= 2:
                 break
             time.sleep(0.1)
         assert process.poll() is None, process.stdout.read().decode()[-4000:]
-        assert len(_history_epochs(client)) >= 2, "epoch 2 never finished in time"
+        assert _epochs_done(client) >= 2, "epoch 2 never finished in time"
     finally:
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
@@ -123,20 +134,33 @@ def test_a_run_on_s3_writes_its_outputs_there_and_a_second_run_resumes(s3, tmp_p
     assert any(k.startswith("run/logs/") and "events.out.tfevents" in k for k in run), run
     assert any(k.startswith("run/backup/") for k in run), run  # BackupAndRestore state
     assert "run/generator.weights.h5" not in run  # the run had not finished
-    done = len(set(_history_epochs(client)))
+    done = _epochs_done(client)
     assert done >= 2, (done, first_output[-3000:])
 
-    # Run 2: two more epochs; resumes from the bucket's backup after the last one.
-    total = done + 2
+    # Run 2: two more epochs; resumes from the bucket's backup after the last committed one
+    # (progress.json may lag the backup by the epoch whose commit the kill interrupted).
+    total = done + 3
     result = subprocess.run(_command(manual_dir, total), cwd=ROOT, env=env,
                             capture_output=True, text=True, timeout=240)
     _assert_finished(result.returncode, result.stdout, result.stderr)
     output = result.stdout + result.stderr
-    assert f"Epoch {done + 1}/{total}" in output, output[-3000:]
+    first = int(re.search(rf"^Epoch (\d+)/{total}$", output, re.MULTILINE).group(1))
+    assert first - 1 in (done, done + 1), output[-3000:]
     assert f"Epoch 1/{total}" not in output
     assert "Reusing dataset" in output or "Load dataset info from s3://" in output
-    assert sorted(set(_history_epochs(client))) == list(range(total))
+    assert _history_epochs(client) == list(range(total))  # every epoch once
     run = _keys(client, "run/")
     assert "run/generator.weights.h5" in run
     assert f"run/samples/epoch_{total:04d}/sample_000.mid" in run
-    assert not any(k.startswith("run/backup/") for k in run)  # deleted once finished
+    assert not any(".partial" in k for k in run)  # every write renamed into place
+    assert any(k.startswith("run/backup/") for k in run)  # kept, to train on later
+    assert _epochs_done(client) == total
+
+    # Run 3: the same command on the finished run says so and writes nothing.
+    before = {k: client.head_object(Bucket=BUCKET, Key=k)["ETag"] for k in run}
+    result = subprocess.run(_command(manual_dir, total), cwd=ROOT, env=env,
+                            capture_output=True, text=True, timeout=240)
+    _assert_finished(result.returncode, result.stdout, result.stderr)
+    assert f"has finished: {total} epochs trained" in result.stdout
+    assert {k: client.head_object(Bucket=BUCKET, Key=k)["ETag"]
+            for k in _keys(client, "run/")} == before
