@@ -104,8 +104,10 @@ def models(tmp_path_factory):
     import tensorflow as tf
 
     base = tmp_path_factory.mktemp("web")
-    demo_export.build(str(base / "gan"), units=UNITS, seed=1)
-    demo_export.build(str(base / "gan3"), units=UNITS, tones_per_step=3, seed=2)
+    # Weights at 2x the initialiser (as tests/test_export.py): lively, not chaotic, so that
+    # runtimes agree to float rounding over a free-running song.
+    demo_export.build(str(base / "gan"), units=UNITS, seed=1, weight_scale=2.0)
+    demo_export.build(str(base / "gan3"), units=UNITS, tones_per_step=3, seed=2, weight_scale=2.0)
     bad = base / "bad"
     bad.mkdir()
     (bad / "garbage.tflite").write_bytes(b"this is not a model\n" * 50)
@@ -229,7 +231,8 @@ def test_page_loads_the_default_export(page):
 def test_noise_is_numpys_default_rng(page):
     values = page.page.evaluate("""async () => {
         const {NumpyRandom} = await import('./src/rng.js');
-        return [0, 7, 2 ** 40 + 3].map((seed) => Array.from(new NumpyRandom(seed).uniformFloat32(40)));
+        return [0, 7, 2 ** 40 + 3].map(
+            (seed) => Array.from(new NumpyRandom(seed).uniformFloat32(40)));
     }""")
     for seed, got in zip([0, 7, 2 ** 40 + 3], values):
         expected = np.random.default_rng(seed).uniform(size=40).astype(np.float32)

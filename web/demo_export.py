@@ -28,8 +28,14 @@ WEIGHT_SCALE = 3.0
 
 
 def build(output: str, *, units: int = 64, num_layers: int = 2, tones_per_step: int = 1,
-          seed: int = 0, quantizations=()) -> dict:
-    """Exports a random-weight generator into ``output``; returns the export summary."""
+          seed: int = 0, weight_scale: float = WEIGHT_SCALE, quantizations=()) -> dict:
+    """Exports a random-weight generator into ``output``; returns the export summary.
+
+    ``weight_scale`` multiplies the initialiser's weights: 3 (the default) makes the LSTM
+    wander, which sounds livelier but is chaotic, so rounding differences between runtimes
+    grow over a free-running song; tests and benchmarks that compare runtimes over many
+    steps use a smaller scale (1-2), where they stay at float rounding.
+    """
     import keras
     import numpy as np
 
@@ -44,7 +50,7 @@ def build(output: str, *, units: int = 64, num_layers: int = 2, tones_per_step: 
     generator = training.build_generator(config)
     generator.build()
     for variable in generator.weights:
-        variable.assign(variable.numpy() * WEIGHT_SCALE)
+        variable.assign(variable.numpy() * weight_scale)
     # Fit the scaler to the generator's output on 200 steps of noise: raw = out * std + mean.
     noise = np.random.default_rng(seed).uniform(size=(1, 200, 4 * tones_per_step))
     out = np.asarray(generator(noise.astype(np.float32)))[0]
@@ -54,7 +60,8 @@ def build(output: str, *, units: int = 64, num_layers: int = 2, tones_per_step: 
     scaler = pipeline.FeatureScaler(mean.astype(np.float32), std.astype(np.float32))
     return export_lib.export_loaded(generator, scaler, output, quantizations=quantizations,
                                     source=f"web/demo_export.py (untrained, {num_layers} x "
-                                           f"{units} units, seed {seed})")
+                                           f"{units} units, seed {seed}, "
+                                           f"weights x{weight_scale:g})")
 
 
 def main(argv=None):
@@ -64,9 +71,11 @@ def main(argv=None):
     parser.add_argument("--num_layers", type=int, default=2, help="LSTM layers")
     parser.add_argument("--tones_per_step", type=int, default=1, choices=(1, 3))
     parser.add_argument("--seed", type=int, default=0, help="weight seed")
+    parser.add_argument("--weight_scale", type=float, default=WEIGHT_SCALE,
+                        help="multiplies the initialiser's weights (3: lively but chaotic)")
     args = parser.parse_args(argv)
     build(args.output, units=args.units, num_layers=args.num_layers,
-          tones_per_step=args.tones_per_step, seed=args.seed)
+          tones_per_step=args.tones_per_step, seed=args.seed, weight_scale=args.weight_scale)
     print(f"wrote a demo (untrained) generator export to {args.output}")
 
 
