@@ -1,0 +1,423 @@
+"""crnn_gan.quality (the measures of the quality protocol) and benchmarks/bench_quality.py.
+
+Every measure is checked against a brute-force or hand-computed value on small arrays; the
+runner is run end to end on a tiny synthetic corpus.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import pathlib
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from crnn_gan import metrics, quality
+from tests import midi_fixtures
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+def _tone(length=192.0, hz=440.0, velocity=80.0, delta=96.0):
+    return [length, hz, velocity, delta]
+
+
+def _songs(n, steps, rng, *, velocity=80.0, pitch_low=48, pitch_high=84, k=1):
+    """Valid random songs ``[n, steps, k, 4]`` on the pitch grid."""
+    x = np.zeros((n, steps, k, 4))
+    x[..., 0] = rng.integers(1, 400, (n, steps, k))
+    x[..., 1] = 440.0 * 2.0 ** ((rng.integers(pitch_low, pitch_high, (n, steps, k)) - 69) / 12)
+    x[..., 2] = velocity + rng.normal(0, 5, (n, steps, k))
+    x[..., 3] = rng.choice([0, 96, 192, 384], (n, steps, k))
+    return x
+
+
+# --------------------------------------------------------------------------------------
+# Valid tones.
+# --------------------------------------------------------------------------------------
+
+def test_valid_fraction_counts_each_kind_of_invalid_tone():
+    tones = [
+        _tone(),                            # valid: A4
+        _tone(hz=27.5),                     # valid: A0 = pitch 21 (lowest piano key)
+        _tone(hz=4186.0),                   # valid: C8 = pitch 108
+        _tone(velocity=0.5),                # valid: rounds (half up) to 1
+        _tone(velocity=127.4),              # valid: rounds to 127
+        _tone(hz=25.9),                     # invalid: pitch 20 (sub-audio, below A0)
+        _tone(hz=0.0),                      # invalid: no frequency (sub-audio)
+        _tone(hz=-300.0),                   # invalid: negative frequency (sub-audio)
+        _tone(hz=4434.9),                   # invalid: pitch 109
+        _tone(length=0.0),                  # invalid: length 0
+        _tone(length=-5.0),                 # invalid: negative length
+        _tone(velocity=0.4),                # invalid: rounds to 0 (k = 1: every step is a tone)
+        _tone(velocity=127.5),              # invalid: rounds to 128
+        _tone(hz=np.nan),                   # invalid: not finite
+        _tone(length=np.inf),               # invalid: not finite
+        _tone(delta=-10.0),                 # valid: delta is not part of validity
+    ]
+    result = quality.tone_validity(np.array(tones)[None, :, None, :])
+    assert result["tones"] == result["slots"] == 16
+    assert result["valid_fraction"] == pytest.approx(6 / 16)
+    assert result["sub_audio"] == result["pitch_below"] == pytest.approx(3 / 16)
+    assert result["pitch_above"] == pytest.approx(1 / 16)
+    assert result["length_not_positive"] == pytest.approx(2 / 16)
+    assert result["velocity_out_of_range"] == pytest.approx(2 / 16)
+    assert result["non_finite"] == pytest.approx(2 / 16)
+    assert result["negative_delta"] == pytest.approx(1 / 16)
+    # The same tones as [N, T, 4] give the same numbers.
+    assert quality.tone_validity(np.array(tones)[None]) == result
+
+
+def test_valid_fraction_of_three_tone_steps_counts_present_slots_only():
+    absent = [300.0, 2.0, 0.3, 50.0]     # velocity rounds to 0: absent, whatever the rest
+    negative = [0.0, 0.0, -20.0, 0.0]    # velocity < 0.5: absent by the format's rule
+    steps = np.array([
+        [_tone(), absent, absent],
+        [_tone(hz=5.0), _tone(), negative],          # one sub-audio present tone
+        [_tone(velocity=200.0), absent, _tone()],     # one velocity out of range
+        [[np.nan, 440.0, 0.0, 0.0], absent, absent],  # a non-finite slot counts as present
+    ])
+    result = quality.tone_validity(steps[None])
+    assert result["slots"] == 12 and result["tones"] == 6
+    assert result["present_fraction"] == pytest.approx(6 / 12)
+    assert result["valid_fraction"] == pytest.approx(3 / 6)
+    assert result["sub_audio"] == pytest.approx(1 / 6)
+    assert result["velocity_out_of_range"] == pytest.approx(1 / 6)
+    assert result["non_finite"] == pytest.approx(1 / 6)
+    # No present tone at all: nothing valid.
+    assert quality.tone_validity(np.array([[absent] * 3])[None])["valid_fraction"] == 0.0
+
+
+def test_valid_fraction_matches_a_brute_force_loop():
+    rng = np.random.default_rng(3)
+    x = rng.normal([200, 300, 60, 100], [300, 600, 80, 200], size=(4, 30, 3, 4))
+
+    def valid(tone):
+        length, hz, velocity, _ = tone
+        if not np.all(np.isfinite(tone)) or hz <= 0 or length <= 0:
+            return False
+        pitch = round(69 + 12 * np.log2(hz / 440))
+        return 21 <= pitch <= 108 and 1 <= np.floor(velocity + 0.5) <= 127
+
+    present = [t for t in x.reshape(-1, 4) if t[2] >= 0.5]
+    expected = sum(valid(t) for t in present) / len(present)
+    assert quality.tone_validity(x)["valid_fraction"] == pytest.approx(expected)
+    assert quality.tone_validity(x)["tones"] == len(present)
+
+
+# --------------------------------------------------------------------------------------
+# Per-song features and diversity.
+# --------------------------------------------------------------------------------------
+
+def test_features_of_a_hand_written_song():
+    song = np.array([
+        _tone(length=96, hz=261.63, delta=0),     # C4 (60)
+        _tone(length=192, hz=329.63, delta=0),    # E4 (64), a chord with the first
+        _tone(length=384, hz=392.0, delta=384),   # G4 (67)
+        _tone(length=384, hz=523.25, delta=-3),   # C5 (72), negative delta
+        _tone(length=6, hz=261.63, delta=0.2),    # C4, 6 ticks, delta rounds to 0
+        _tone(hz=300.0, velocity=0.2),            # silent: not a present tone
+    ])
+    pch = quality.pitch_class_histogram(song)
+    expected = np.zeros(12)
+    expected[[0, 4, 7]] = [3 / 5, 1 / 5, 1 / 5]
+    np.testing.assert_allclose(pch, expected)
+    assert quality.pitch_range(song) == 72 - 60 == metrics.tone_span(song)
+    names = quality.DURATION_BIN_NAMES
+    ioi = dict(zip(names, quality.ioi_histogram(song)))
+    assert ioi["zero (|x| < 0.5)"] == pytest.approx(3 / 5)
+    assert ioi["negative (< -0.5)"] == pytest.approx(1 / 5)
+    assert ioi["~384"] == pytest.approx(1 / 5)
+    lengths = dict(zip(names, quality.note_length_histogram(song)))
+    assert {k: v for k, v in lengths.items() if v} == pytest.approx(
+        {"~6": 1 / 5, "~96": 1 / 5, "~192": 1 / 5, "~384": 2 / 5})
+
+
+def test_duration_histogram_puts_every_value_in_one_bin():
+    values = np.array([np.nan, -np.inf, -1.0, -0.5, 0.0, 0.49, 0.5, 4.0, 12.0, 96.0, 135.0,
+                       136.0, 1e9, np.inf])
+    counts = quality.duration_histogram(values) * len(values)
+    np.testing.assert_allclose(counts.sum(), len(values))
+    by_name = dict(zip(quality.DURATION_BIN_NAMES, np.rint(counts).astype(int)))
+    assert by_name["non-finite"] == 3            # nan, -inf, inf
+    assert by_name["negative (< -0.5)"] == 1     # -1
+    assert by_name["zero (|x| < 0.5)"] == 3      # -0.5, 0, 0.49
+    assert by_name["(0.5, 4.2)"] == 2            # 0.5, 4
+    assert by_name["~12"] == 1 and by_name["~96"] == 2 and by_name["~192"] == 1
+    assert by_name["long (>= 8689)"] == 1        # the open last bin (1e9)
+    assert quality.duration_histogram([]).sum() == 0
+
+
+def test_mean_pairwise_distance_is_the_brute_force_mean():
+    rng = np.random.default_rng(0)
+    features = rng.uniform(size=(7, 5))
+    pairs = list(itertools.combinations(range(7), 2))
+    expected = np.mean([np.abs(features[i] - features[j]).sum() for i, j in pairs])
+    assert quality.mean_pairwise_distance(features) == pytest.approx(expected)
+    assert quality.mean_pairwise_distance([1.0, 4.0, 6.0]) == pytest.approx((3 + 5 + 2) / 3)
+    np.testing.assert_allclose(quality.inter_set_distances([[0.0], [1.0]], [[3.0]]), [3, 2])
+    with pytest.raises(ValueError):
+        quality.mean_pairwise_distance(features[:1])
+
+
+def test_diversity_of_identical_songs_is_zero_and_of_different_songs_is_not():
+    rng = np.random.default_rng(1)
+    song = _songs(1, 50, rng)
+    same = np.repeat(song, 6, axis=0)
+    real = _songs(20, 50, rng)
+    result = quality.diversity(same, real)
+    for feature in quality.FEATURES:
+        assert result[feature]["generated"] == 0.0
+        assert result[feature]["real"] > 0
+        assert result[feature]["ratio"] == 0.0
+    varied = quality.diversity(_songs(20, 50, np.random.default_rng(2)), real)
+    for feature in quality.FEATURES:
+        assert varied[feature]["ratio"] == pytest.approx(1.0, abs=0.3)
+    # Songs in one key, all spanning a single octave, against the real ones.
+    narrow = quality.diversity(_songs(20, 50, rng, pitch_low=60, pitch_high=62), real)
+    assert narrow["pitch_range"]["ratio"] < 0.5
+
+
+# --------------------------------------------------------------------------------------
+# Overlapping areas.
+# --------------------------------------------------------------------------------------
+
+def _exact_overlap(a, b):
+    """Brute force: both Gaussian KDEs (Scott) on a fine grid, then integral of the min."""
+    def kde(x, grid):
+        bw = np.std(x, ddof=1) * len(x) ** -0.2
+        return np.exp(-0.5 * ((grid[:, None] - x[None]) / bw) ** 2).sum(1) / (
+            len(x) * bw * np.sqrt(2 * np.pi))
+    grid = np.linspace(min(a.min(), b.min()) - 5, max(a.max(), b.max()) + 5, 20001)
+    return np.trapz(np.minimum(kde(a, grid), kde(b, grid)), grid)
+
+
+def test_overlapping_area_matches_the_exact_kde_overlap():
+    rng = np.random.default_rng(0)
+    for shift in (0.0, 0.7, 2.0, 6.0):
+        a, b = rng.normal(size=300), rng.normal(shift, 1.5, size=200)
+        assert quality.overlapping_area(a, b) == pytest.approx(_exact_overlap(a, b), abs=0.01)
+    a = rng.normal(size=4000)
+    assert quality.overlapping_area(a, a) == pytest.approx(1.0, abs=1e-6)
+    assert quality.overlapping_area(a, a + 100) == pytest.approx(0.0, abs=1e-6)
+    # Point masses: one place -> 1, two places -> 0.
+    assert quality.overlapping_area([3.0] * 5, [3.0] * 7) == 1.0
+    assert quality.overlapping_area([3.0] * 5, [4.0] * 7) == pytest.approx(0.0, abs=1e-9)
+    with pytest.raises(ValueError):
+        quality.overlapping_area([], [1.0])
+
+
+def test_overlaps_of_a_set_with_itself_are_high_and_of_a_collapsed_set_low():
+    rng = np.random.default_rng(4)
+    real = _songs(60, 40, rng)
+    same = quality.overlaps(_songs(30, 40, rng), real)
+    collapsed = quality.overlaps(np.repeat(_songs(1, 40, rng, pitch_low=30, pitch_high=32),
+                                           30, axis=0), real)
+    for feature in quality.FEATURES:
+        assert same[feature]["real_intra_vs_inter"] > 0.8, feature
+    assert collapsed["pitch_range"]["real_intra_vs_inter"] < 0.2
+    assert collapsed["pitch_class"]["generated_intra_vs_inter"] < 0.2
+
+
+# --------------------------------------------------------------------------------------
+# Discriminative score.
+# --------------------------------------------------------------------------------------
+
+def test_canonical_steps_zero_absent_slots_and_carry_their_deltas():
+    steps = np.array([[[100, 440, 80, 10], [5, 7, 0.1, 20], [1, 2, 0.0, 30]],
+                      [[100, 440, 80, 40], [0, 0, 0, 0], [0, 0, 0, 0]]], dtype=float)
+    out = quality.canonical_steps(steps[None])[0]
+    np.testing.assert_array_equal(out[0, 1:], 0.0)
+    np.testing.assert_allclose(out[1, 0], [100, 440, 80, 40 + 20 + 30])
+    np.testing.assert_allclose(out[0, 0], steps[0, 0])
+    features = quality.classifier_features(steps[None])
+    assert features.shape == (1, 2, 3 * len(quality.CLASSIFIER_COLUMNS))
+
+
+def test_classifier_features_do_not_clamp():
+    song = np.array([[_tone(hz=-50.0), _tone(hz=1e6), _tone(length=np.nan)]]).reshape(1, 3, 4)
+    f = quality.classifier_features(song).reshape(3, -1)
+    column = {name: i for i, name in enumerate(quality.CLASSIFIER_COLUMNS)}
+    assert f[0, column["slog_hz"]] == pytest.approx(-np.log1p(50.0))
+    assert f[0, column["hz_not_positive"]] == 1 and f[0, column["midi_over_12"]] == 0
+    assert f[1, column["midi_over_12"]] == pytest.approx((69 + 12 * np.log2(1e6 / 440)) / 12)
+    assert f[2, column["non_finite"]] == 1 and f[2, column["slog_length"]] == 0
+    assert np.isfinite(f).all()
+
+
+def test_discriminative_score_is_near_0_for_one_distribution_and_near_half_for_two():
+    rng = np.random.default_rng(0)
+    spec = quality.DiscriminatorSpec(epochs=10, folds=2)
+    real = _songs(40, 16, rng)
+    other = _songs(32, 16, rng)
+    same = quality.discriminative_score(real, other, seed=0, spec=spec)
+    assert same["score"] < 0.2, same
+    assert same["windows_per_class"] == 32 and len(same["fold_accuracies"]) == 2
+    loud = quality.discriminative_score(real, _songs(32, 16, rng, velocity=40.0), seed=0,
+                                        spec=spec)
+    assert loud["score"] > 0.45, loud
+    # Seeded: the same inputs give the same numbers.
+    assert quality.discriminative_score(real, other, seed=0, spec=spec) == same
+
+
+# --------------------------------------------------------------------------------------
+# One set, and the targets.
+# --------------------------------------------------------------------------------------
+
+def test_evaluate_set_reports_statistics_against_real_windows():
+    rng = np.random.default_rng(5)
+    generated = _songs(10, 30, rng)
+    generated[0, :5, 0, 1] = 0.0  # 5 sub-audio tones
+    real = _songs(40, 30, rng).reshape(40, 30, 4)
+    result = quality.evaluate_set(generated, real, discriminator=False)
+    assert result["validity"]["valid_fraction"] == pytest.approx(1 - 5 / 300)
+    stats = [metrics.all_statistics(s.reshape(30, 4)) for s in generated]
+    assert result["statistics"]["generated"]["unique_tones"]["mean"] == pytest.approx(
+        np.mean([s["unique_tones"] for s in stats]))
+    real_stats = [metrics.all_statistics(w) for w in real]
+    assert result["statistics"]["real"]["tone_span"]["std"] == pytest.approx(
+        np.std([s["tone_span"] for s in real_stats]))
+    assert result["discriminative"] is None
+    assert set(result["diversity"]) == set(result["overlap"]) == set(quality.FEATURES)
+    with pytest.raises(ValueError, match="steps"):
+        quality.evaluate_set(generated, real[:, :20], discriminator=False)
+
+
+def _result(means, real_means=None, real_stds=None, valid=1.0, score=0.2, ratios=1.0):
+    real_means = real_means or {}
+    real_stds = real_stds or {}
+    return {
+        "validity": {"valid_fraction": valid},
+        "statistics": {
+            "generated": {n: {"mean": means.get(n, 0.0), "std": 0.0}
+                          for n in metrics.STATISTICS},
+            "real": {n: {"mean": real_means.get(n, 0.0), "std": real_stds.get(n, 1.0)}
+                     for n in metrics.STATISTICS}},
+        "discriminative": {"score": score},
+        "diversity": {f: {"ratio": ratios} for f in quality.FEATURES},
+    }
+
+
+def _by_name(targets):
+    return {t["name"]: t for t in targets}
+
+
+def test_targets_are_met_only_when_met_in_every_seed():
+    real = {"polyphony": 0.7, "scale_consistency": 0.94, "repetitions": 30, "tone_span": 31,
+            "unique_tones": 22, "intensity_span": 2}
+    stds = {"polyphony": 0.2, "scale_consistency": 0.04, "repetitions": 35, "tone_span": 6,
+            "unique_tones": 4, "intensity_span": 11}
+    good = dict(real, scale_consistency=0.9, tone_span=33, unique_tones=21)
+    results = {
+        "gan": {"0": _result(good, real, stds, valid=0.995, score=0.1),
+                "1": _result(dict(good, tone_span=38), real, stds, valid=0.98, score=0.2,
+                             ratios=0.69)},
+        "baseline": {"0": _result({"tone_span": 5, "unique_tones": 6}, real, stds, score=0.4),
+                     "1": _result({"tone_span": 5, "unique_tones": 6}, real, stds, score=0.1)},
+        "gan3": {"0": _result(dict(real, polyphony=0.65), real, stds),
+                 "1": _result(dict(real, polyphony=0.55), real, stds)},
+    }
+    t = _by_name(quality.check_targets(results))
+    assert t["valid_tones/gan"]["met_per_seed"] == {"0": True, "1": False}
+    assert t["valid_tones/gan"]["met"] is False
+    assert t["valid_tones/gan3"]["met"] is True
+    assert t["scale_consistency/gan"]["met"] is True
+    assert t["tone_span/gan"]["values"] == pytest.approx({"0": 2 / 6, "1": 7 / 6})
+    assert t["tone_span/gan"]["met"] is False
+    assert t["unique_tones/gan"]["met"] is True
+    assert t["gan_vs_baseline/statistics"]["values"]["0"] >= 5
+    assert t["gan_vs_baseline/discriminative"]["met_per_seed"] == {"0": True, "1": False}
+    assert t["polyphony/gan3"]["values"] == pytest.approx({"0": 0.05, "1": 0.15})
+    assert t["polyphony/gan3"]["met"] is False
+    assert t["discriminative_score/gan"]["met"] is True
+    # Tone span means 33 and 38 over 2 seeds: std (ddof=1) 3.54 / real std 6 = 0.59 > 0.5.
+    spread = t["seed_spread/tone_span/gan"]
+    assert spread["values"]["all"] == pytest.approx(np.std([33, 38], ddof=1) / 6)
+    assert spread["met"] is False and t["seed_spread/polyphony/gan"]["met"] is True
+    assert t["diversity/pitch_class/gan"]["met_per_seed"] == {"0": True, "1": False}
+
+
+def test_targets_without_a_partner_are_not_met():
+    results = {"gan": {"0": _result({}, score=None)}}
+    results["gan"]["0"]["discriminative"] = None
+    t = _by_name(quality.check_targets(results))
+    assert "valid_tones/gan3" not in t and "polyphony/gan3" not in t
+    assert t["gan_vs_baseline/statistics"]["met"] is None
+    assert t["discriminative_score/gan"]["met"] is None
+    assert t["seed_spread/polyphony/gan"]["met"] is None  # one seed: no spread
+    nan = {"gan": {"0": _result({}, valid=float("nan"))}}
+    assert _by_name(quality.check_targets(nan))["valid_tones/gan"]["met"] is False
+
+
+# --------------------------------------------------------------------------------------
+# The runner, end to end.
+# --------------------------------------------------------------------------------------
+
+def _bench(*args, timeout=300):
+    return subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "bench_quality.py"), *args],
+        cwd=ROOT, capture_output=True, text=True, timeout=timeout,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+
+
+def test_runner_rejects_a_recipe_that_sets_the_protocols_flags(tmp_path):
+    result = _bench("--recipe=--units=64 --seed=3", f"--work_dir={tmp_path}",
+                    f"--output={tmp_path}/q.json", timeout=120)
+    assert result.returncode != 0
+    assert "--recipe may not set --seed" in result.stderr
+    assert not (tmp_path / "q.json").exists()
+
+
+@pytest.mark.slow
+def test_runner_end_to_end_on_a_tiny_corpus(tmp_path):
+    manual = tmp_path / "midi"
+    midi_fixtures.write_corpus(manual, midi_fixtures.sources_covering_splits(per_split=(4, 1, 2)),
+                               num_tones=60)
+    common = ["--preset=tiny", "--recipe=--units=4 --windows_per_song=2", "--seeds=0",
+              "--models=gan", "--epochs=2", "--pretrain_epochs=1", "--num_songs=8",
+              "--steps=16", "--real_windows=12", "--disc_epochs=2", "--disc_folds=2",
+              "--jobs=1", "--dataset=crnn_gan_midi/manual", f"--manual_dir={manual}",
+              f"--data_dir={tmp_path / 'data'}", f"--work_dir={tmp_path / 'work'}",
+              f"--output={tmp_path / 'quality.json'}", "--quiet"]
+    (tmp_path / "quality.json").write_text(json.dumps({"other": {"kept": True}}))
+    result = _bench(*common, "--name=tiny", f"--markdown={tmp_path / 'quality.md'}")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    everything = json.loads((tmp_path / "quality.json").read_text())
+    assert everything["other"] == {"kept": True}
+    entry = everything["tiny"]
+    run = entry["runs"]["gan"]["0"]
+    job = tmp_path / "work" / "tiny" / "gan_seed0"
+    assert (job / "run" / "generator.weights.h5").exists()
+    assert (job / "export" / "saved_model" / "saved_model.pb").exists()
+    generated = np.load(job / "quality_generated.npy")
+    assert generated.shape == (8, 16, 1, 4)
+    # The JSON's numbers are those of the saved raw outputs.
+    assert run["validity"] == quality.tone_validity(generated)
+    assert run["songs"] == 8 and run["real_windows"] == 12
+    assert 0 <= run["discriminative"]["score"] <= 0.5
+    config = json.loads((job / "run" / "config.json").read_text())
+    assert config["config"]["units"] == 4 and config["config"]["epochs"] == 2
+    names = {t["name"] for t in entry["targets"]}
+    assert {"valid_tones/gan", "discriminative_score/gan", "diversity/ioi/gan"} <= names
+    timing = run["timing"]["train"][0]
+    assert [e[1] for e in timing["epochs"]] == ["pretrain", "adversarial"]
+    markdown = (tmp_path / "quality.md").read_text()
+    assert "| tiny | GAN | 0 |" in markdown and "| real | 16-tone windows |" in markdown
+    assert markdown in result.stdout
+    # Again: nothing is trained, exported or measured twice; the numbers stay.
+    again = _bench(*common, "--name=tiny")
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "trained already" in again.stdout and "measured already" in again.stdout
+    after_again = json.loads((tmp_path / "quality.json").read_text())["tiny"]
+    rerun = after_again["runs"]["gan"]["0"]
+    assert rerun["validity"] == run["validity"]
+    assert rerun["discriminative"] == run["discriminative"]
+    # Another recipe under the same name is refused instead of mixed in.
+    changed = [a if not a.startswith("--recipe") else "--recipe=--units=5" for a in common]
+    refused = _bench(*changed, "--name=tiny")
+    assert refused.returncode == 1 and "trained with other flags" in refused.stdout
+    assert json.loads((tmp_path / "quality.json").read_text())["tiny"] == after_again
