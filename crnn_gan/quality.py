@@ -471,7 +471,9 @@ def overlapping_area(a: ArrayLike, b: ArrayLike, grid_points: int = 2048) -> flo
             half = int(np.ceil(5 * sigma))
             offsets = np.arange(-half, half + 1)
             kernel = np.exp(-0.5 * (offsets / sigma) ** 2)
-            counts = np.convolve(counts, kernel / kernel.sum(), mode="same")
+            # "full" then the centre: right whatever the kernel's length against the grid's.
+            counts = np.convolve(counts, kernel / kernel.sum(), mode="full")[
+                half:half + grid_points]
         return counts / (counts.sum() * dx)
 
     p, q = density(a, bandwidths[0]), density(b, bandwidths[1])

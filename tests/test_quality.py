@@ -201,6 +201,9 @@ def test_overlapping_area_matches_the_exact_kde_overlap():
     for shift in (0.0, 0.7, 2.0, 6.0):
         a, b = rng.normal(size=300), rng.normal(shift, 1.5, size=200)
         assert quality.overlapping_area(a, b) == pytest.approx(_exact_overlap(a, b), abs=0.01)
+    # Tiny samples: the kernel is wider than the grid.
+    a, b = np.array([0.0, 1.0]), np.array([0.2, 0.4, 0.9])
+    assert quality.overlapping_area(a, b) == pytest.approx(_exact_overlap(a, b), abs=0.01)
     a = rng.normal(size=4000)
     assert quality.overlapping_area(a, a) == pytest.approx(1.0, abs=1e-6)
     assert quality.overlapping_area(a, a + 100) == pytest.approx(0.0, abs=1e-6)
