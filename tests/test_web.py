@@ -364,3 +364,52 @@ def test_works_offline_once_loaded(browser, server):
         assert tab.errors == []
     finally:
         tab.close()
+
+
+_NODE_WRITER = """
+import {stepsToTones, tonesToMidi} from %s;
+let input = '';
+process.stdin.on('data', (chunk) => { input += chunk; });
+process.stdin.on('end', () => {
+  const out = JSON.parse(input).map(({steps, bpm}) =>
+    Buffer.from(tonesToMidi(stepsToTones(steps), {bpm})).toString('base64'));
+  process.stdout.write(JSON.stringify(out));
+});
+"""
+
+
+def test_midi_writer_is_the_codecs_on_random_tones(tmp_path):
+    """web/src/midi.js (in Node) against codec.unpack_tones + tones_to_midi_bytes: rounding
+    ties, negative and zero lengths and deltas, overlapping same-pitch notes, silent slots."""
+    import base64
+    import subprocess
+
+    node = shutil.which("node")
+    _require(node is not None, "this test needs Node.js: apt-get install nodejs")
+    rng = np.random.default_rng(0)
+    cases = []
+    for k in range(300):
+        tps = int(rng.choice([1, 3]))
+        n = int(rng.integers(1, 60)) * tps
+        length = (rng.choice([0, 1, 2.5, 3.5, 383.7, 96, -20], size=n) if k % 2
+                  else rng.normal(200, 200, n))
+        hz = 440 * 2 ** ((rng.integers(55, 62, n) + rng.normal(0, 0.3, n) - 69) / 12)
+        velocity = rng.choice([0, 0.4, 0.5, 0.6, 1.5, 2.5, 64, 126.6, 200, -3], size=n)
+        delta = (rng.choice([0, 0, 0.5, 1.5, 48, 96.2, -5], size=n) if k % 3
+                 else rng.normal(50, 100, n))
+        steps = np.stack([length, hz, velocity, delta], -1).astype(np.float32)
+        cases.append({"steps": [float(x) for x in steps.reshape(-1)], "tps": tps,
+                      "bpm": float(rng.choice([120, 90, 45, 133.3]))})
+    script = tmp_path / "writer.mjs"
+    script.write_text(_NODE_WRITER % json.dumps(os.path.join(WEB, "src", "midi.js")))
+    result = subprocess.run([node, str(script)], input=json.dumps(cases), capture_output=True,
+                            text=True, timeout=60, check=True)
+    outputs = json.loads(result.stdout)
+    compared = 0
+    for case, output in zip(cases, outputs):
+        steps = np.asarray(case["steps"], np.float32).reshape(-1, 4 * case["tps"])
+        tones = codec.unpack_tones(steps, case["tps"])
+        if len(tones):
+            assert base64.b64decode(output) == codec.tones_to_midi_bytes(tones, bpm=case["bpm"])
+            compared += 1
+    assert compared > 250

@@ -85,6 +85,7 @@ async function useModel(loadBytes, name, exportInfoUrl = null) {
       `Could not load ${name}: ${error.message || error}`;
     if (!app.generator) $('model-info').textContent = 'No model loaded.';
     else enable(['generate', 'stream'], true);
+    enable(['play', 'download'], Boolean(app.generator && app.song));
     showError(message);
     setStatus('error', app.generator ? `Still using ${app.generator.name}.` : '');
   }
