@@ -10,8 +10,13 @@ import dataclasses
 import json
 from typing import Any
 
+import numpy as np
+
 OPTIMIZERS = ("sgd", "adam")
 IMPLEMENTATIONS = ("auto", "block", "keras")
+REPRESENTATIONS = ("hz", "log")  # tfds_midi.pipeline.REPRESENTATIONS
+OUTPUT_HEADS = ("linear", "bounded", "categorical")  # crnn_gan.heads.HEADS
+L2_UNITS = ("model", "raw")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -29,6 +34,11 @@ class Config:
         optimizer: "sgd" (paper) or "adam".
         l2_scale: L2 penalty scale on every weight, as the original code's
             `scale * tf.nn.l2_loss(w)` = `scale * sum(w**2) / 2`.
+        l2_units: what `l2_scale` is relative to. "model": the loss in the model's
+            (normalised) units, as written. "raw": the original code's data loss in raw
+            units (ticks, Hz), whose squared errors are about mean(std**2) times larger: the
+            penalty applied is `l2_scale / mean(std**2)` over the features (std from the
+            training split), so it weighs against the data loss as the original's did.
         clip_norm: global gradient-norm clipping of each player's update (0 = off).
         pretrain_epochs: epochs of next-tone pretraining of G before adversarial training.
         curriculum_step: pretraining epoch e uses windows of min(step * (e + 1), seq_len).
@@ -41,6 +51,14 @@ class Config:
         sample_steps: length of the songs generated every epoch, in steps.
         implementation: LSTM kernels: "block" (fused BlockLSTM, fastest on CPU), "keras"
             (Keras LSTM: cuDNN on GPU) or "auto" (keras on GPU, block otherwise).
+        representation: the model's units for a tone (`tfds_midi.pipeline`): "hz" (the
+            paper: ticks, Hz, velocity, ticks) or "log" (log(1 + ticks), MIDI pitch number,
+            velocity, log(1 + ticks)); every interface (data, samples, exports) stays in Hz.
+        output_head: G's output head (`crnn_gan.heads`): "linear" (the paper), "bounded"
+            (valid ranges by construction) or "categorical" (values sampled with G's noise).
+        label_smoothing: D's target for real windows is 1 - this (0 = the paper).
+        supervised_weight: weight of G's teacher-forced next-step loss added to its
+            adversarial loss (TimeGAN's supervised term; 0 = the paper).
     """
 
     units: int = 350
@@ -62,6 +80,11 @@ class Config:
     windows_per_song: int = 1
     sample_steps: int = 200
     implementation: str = "auto"
+    l2_units: str = "model"
+    representation: str = "hz"
+    output_head: str = "linear"
+    label_smoothing: float = 0.0
+    supervised_weight: float = 0.0
 
     def __post_init__(self):
         positive = ("units", "num_layers", "seq_len", "batch_size", "curriculum_step",
@@ -87,6 +110,17 @@ class Config:
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"Config.optimizer must be one of {OPTIMIZERS}, "
                              f"got {self.optimizer!r}")
+        for name, allowed in (("l2_units", L2_UNITS), ("representation", REPRESENTATIONS),
+                              ("output_head", OUTPUT_HEADS)):
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"Config.{name} must be one of {allowed}, "
+                                 f"got {getattr(self, name)!r}")
+        if not 0 <= self.label_smoothing < 0.5:
+            raise ValueError(
+                f"Config.label_smoothing must be in [0, 0.5), got {self.label_smoothing!r}")
+        if not self.supervised_weight >= 0:
+            raise ValueError(
+                f"Config.supervised_weight must be >= 0, got {self.supervised_weight!r}")
         if self.implementation not in IMPLEMENTATIONS:
             raise ValueError(f"Config.implementation must be one of {IMPLEMENTATIONS}, "
                              f"got {self.implementation!r}")
@@ -110,9 +144,23 @@ class Config:
     def from_json(cls, text: str) -> Config:
         return cls(**json.loads(text))
 
+    def l2_in_model_units(self, feature_std) -> float:
+        """The L2 scale to apply to a model trained in normalised units (see `l2_units`).
+
+        Args:
+            feature_std: the training split's std of each feature ``[num_features]``, in the
+                representation's units.
+        """
+        if self.l2_units == "model":
+            return self.l2_scale
+        return float(self.l2_scale / np.mean(np.square(np.asarray(feature_std, np.float64))))
+
 
 PRESETS = {
-    "paper": Config(),
+    # The original code's L2 (0.1) weighed against squared errors in raw ticks and Hz; on
+    # normalised features the same 0.1 outweighs the data loss and kills the model, hence
+    # l2_units="raw".
+    "paper": Config(l2_units="raw"),
     "small": Config(units=128, seq_len=32, batch_size=16, learning_rate=0.1, l2_scale=1e-3,
                     pretrain_epochs=6, epochs=40, windows_per_song=8, sample_steps=100),
     "tiny": Config(units=8, num_layers=2, seq_len=8, batch_size=4, l2_scale=1e-3,

@@ -35,7 +35,7 @@ import keras
 import tensorflow as tf
 
 from crnn_gan.discriminator import Discriminator
-from crnn_gan.generator import Generator, shift_right
+from crnn_gan.generator import Generator
 
 EPSILON = 1e-7
 
@@ -100,7 +100,8 @@ def reduce_and_clip(gradients, clip_norm: float):
 
 
 def teacher_forced_loss(generator: Generator, windows, seed: int, step):
-    """Squared error of G's next-step predictions with teacher forcing.
+    """G's next-step loss with teacher forcing (`Generator.next_step_loss`: squared error,
+    or cross-entropy for the categorical head).
 
     Args:
         generator: G.
@@ -109,12 +110,11 @@ def teacher_forced_loss(generator: Generator, windows, seed: int, step):
         step: the training step (see `uniform_noise`).
 
     Returns:
-        Scalar mean squared error over this replica's windows (without regularisation).
+        Scalar loss over this replica's windows (without regularisation).
     """
     noise = uniform_noise(seed, step,
                           tf.concat([tf.shape(windows)[:2], [generator.noise_dim]], 0))
-    predictions = generator.teacher_forced(noise, shift_right(windows))
-    return tf.reduce_mean(tf.square(predictions - windows))
+    return generator.next_step_loss(noise, windows)
 
 
 def pretraining_update(generator: Generator, optimizer, windows, seed: int, clip_norm: float):
@@ -173,11 +173,16 @@ class CRNNGAN(keras.Model):
         freeze_threshold: the rule's ratio (paper: 0.7).
         clip_norm: global-norm clipping of each player's gradient (0 = off).
         seed: seeds the noise.
+        label_smoothing: D's target for real windows is ``1 - label_smoothing``
+            (one-sided, Salimans et al. 2016; 0 = the paper).
+        supervised_weight: adds this times G's teacher-forced next-step loss on the real
+            batch to G's adversarial loss (TimeGAN's supervised term; 0 = the paper).
     """
 
     def __init__(self, generator: Generator, discriminator: Discriminator,
                  feature_matching: bool = True, freezing: bool = True,
                  freeze_threshold: float = 0.7, clip_norm: float = 0.0, seed: int = 0,
+                 label_smoothing: float = 0.0, supervised_weight: float = 0.0,
                  **kwargs):
         super().__init__(**kwargs)
         self.generator = generator
@@ -187,11 +192,13 @@ class CRNNGAN(keras.Model):
         self.freeze_threshold = freeze_threshold
         self.clip_norm = clip_norm
         self.seed = seed
+        self.label_smoothing = label_smoothing
+        self.supervised_weight = supervised_weight
         self.pretraining = False  # set by ScheduleCallback; a Python bool: one trace a phase
         tracker = keras.metrics.Mean
         self.trackers = {name: tracker(name=name) for name in (
             "d_loss", "g_loss", "g_adv_loss", "d_acc_real", "d_acc_fake", "d_frozen",
-            "g_frozen", "pretrain_loss")}
+            "g_frozen", "pretrain_loss", "g_supervised_loss")}
 
     def build(self, input_shape=None):
         if self.built:  # idempotent: deserialisation may have built it already
@@ -289,14 +296,22 @@ class CRNNGAN(keras.Model):
             fake_features = discriminator.features(fake)
             p_real = discriminator.probabilities_from_features(real_features)
             p_fake = discriminator.probabilities_from_features(fake_features)
-            d_loss = -tf.reduce_mean(tf.math.log(p_real + EPSILON)
-                                     + tf.math.log(1.0 - p_fake + EPSILON))
+            real_target = 1.0 - self.label_smoothing
+            d_loss = -tf.reduce_mean(
+                real_target * tf.math.log(p_real + EPSILON)
+                + (1.0 - real_target) * tf.math.log(1.0 - p_real + EPSILON)
+                + tf.math.log(1.0 - p_fake + EPSILON))
             g_adv_loss = -tf.reduce_mean(tf.math.log(p_fake + EPSILON))
             if self.feature_matching:
                 # Global means: the loss (and gradient) is the same on every replica.
                 g_loss = feature_matching_loss(real_features, fake_features)
             else:
                 g_loss = g_adv_loss
+            supervised_loss = tf.constant(0.0)
+            if self.supervised_weight:
+                supervised_loss = teacher_forced_loss(
+                    generator, real, self.seed + 1, self.g_optimizer.iterations)
+                g_loss = g_loss + self.supervised_weight * supervised_loss
             d_total = (d_loss + tf.add_n([0.0] + discriminator.losses)) / replicas
             g_total = (g_loss + tf.add_n([0.0] + generator.losses)) / replicas
         d_variables = discriminator.trainable_variables
@@ -315,7 +330,7 @@ class CRNNGAN(keras.Model):
             "d_loss": d_loss, "g_loss": g_loss, "g_adv_loss": g_adv_loss,
             "d_acc_real": tf.reduce_mean(tf.cast(p_real > 0.5, tf.float32)),
             "d_acc_fake": tf.reduce_mean(tf.cast(p_fake < 0.5, tf.float32)),
-            "d_frozen": d_frozen, "g_frozen": g_frozen,
+            "d_frozen": d_frozen, "g_frozen": g_frozen, "g_supervised_loss": supervised_loss,
         }
         for name, value in values.items():
             self.trackers[name].update_state(value)
@@ -331,7 +346,8 @@ class CRNNGAN(keras.Model):
             "discriminator": keras.saving.serialize_keras_object(self.discriminator),
             "feature_matching": self.feature_matching, "freezing": self.freezing,
             "freeze_threshold": self.freeze_threshold, "clip_norm": self.clip_norm,
-            "seed": self.seed,
+            "seed": self.seed, "label_smoothing": self.label_smoothing,
+            "supervised_weight": self.supervised_weight,
         }
 
     @classmethod

@@ -19,7 +19,7 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-from crnn_gan import feedback_loop
+from crnn_gan import feedback_loop, heads
 from crnn_gan.lstm import FusedLSTM, _l2
 
 
@@ -33,24 +33,32 @@ class Generator(keras.Model):
         num_layers: LSTM layers.
         l2_scale: L2 penalty scale on all weights.
         implementation: LSTM kernels for teacher forcing ("auto", "block", "keras").
+        output_head: "linear" (the paper), "bounded" or "categorical" (`crnn_gan.heads`).
+            The bounded and categorical heads hold their ranges/values as non-trainable
+            weights (`set_output_range`), saved with the checkpoints and frozen into exports.
     """
 
     def __init__(self, tones_per_step: int = 1, units: int = 350, num_layers: int = 2,
-                 l2_scale: float = 0.0, implementation: str = "auto", **kwargs):
+                 l2_scale: float = 0.0, implementation: str = "auto",
+                 output_head: str = "linear", **kwargs):
         super().__init__(**kwargs)
+        if output_head not in heads.HEADS:
+            raise ValueError(f"output_head must be one of {heads.HEADS}, got {output_head!r}")
         # Layers.
         self.lstms = [
             FusedLSTM(units, l2_scale=l2_scale, implementation=implementation, name=f"lstm_{k}")
             for k in range(num_layers)
         ]
-        self.head = keras.layers.Dense(4 * tones_per_step, kernel_regularizer=_l2(l2_scale),
-                                       bias_regularizer=_l2(l2_scale), name="head")
+        self.head = keras.layers.Dense(
+            heads.head_units(output_head, 4 * tones_per_step),
+            kernel_regularizer=_l2(l2_scale), bias_regularizer=_l2(l2_scale), name="head")
         # Config.
         self.tones_per_step = tones_per_step
         self.units = units
         self.num_layers = num_layers
         self.l2_scale = l2_scale
         self.implementation = implementation
+        self.output_head = output_head
 
     @property
     def num_features(self) -> int:
@@ -67,7 +75,26 @@ class Generator(keras.Model):
         for lstm in self.lstms[1:]:
             lstm.build((None, None, self.units))
         self.head.build((None, self.units))
+        # The head's fixed ranges/values (model units), set from the data by set_output_range.
+        self.output_range = None
+        if self.output_head == "bounded":
+            self.output_range = self.add_weight(
+                shape=(self.num_features, 2), initializer="zeros", trainable=False,
+                name="output_bounds")
+        elif self.output_head == "categorical":
+            self.output_range = self.add_weight(
+                shape=(self.num_features, heads.CATEGORICAL_BINS), initializer="zeros",
+                trainable=False, name="output_bins")
         self.built = True
+
+    def set_output_range(self, songs, scaler) -> None:
+        """Sets the bounded head's bounds or the categorical head's values from raw training
+        songs ``[n_i, num_features]`` and their `FeatureScaler` (nothing for "linear")."""
+        self.build()
+        if self.output_head == "bounded":
+            self.output_range.assign(heads.output_bounds(scaler, self.tones_per_step))
+        elif self.output_head == "categorical":
+            self.output_range.assign(heads.output_bins(songs, scaler, self.tones_per_step))
 
     def initial_state(self, batch_size):
         """Zero LSTM states ``[(h, c)] * num_layers`` and a zero previous output."""
@@ -75,15 +102,28 @@ class Generator(keras.Model):
         return [(zeros, zeros)] * self.num_layers, tf.zeros([batch_size, self.num_features])
 
     def weights_as_tensors(self):
-        """Every weight read once: ``([(kernel, recurrent, bias)] * layers, (head_w, head_b))``."""
+        """Every weight read once: ``([(kernel, recurrent, bias)] * layers, (head_w, head_b,
+        output_range or None))``."""
+        output_range = (None if self.output_range is None
+                        else tf.convert_to_tensor(self.output_range))
         return ([lstm.weights_as_tensors() for lstm in self.lstms],
-                (tf.convert_to_tensor(self.head.kernel), tf.convert_to_tensor(self.head.bias)))
+                (tf.convert_to_tensor(self.head.kernel), tf.convert_to_tensor(self.head.bias),
+                 output_range))
+
+    def _emit(self, dense_output, noise_t, output_range):
+        """The head's transform (`crnn_gan.heads.emit`) of a Dense output ``[..., units]``."""
+        if self.output_head == "bounded":
+            return heads.emit("bounded", dense_output, bounds=output_range)
+        if self.output_head == "categorical":
+            return heads.emit("categorical", dense_output, noise_t, bins=output_range)
+        return dense_output
 
     def step(self, noise_t, states, previous, noise_projection=None, weights=None):
         """One step of the feedback loop.
 
         Args:
-            noise_t: ``[batch, noise_dim]`` (ignored when `noise_projection` is given).
+            noise_t: ``[batch, noise_dim]``; may be None when `noise_projection` is given
+                and the head does not sample (linear, bounded).
             states: ``[(h, c)] * num_layers``, each ``[batch, units]``.
             previous: G's previous output ``[batch, num_features]``.
             noise_projection: precomputed ``noise_t @ kernel[:noise_dim]`` of layer 0.
@@ -92,7 +132,8 @@ class Generator(keras.Model):
         Returns:
             ``(output [batch, num_features], new states)``.
         """
-        lstm_weights, (head_kernel, head_bias) = weights or self.weights_as_tensors()
+        lstm_weights, (head_kernel, head_bias, output_range) = (
+            weights or self.weights_as_tensors())
         kernel = lstm_weights[0][0]
         if noise_projection is None:
             noise_projection = tf.matmul(noise_t, kernel[: self.noise_dim])
@@ -101,10 +142,47 @@ class Generator(keras.Model):
                                          weights=lstm_weights[0])]
         for lstm, state, w in zip(self.lstms[1:], states[1:], lstm_weights[1:]):
             new_states.append(lstm.step(new_states[-1][0], state, weights=w))
-        return tf.matmul(new_states[-1][0], head_kernel) + head_bias, new_states
+        dense_output = tf.matmul(new_states[-1][0], head_kernel) + head_bias
+        return self._emit(dense_output, noise_t, output_range), new_states
+
+    def free_run(self, noise, static_batch=None):
+        """The generation loop (one home: `call` and the exports run it).
+
+        Args:
+            noise: float32 ``[batch, steps, noise_dim]``, uniform in [0, 1].
+            static_batch: the batch size as a Python int where it must be static (TFLite's
+                TensorArray element shape), else None.
+
+        Returns:
+            float32 ``[batch, steps, num_features]`` in normalised units.
+        """
+        batch, steps = tf.shape(noise)[0], tf.shape(noise)[1]
+        weights = self.weights_as_tensors()
+        first_kernel = weights[0][0][0]
+        # Layer 0's noise input for all steps in one matmul, time-major.
+        noise_projection = tf.transpose(
+            tf.matmul(noise, first_kernel[: self.noise_dim]), [1, 0, 2])
+        time_major_noise = tf.transpose(noise, [1, 0, 2])
+        states, previous = self.initial_state(batch)
+        outputs = tf.TensorArray(tf.float32, size=steps,
+                                 element_shape=[static_batch, self.num_features])
+
+        def body(t, previous, states, outputs):
+            output, states = self.step(time_major_noise[t], states, previous,
+                                       noise_projection[t], weights)
+            return t + 1, output, states, outputs.write(t, output)
+
+        _, _, _, outputs = tf.while_loop(
+            lambda t, *_: t < steps, body, (tf.constant(0), previous, states, outputs),
+            maximum_iterations=steps)
+        return tf.transpose(outputs.stack(), [1, 0, 2])
 
     def call(self, noise, training=False):
         """Free-running generation.
+
+        Which gradient runs (``training=True``): for the linear head, the hand-written
+        backward of `crnn_gan.feedback_loop` (faster on CPU; tested against autodiff of
+        `free_run`); for the bounded and categorical heads, autodiff of `free_run`.
 
         Args:
             noise: float32 ``[batch, steps, noise_dim]``, uniform in [0, 1].
@@ -113,34 +191,21 @@ class Generator(keras.Model):
             float32 ``[batch, steps, num_features]`` in normalised units.
         """
         noise = tf.convert_to_tensor(noise, tf.float32)
-        batch, steps = tf.shape(noise)[0], tf.shape(noise)[1]
-        weights = self.weights_as_tensors()
-        first_kernel = weights[0][0][0]
-        # Layer 0's noise input for all steps in one matmul, time-major.
+        if not (training and self.output_head == "linear"):
+            return self.free_run(noise)
+        lstm_weights, (head_kernel, head_bias, _) = self.weights_as_tensors()
+        first_kernel = lstm_weights[0][0]
         noise_projection = tf.transpose(
             tf.matmul(noise, first_kernel[: self.noise_dim]), [1, 0, 2])
-        if training:  # the same loop, with a faster backward pass
-            lstm_weights, head_weights = weights
-            flat = [*lstm_weights[0][1:]]
-            for layer_weights in lstm_weights[1:]:
-                flat += layer_weights
-            outputs = feedback_loop.free_running(
-                noise_projection, first_kernel[self.noise_dim:], *flat, *head_weights)
-            return tf.transpose(outputs, [1, 0, 2])
-        states, previous = self.initial_state(batch)
-        outputs = tf.TensorArray(tf.float32, size=steps, element_shape=[None, self.num_features])
+        flat = [*lstm_weights[0][1:]]
+        for layer_weights in lstm_weights[1:]:
+            flat += layer_weights
+        outputs = feedback_loop.free_running(
+            noise_projection, first_kernel[self.noise_dim:], *flat, head_kernel, head_bias)
+        return tf.transpose(outputs, [1, 0, 2])
 
-        def body(t, previous, states, outputs):
-            output, states = self.step(None, states, previous, noise_projection[t], weights)
-            return t + 1, output, states, outputs.write(t, output)
-
-        _, _, _, outputs = tf.while_loop(
-            lambda t, *_: t < steps, body, (tf.constant(0), previous, states, outputs),
-            maximum_iterations=steps)
-        return tf.transpose(outputs.stack(), [1, 0, 2])
-
-    def teacher_forced(self, noise, previous):
-        """Next-step prediction with the true previous steps as feedback.
+    def teacher_forced_dense(self, noise, previous):
+        """The head's Dense output with the true previous steps as feedback.
 
         Args:
             noise: ``[batch, steps, noise_dim]`` uniform in [0, 1].
@@ -148,17 +213,31 @@ class Generator(keras.Model):
                 (zeros at position 0), normalised units.
 
         Returns:
-            ``[batch, steps, num_features]``: the prediction of each position.
+            ``[batch, steps, head units]`` (see `crnn_gan.heads.head_units`).
         """
         hidden = tf.concat([noise, previous], axis=-1)
         for lstm in self.lstms:
             hidden, _, _ = lstm(hidden)
         return self.head(hidden)
 
+    def teacher_forced(self, noise, previous):
+        """Next-step outputs with the true previous steps as feedback (the head applied,
+        sampling with `noise` for the categorical head): ``[batch, steps, num_features]``."""
+        output_range = None if self.output_range is None else self.output_range
+        return self._emit(self.teacher_forced_dense(noise, previous), noise, output_range)
+
+    def next_step_loss(self, noise, windows):
+        """The head's next-step loss (`crnn_gan.heads.next_step_loss`) of real windows
+        ``[batch, T, num_features]`` (normalised), teacher forced; scalar."""
+        dense = self.teacher_forced_dense(noise, shift_right(windows))
+        output_range = None if self.output_range is None else self.output_range
+        return heads.next_step_loss(self.output_head, dense, windows, bins=output_range,
+                                    bounds=output_range)
+
     def get_config(self):
         return {**super().get_config(), "tones_per_step": self.tones_per_step,
                 "units": self.units, "num_layers": self.num_layers, "l2_scale": self.l2_scale,
-                "implementation": self.implementation}
+                "implementation": self.implementation, "output_head": self.output_head}
 
 
 def shift_right(steps):

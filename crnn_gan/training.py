@@ -72,14 +72,27 @@ class RunSpec:
             raise ValueError(f"samples_per_epoch must be >= 0, got {self.samples_per_epoch}")
 
 
-def build_generator(config: Config) -> Generator:
+def build_generator(config: Config, l2_scale: float | None = None) -> Generator:
+    """G of a config; `l2_scale` overrides `config.l2_scale` (see `Config.l2_in_model_units`)."""
     return Generator(tones_per_step=config.tones_per_step, units=config.units,
-                     num_layers=config.num_layers, l2_scale=config.l2_scale,
-                     implementation=config.implementation, name="generator")
+                     num_layers=config.num_layers,
+                     l2_scale=config.l2_scale if l2_scale is None else l2_scale,
+                     implementation=config.implementation, output_head=config.output_head,
+                     name="generator")
 
 
-def build_model(config: Config, model: str, seed: int = 0) -> keras.Model:
-    """The compiled, fully built CRNNGAN or Baseline of a config (optimisers included)."""
+def build_model(config: Config, model: str, seed: int = 0,
+                l2_scale: float | None = None) -> keras.Model:
+    """The compiled, fully built CRNNGAN or Baseline of a config (optimisers included).
+
+    Args:
+        config: the hyper-parameters.
+        model: "gan" or "baseline".
+        seed: seeds the noise.
+        l2_scale: the L2 scale in model units (default `config.l2_scale`; `train` passes
+            `config.l2_in_model_units(scaler.std)`).
+    """
+    l2_scale = config.l2_scale if l2_scale is None else l2_scale
 
     def optimizer(learning_rate):
         # Clipping is done by the models on the gradient summed over replicas.
@@ -87,18 +100,20 @@ def build_model(config: Config, model: str, seed: int = 0) -> keras.Model:
             return keras.optimizers.Adam(learning_rate)
         return keras.optimizers.SGD(learning_rate)
 
-    generator = build_generator(config)
+    generator = build_generator(config, l2_scale)
     if model == "baseline":
         built = Baseline(generator, clip_norm=config.clip_norm, seed=seed, name="baseline")
         built.compile(optimizer=optimizer(config.learning_rate))
     else:
         discriminator = Discriminator(
             num_features=config.num_features, units=config.units,
-            num_layers=config.num_layers, l2_scale=config.l2_scale,
+            num_layers=config.num_layers, l2_scale=l2_scale,
             implementation=config.implementation, name="discriminator")
         built = CRNNGAN(generator, discriminator, feature_matching=config.feature_matching,
                         freezing=config.freezing, freeze_threshold=config.freeze_threshold,
-                        clip_norm=config.clip_norm, seed=seed, name="crnn_gan")
+                        clip_norm=config.clip_norm, seed=seed,
+                        label_smoothing=config.label_smoothing,
+                        supervised_weight=config.supervised_weight, name="crnn_gan")
         built.compile(
             d_optimizer=optimizer(config.learning_rate * config.d_learning_rate_scale),
             g_optimizer=optimizer(config.learning_rate))
@@ -208,7 +223,7 @@ def train(config: Config, spec: RunSpec, songs=None) -> keras.callbacks.History:
         with tf.io.gfile.GFile(stats_path) as f:
             real_stats = {k: tuple(v) for k, v in json.load(f).items()}
     else:
-        scaler = pipeline.FeatureScaler.fit(songs)
+        scaler = pipeline.FeatureScaler.fit(songs, config.representation)
         real_stats = real_window_statistics(songs, config.sample_steps, seed=spec.seed)
         if is_chief:
             run_dir.save_atomic(scaler.save, scaler_path)
@@ -218,7 +233,9 @@ def train(config: Config, spec: RunSpec, songs=None) -> keras.callbacks.History:
                  usable, len(songs), config.seq_len)
 
     with strategy.scope():
-        model = build_model(config, spec.model, seed=spec.seed)
+        model = build_model(config, spec.model, seed=spec.seed,
+                            l2_scale=config.l2_in_model_units(scaler.std))
+        model.generator.set_output_range(songs, scaler)
     if spec.strategy == "multi_worker":
         _log_values_as_vectors(model)
     dataset = pipeline.window_dataset(songs, scaler, config.seq_len, config.batch_size,

@@ -179,7 +179,7 @@ def test_tflite_has_builtin_ops_only(exported):
         assert ops["custom"] == set(), name  # no Flex / custom ops
         allowed = {"WHILE", "LESS", "FULLY_CONNECTED", "LOGISTIC", "TANH", "MUL", "ADD", "SPLIT",
                    "PACK", "UNPACK", "CONCATENATION", "FILL", "RESHAPE", "SHAPE", "SLICE",
-                   "STRIDED_SLICE", "TRANSPOSE", "GATHER", "DEQUANTIZE"}
+                   "STRIDED_SLICE", "TRANSPOSE", "GATHER", "DEQUANTIZE", "LOGICAL_AND"}
         assert ops["builtin"] <= allowed, (name, ops["builtin"] - allowed)
         assert {"WHILE", "FULLY_CONNECTED", "LOGISTIC", "TANH"} <= ops["builtin"]
         signatures = tflite_runner(os.path.join(exported[1], name), "step")._interpreter

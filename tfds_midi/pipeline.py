@@ -33,49 +33,128 @@ def curriculum_length(epoch: int, seq_len: int, step: int = CURRICULUM_STEP) -> 
     return min(step * (epoch + 1), seq_len)
 
 
+#: How a tone's four raw values become the model's features (before standardisation):
+#: "hz": as they are (the paper: ticks, Hz, velocity, ticks); "log": length and delta as
+#: log(1 + ticks), frequency as the MIDI pitch number 69 + 12 log2(Hz / 440) (a semitone is
+#: one unit; Hz below MIDI pitch 0, 8.18 Hz, including the zeros of absent C-RNN-GAN-3
+#: slots, encode as pitch 0), velocity as it is.
+REPRESENTATIONS = ("hz", "log")
+_PITCH_0_HZ = 440.0 * 2.0 ** (-69.0 / 12.0)
+
+
+def _math(x):
+    """numpy for numpy input, TensorFlow for tensors: one formula serves data and graphs."""
+    return np if isinstance(x, (np.ndarray, np.generic, float, int)) else tf.math
+
+
+def encode_tone_columns(raw, representation: str):
+    """Raw tone values ``[..., 4 * k]`` (ticks, Hz, velocity, ticks per tone) -> model units.
+
+    Works on numpy arrays (computed in float64) and on tensors (float32 graph ops that
+    TFLite runs as builtins).
+    """
+    if representation == "hz":
+        return raw
+    m = _math(raw)
+    if m is np:
+        raw = np.asarray(raw, np.float64)
+    columns = _tone_columns(raw)
+    length = m.log(1.0 + columns[0])
+    pitch = 69.0 + (12.0 / np.log(2.0)) * m.log(m.maximum(columns[1], _PITCH_0_HZ) / 440.0)
+    delta = m.log(1.0 + columns[3])
+    return _join_tone_columns([length, pitch, columns[2], delta], raw)
+
+
+def decode_tone_columns(encoded, representation: str):
+    """Model units ``[..., 4 * k]`` -> raw tone values (ticks, Hz, velocity, ticks)."""
+    if representation == "hz":
+        return encoded
+    m = _math(encoded)
+    columns = _tone_columns(encoded)
+    length = m.exp(columns[0]) - 1.0
+    hz = 440.0 * m.exp((columns[1] - 69.0) * (np.log(2.0) / 12.0))
+    delta = m.exp(columns[3]) - 1.0
+    return _join_tone_columns([length, hz, columns[2], delta], encoded)
+
+
+def _tone_columns(values):
+    """``[..., 4 * k]`` -> 4 arrays ``[..., k]``: each tone column over the k slots."""
+    return [values[..., c::4] for c in range(4)]
+
+
+def _join_tone_columns(columns, like):
+    """Inverse of `_tone_columns`."""
+    m = _math(like)
+    stacked = (np.stack if m is np else tf.stack)(columns, axis=-1)  # [..., k, 4]
+    if m is np:
+        return stacked.reshape(*stacked.shape[:-2], -1)
+    return tf.reshape(stacked, tf.concat([tf.shape(like)[:-1], [-1]], axis=0))
+
+
 @dataclasses.dataclass(frozen=True)
 class FeatureScaler:
-    """Per-feature standardisation fitted on the training split.
+    """Raw tones <-> the model's units: a fixed representation, then standardisation.
+
+    ``normalize(raw) = (encode(raw) - mean) / std`` and ``denormalize`` its inverse, where
+    `encode` is `encode_tone_columns` of `representation` (see `REPRESENTATIONS`).
 
     Attributes:
-        mean: float32 ``[features]`` (4 per tone, 12 for C-RNN-GAN-3 packed steps), raw units.
+        mean: float32 ``[features]`` (4 per tone, 12 for C-RNN-GAN-3 packed steps), encoded
+            units.
         std: float32 ``[features]``; features that never vary get 1, so they stay finite.
+        representation: "hz" (the paper's raw values) or "log".
     """
 
     mean: np.ndarray
     std: np.ndarray
+    representation: str = "hz"
+
+    def __post_init__(self):
+        if self.representation not in REPRESENTATIONS:
+            raise ValueError(f"representation must be one of {REPRESENTATIONS}, "
+                             f"got {self.representation!r}")
 
     @classmethod
-    def fit(cls, songs: Iterable[np.ndarray]) -> FeatureScaler:
+    def fit(cls, songs: Iterable[np.ndarray], representation: str = "hz") -> FeatureScaler:
         """Fits mean and std over every step of every song (``[n, features]`` each)."""
         steps = [np.asarray(song, np.float64) for song in songs]
         steps = [s for s in steps if len(s)]
         if not steps:
             raise ValueError("cannot fit a FeatureScaler on no data")
-        stacked = np.concatenate(steps, axis=0)
+        stacked = encode_tone_columns(np.concatenate(steps, axis=0), representation)
         std = stacked.std(axis=0)
         std[std < 1e-6] = 1.0
-        return cls(stacked.mean(axis=0).astype(np.float32), std.astype(np.float32))
+        return cls(stacked.mean(axis=0).astype(np.float32), std.astype(np.float32),
+                   representation)
 
     @property
     def num_features(self) -> int:
         return int(self.mean.shape[0])
 
+    def encode(self, raw):
+        """Raw units -> encoded units (before standardisation)."""
+        return encode_tone_columns(raw, self.representation)
+
     def normalize(self, raw):
         """Raw units -> normalised; works on numpy arrays and tensors ``[..., features]``."""
-        return (raw - self.mean) / self.std
+        encoded = self.encode(raw)
+        if _math(encoded) is np:
+            return ((encoded - self.mean) / self.std).astype(np.float32)
+        return (encoded - self.mean) / self.std
 
     def denormalize(self, normalized):
         """Normalised -> raw units; works on numpy arrays and tensors ``[..., features]``."""
-        return normalized * self.std + self.mean
+        return decode_tone_columns(normalized * self.std + self.mean, self.representation)
 
     def to_json(self) -> str:
-        return json.dumps({"mean": self.mean.tolist(), "std": self.std.tolist()})
+        return json.dumps({"mean": self.mean.tolist(), "std": self.std.tolist(),
+                           "representation": self.representation})
 
     @classmethod
     def from_json(cls, text: str) -> FeatureScaler:
         data = json.loads(text)
-        return cls(np.asarray(data["mean"], np.float32), np.asarray(data["std"], np.float32))
+        return cls(np.asarray(data["mean"], np.float32), np.asarray(data["std"], np.float32),
+                   data.get("representation", "hz"))
 
     def save(self, path: str) -> None:
         """Writes the scaler as JSON to any `tf.io.gfile` path."""

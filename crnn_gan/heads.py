@@ -1,0 +1,169 @@
+"""G's output heads: how the top LSTM layer's Dense output becomes a step of tones.
+
+One home for what G may emit and for its next-step loss. Three heads (`Config.output_head`):
+
+- ``"linear"`` (the paper): the Dense output is the step's features, unbounded; next-step
+  loss: squared error. Nothing stops a tone below the piano's range, a negative length or a
+  velocity of 200.
+- ``"bounded"``: each feature squashed into its valid raw range, expressed in model units
+  (`output_bounds`): pitch in MIDI 21..108 (a sigmoid between the two), length >= 1 tick
+  and delta >= 0 (a softplus above the bound), velocity in 1..127 (0..127 for C-RNN-GAN-3, where 0
+  marks an absent slot). Continuous outputs that cannot leave the range for any weights;
+  next-step loss: squared error.
+- ``"categorical"``: for every feature a distribution over a fixed set of values
+  (`output_bins`: the 88 piano pitches, and quantiles of the training split's lengths,
+  velocities and deltas, which include 0 for chords and absent slots), **sampled with G's
+  own uniform noise** by inverse CDF: feature f of step t takes the first value whose
+  cumulative probability exceeds noise[t, f]. Real-valued outputs (the values are reals in
+  model units) that are valid by construction, and a G whose noise drives real choices
+  instead of being averaged away. Next-step loss: cross-entropy of the true value's nearest
+  bin (maximum likelihood, not the mean of a multimodal distribution). Gradients through
+  the sample: straight-through (the value is the sample; its gradient is the expectation's).
+
+Shapes: ``F = 4 * tones_per_step`` features per step; ``K = CATEGORICAL_BINS`` values per
+feature (padded by repeating a feature's last value); the head's Dense has ``F`` outputs
+(linear, bounded) or ``F * K`` (categorical). Builtin TFLite ops only.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import tensorflow as tf
+
+HEADS = ("linear", "bounded", "categorical")
+#: Values per feature of the categorical head: the 88 piano keys set the size.
+CATEGORICAL_BINS = 88
+PIANO_LOWEST, PIANO_HIGHEST = 21, 108
+#: Marks a side without a bound in `output_bounds`.
+UNBOUNDED = 1e9
+_LENGTH, _FREQUENCY, _VELOCITY, _DELTA = range(4)
+
+
+def head_units(head: str, num_features: int) -> int:
+    """Outputs of the head's Dense layer."""
+    return num_features * CATEGORICAL_BINS if head == "categorical" else num_features
+
+
+def _softplus(x):
+    """log(1 + e^x), stable, in builtin TFLite ops (TFLite has no SOFTPLUS)."""
+    return tf.maximum(x, 0.0) + tf.math.log(1.0 + tf.exp(-tf.abs(x)))
+
+
+def emit(head: str, dense_output, noise_t=None, bins=None, bounds=None):
+    """One step's features from the head's Dense output.
+
+    Args:
+        head: one of `HEADS`.
+        dense_output: ``[..., head_units]``.
+        noise_t: the step's uniform noise ``[..., F]`` (categorical: the sampling variables).
+        bins: categorical values ``[F, K]``, model units.
+        bounds: ``[F, 2]`` lower and upper bound in model units (+-`UNBOUNDED`: none).
+
+    Returns:
+        ``[..., F]`` in model units.
+    """
+    if head == "linear":
+        return dense_output
+    if head == "bounded":
+        return squash(dense_output, bounds)
+    probabilities = tf.nn.softmax(_as_logits(dense_output, bins), axis=-1)  # [..., F, K]
+    cdf = tf.cumsum(probabilities, axis=-1)
+    index = tf.reduce_sum(tf.cast(cdf < noise_t[..., None], tf.int32), axis=-1)
+    index = tf.minimum(index, CATEGORICAL_BINS - 1)
+    sample = tf.reduce_sum(tf.one_hot(index, CATEGORICAL_BINS) * bins, axis=-1)
+    expectation = tf.reduce_sum(probabilities * bins, axis=-1)
+    # Straight-through: exactly the sample's value, the expectation's gradient.
+    return sample + (expectation - tf.stop_gradient(expectation))
+
+
+def squash(x, bounds):
+    """Each feature of ``x [..., F]`` into (lower, upper) of ``bounds [F, 2]``."""
+    lower, upper = bounds[:, 0], bounds[:, 1]
+    has_lower, has_upper = lower > -UNBOUNDED / 2, upper < UNBOUNDED / 2
+    both = lower + (upper - lower) * tf.sigmoid(x)
+    above = lower + _softplus(x)
+    below = upper - _softplus(-x)
+    return tf.where(has_lower & has_upper, both,
+                    tf.where(has_lower, above, tf.where(has_upper, below, x)))
+
+
+def _as_logits(dense_output, bins):
+    shape = tf.concat([tf.shape(dense_output)[:-1], tf.shape(bins)], axis=0)
+    return tf.reshape(dense_output, shape)
+
+
+def next_step_loss(head: str, dense_output, targets, bins=None, bounds=None):
+    """The next-step (pretraining, baseline, supervised) loss of a head.
+
+    Args:
+        head: one of `HEADS`.
+        dense_output: the head's Dense output for each position ``[batch, T, head_units]``.
+        targets: the true steps ``[batch, T, F]``, model units.
+        bins, bounds: as for `emit`.
+
+    Returns:
+        Scalar: mean squared error (linear, bounded) or mean cross-entropy in nats of each
+        feature's nearest value (categorical).
+    """
+    if head == "linear":
+        return tf.reduce_mean(tf.square(dense_output - targets))
+    if head == "bounded":
+        return tf.reduce_mean(tf.square(squash(dense_output, bounds) - targets))
+    labels = tf.argmin(tf.abs(targets[..., None] - bins), axis=-1)
+    return tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(
+        labels=labels, logits=_as_logits(dense_output, bins)))
+
+
+def raw_bounds(tones_per_step: int) -> np.ndarray:
+    """The valid range of each raw feature ``[F, 2]`` (ticks, Hz, velocity, ticks)."""
+    lowest_hz, highest_hz = (440.0 * 2.0 ** ((p - 69) / 12) for p in (PIANO_LOWEST,
+                                                                      PIANO_HIGHEST))
+    lowest_velocity = 1.0 if tones_per_step == 1 else 0.0  # 0 = an absent slot
+    # Length >= 1 tick, not > 0: a softplus that underflows to 0 must still leave a tone.
+    tone = [(1.0, np.inf), (lowest_hz, highest_hz), (lowest_velocity, 127.0), (0.0, np.inf)]
+    return np.asarray(tone * tones_per_step, np.float64)
+
+
+def output_bounds(scaler, tones_per_step: int) -> np.ndarray:
+    """`raw_bounds` in model units ``[F, 2]`` float32 (+-`UNBOUNDED` for no bound)."""
+    raw = raw_bounds(tones_per_step)
+    finite = np.where(np.isfinite(raw), raw, 1.0)
+    lower = np.asarray(scaler.normalize(finite[None, :, 0])[0], np.float64)
+    upper = np.asarray(scaler.normalize(finite[None, :, 1])[0], np.float64)
+    lower = np.where(np.isfinite(raw[:, 0]), lower, -UNBOUNDED)
+    upper = np.where(np.isfinite(raw[:, 1]), upper, UNBOUNDED)
+    return np.stack([lower, upper], axis=-1).astype(np.float32)
+
+
+def output_bins(songs, scaler, tones_per_step: int) -> np.ndarray:
+    """The categorical head's values ``[F, K]`` float32, model units, from training songs.
+
+    Pitch: the 88 piano keys (MIDI 21..108). Length, velocity, delta: the quantiles at
+    (k + 0.5) / K of the present tones' raw values (any monotone representation has the same
+    quantiles), distinct values only, padded with the last one; for C-RNN-GAN-3 velocity 0
+    (an absent slot) is one of the values.
+
+    Args:
+        songs: raw training songs ``[n_i, F]``.
+        scaler: their `FeatureScaler`.
+        tones_per_step: 1 or 3.
+    """
+    steps = np.concatenate([np.asarray(s, np.float64) for s in songs if len(s)], axis=0)
+    tones = steps.reshape(-1, 4)
+    present = tones[tones[:, _VELOCITY] >= 0.5]
+    levels = (np.arange(CATEGORICAL_BINS) + 0.5) / CATEGORICAL_BINS
+    columns = {}
+    pitch = np.arange(PIANO_LOWEST, PIANO_HIGHEST + 1, dtype=np.float64)
+    columns[_FREQUENCY] = 440.0 * 2.0 ** ((pitch - 69.0) / 12.0)
+    for column in (_LENGTH, _VELOCITY, _DELTA):
+        values = np.unique(np.quantile(present[:, column], levels, method="nearest"))
+        if column == _VELOCITY and tones_per_step > 1:
+            values = np.unique(np.append(values, 0.0))
+        if column == _LENGTH:
+            values = values[values > 0] if np.any(values > 0) else np.asarray([1.0])
+        columns[column] = values
+    raw = np.zeros((CATEGORICAL_BINS, 4 * tones_per_step))
+    for feature in range(4 * tones_per_step):
+        values = columns[feature % 4]
+        raw[:, feature] = np.pad(values, (0, CATEGORICAL_BINS - len(values)), mode="edge")
+    return np.asarray(scaler.normalize(raw), np.float32).T

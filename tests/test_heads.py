@@ -1,0 +1,309 @@
+"""The model's units and G's output heads: representation round trips, bounded and
+categorical heads (valid for any weights), their losses, the new Config fields, and their
+export (builtin TFLite ops, parity)."""
+
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from crnn_gan import config as config_lib
+from crnn_gan import heads, training
+from crnn_gan.generator import Generator
+from export import export as export_lib
+from tfds_midi import codec, pipeline
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": ROOT}
+
+
+def random_songs(tones_per_step=1, count=3, length=60, seed=0):
+    """Raw songs of valid tones (packed for C-RNN-GAN-3: absent slots included)."""
+    rng = np.random.default_rng(seed)
+    songs = []
+    for _ in range(count):
+        tones = np.stack([
+            rng.choice([96.0, 192.0, 384.0, 768.0], length),
+            codec.pitch_to_hz(rng.integers(40, 90, length)),
+            rng.integers(40, 110, length).astype(np.float64),
+            rng.choice([0.0, 0.0, 192.0, 384.0], length)], axis=1).astype(np.float32)
+        tones[0, 3] = 0.0
+        songs.append(codec.pack_tones(tones, tones_per_step) if tones_per_step > 1 else tones)
+    return songs
+
+
+def valid_fraction(raw_tones):
+    """Fraction of tones ``[n, 4]`` with MIDI pitch 21..108, length > 0, velocity 1..127,
+    and a delta that is not negative (float32 rounding of a 0 aside: > -1e-3 ticks)."""
+    hz = raw_tones[:, 1]
+    pitch = np.where(hz > 0, np.rint(69 + 12 * np.log2(np.maximum(hz, 1e-9) / 440)), -1)
+    velocity = np.rint(raw_tones[:, 2])
+    ok = (pitch >= 21) & (pitch <= 108) & (raw_tones[:, 0] > 0) & (velocity >= 1) & (
+        velocity <= 127) & (raw_tones[:, 3] > -1e-3)
+    return float(ok.mean())
+
+
+# --- Representation -------------------------------------------------------------------------
+
+@pytest.mark.parametrize("representation", ["hz", "log"])
+@pytest.mark.parametrize("tones_per_step", [1, 3])
+def test_representation_round_trip_numpy_and_tensorflow(representation, tones_per_step):
+    songs = random_songs(tones_per_step)
+    scaler = pipeline.FeatureScaler.fit(songs, representation)
+    raw = np.concatenate(songs)
+    normalized = scaler.normalize(raw)
+    assert normalized.dtype == np.float32
+    np.testing.assert_allclose(normalized.mean(0), 0, atol=1e-4)
+    present = np.repeat(raw[:, 2::4] > 0, 4, axis=1)  # absent slots have Hz 0: see below
+    back = scaler.denormalize(normalized)
+    np.testing.assert_allclose(back[present], raw[present], rtol=2e-5, atol=1e-3)
+    in_graph = scaler.denormalize(tf.constant(normalized)).numpy()
+    np.testing.assert_allclose(in_graph[present], raw[present], rtol=2e-5, atol=1e-3)
+    np.testing.assert_allclose(scaler.normalize(tf.constant(raw)).numpy(), normalized,
+                               rtol=1e-5, atol=1e-5)
+
+
+def test_log_representation_units():
+    """A semitone is one unit of pitch; lengths and deltas are log(1 + ticks)."""
+    raw = np.asarray([[384.0, 440.0, 90.0, 0.0], [0.0, 0.0, 0.0, 1.0]], np.float32)
+    encoded = pipeline.encode_tone_columns(raw, "log")
+    np.testing.assert_allclose(encoded[0], [np.log(385.0), 69.0, 90.0, 0.0], rtol=1e-12)
+    # Hz 0 (an absent C-RNN-GAN-3 slot) encodes as MIDI pitch 0, not -inf.
+    np.testing.assert_allclose(encoded[1], [0.0, 0.0, 0.0, np.log(2.0)], atol=1e-12)
+    np.testing.assert_allclose(pipeline.encode_tone_columns(
+        codec.pitch_to_hz(np.asarray([[0, 21, 0, 0], [0, 108, 0, 0]])), "log")[:, 1],
+        [21, 108], atol=1e-4)
+
+
+def test_scaler_json_keeps_the_representation_and_reads_old_files():
+    scaler = pipeline.FeatureScaler.fit(random_songs(), "log")
+    again = pipeline.FeatureScaler.from_json(scaler.to_json())
+    assert again.representation == "log"
+    old = json.dumps({"mean": [1, 2, 3, 4], "std": [1, 1, 1, 1]})
+    assert pipeline.FeatureScaler.from_json(old).representation == "hz"
+    with pytest.raises(ValueError, match="representation"):
+        pipeline.FeatureScaler(scaler.mean, scaler.std, "mel")
+
+
+# --- Heads ----------------------------------------------------------------------------------
+
+def generator_with_head(head, tones_per_step=1, representation="log", scale=1.0, seed=0):
+    songs = random_songs(tones_per_step)
+    scaler = pipeline.FeatureScaler.fit(songs, representation)
+    keras.utils.set_random_seed(seed)
+    generator = Generator(tones_per_step=tones_per_step, units=16, num_layers=2,
+                          implementation="block", output_head=head)
+    generator.build()
+    generator.set_output_range(songs, scaler)
+    for variable in generator.trainable_weights:
+        variable.assign(variable.numpy() * scale)
+    return generator, scaler, songs
+
+
+@pytest.mark.parametrize("head", ["bounded", "categorical"])
+@pytest.mark.parametrize("representation", ["hz", "log"])
+@pytest.mark.parametrize("tones_per_step", [1, 3])
+def test_head_outputs_are_valid_for_any_weights(head, representation, tones_per_step):
+    """Huge random weights drive every pre-activation to its extremes: the raw outputs
+    still hold only valid tones (for C-RNN-GAN-3: present slots)."""
+    for scale in (1.0, 30.0):
+        generator, scaler, _ = generator_with_head(head, tones_per_step, representation, scale)
+        noise = np.random.default_rng(1).uniform(size=(8, 40, generator.noise_dim))
+        raw = scaler.denormalize(np.asarray(generator(noise.astype(np.float32)), np.float64))
+        tones = raw.reshape(-1, 4)
+        present = tones[np.rint(tones[:, 2]) >= 1] if tones_per_step > 1 else tones
+        assert len(present) > 0
+        assert valid_fraction(present) == 1.0, (scale, present[:5])
+        assert np.all(np.isfinite(tones))
+
+
+def test_linear_head_can_leave_the_valid_range():
+    """The paper's head, for contrast: the same weights produce invalid tones."""
+    generator, scaler, _ = generator_with_head("linear", 1, "hz", scale=30.0)
+    noise = np.random.default_rng(1).uniform(size=(8, 40, 4)).astype(np.float32)
+    raw = scaler.denormalize(np.asarray(generator(noise), np.float64))
+    assert valid_fraction(raw.reshape(-1, 4)) < 0.9
+
+
+def test_categorical_head_samples_its_distribution_with_the_noise():
+    """Inverse-CDF sampling: value k is chosen with probability softmax(logits)_k, and the
+    value is exactly one of the bins; the same noise gives the same value."""
+    rng = np.random.default_rng(0)
+    features, count = 4, 20000
+    logits = rng.normal(size=(features * heads.CATEGORICAL_BINS,)).astype(np.float32) * 2
+    bins = np.sort(rng.normal(size=(features, heads.CATEGORICAL_BINS)), axis=1).astype(
+        np.float32)
+    dense = np.tile(logits, (count, 1))
+    noise = rng.uniform(size=(count, features)).astype(np.float32)
+    values = heads.emit("categorical", tf.constant(dense), tf.constant(noise),
+                        bins=tf.constant(bins)).numpy()
+    probabilities = tf.nn.softmax(logits.reshape(features, -1)).numpy()
+    for f in range(features):
+        index = np.searchsorted(bins[f], values[:, f])
+        np.testing.assert_array_equal(bins[f][index], values[:, f])  # exactly a bin
+        frequency = np.bincount(index, minlength=heads.CATEGORICAL_BINS) / count
+        # Binomial standard error: at most sqrt(p (1 - p) / n) < 0.0036; 5 sigma.
+        np.testing.assert_allclose(frequency, probabilities[f], atol=0.018)
+        # Brute force inverse CDF.
+        expected = [bins[f][min(np.searchsorted(np.cumsum(probabilities[f]), u, "right"),
+                                heads.CATEGORICAL_BINS - 1)] for u in noise[:200, f]]
+        np.testing.assert_allclose(values[:200, f], expected)
+
+
+def test_categorical_head_gradient_is_the_expectations():
+    rng = np.random.default_rng(1)
+    bins = tf.constant(rng.normal(size=(4, heads.CATEGORICAL_BINS)).astype(np.float32))
+    dense = tf.Variable(rng.normal(size=(3, 4 * heads.CATEGORICAL_BINS)).astype(np.float32))
+    noise = tf.constant(rng.uniform(size=(3, 4)).astype(np.float32))
+    weights = tf.constant(rng.normal(size=(3, 4)).astype(np.float32))
+    with tf.GradientTape(persistent=True) as tape:
+        sampled = tf.reduce_sum(weights * heads.emit("categorical", dense, noise, bins=bins))
+        probabilities = tf.nn.softmax(tf.reshape(dense, [3, 4, -1]))
+        expectation = tf.reduce_sum(weights * tf.reduce_sum(probabilities * bins, -1))
+    np.testing.assert_allclose(tape.gradient(sampled, dense), tape.gradient(expectation, dense),
+                               atol=1e-6)
+
+
+def test_next_step_losses_against_brute_force():
+    rng = np.random.default_rng(2)
+    k = heads.CATEGORICAL_BINS
+    bins = np.sort(rng.normal(size=(4, k)), axis=1).astype(np.float32)
+    dense = rng.normal(size=(2, 3, 4 * k)).astype(np.float32)
+    targets = rng.normal(size=(2, 3, 4)).astype(np.float32)
+    loss = heads.next_step_loss("categorical", dense, targets, bins=bins).numpy()
+    expected = []
+    for b in range(2):
+        for t in range(3):
+            for f in range(4):
+                logits = dense[b, t, f * k:(f + 1) * k].astype(np.float64)
+                label = np.argmin(np.abs(bins[f] - targets[b, t, f]))
+                expected.append(np.log(np.exp(logits).sum()) - logits[label])
+    np.testing.assert_allclose(loss, np.mean(expected), rtol=1e-5)
+    bounds = np.asarray([[-1, 1], [0, heads.UNBOUNDED], [-heads.UNBOUNDED, 2],
+                         [-heads.UNBOUNDED, heads.UNBOUNDED]], np.float32)
+    x = dense[..., :4]
+    squashed = np.stack([-1 + 2 / (1 + np.exp(-x[..., 0])), np.log1p(np.exp(x[..., 1])),
+                         2 - np.log1p(np.exp(-x[..., 2])), x[..., 3]], axis=-1)
+    np.testing.assert_allclose(heads.squash(tf.constant(x), bounds).numpy(), squashed,
+                               rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(heads.next_step_loss("bounded", x, targets, bounds=bounds),
+                               np.mean((squashed - targets) ** 2), rtol=1e-5)
+
+
+def test_categorical_bins_hold_the_piano_and_the_datas_values():
+    songs = random_songs(3)
+    scaler = pipeline.FeatureScaler.fit(songs, "log")
+    bins = scaler.denormalize(heads.output_bins(songs, scaler, 3).T)  # [K, 12] raw
+    np.testing.assert_allclose(codec.hz_to_pitch(bins[:, 1]), np.arange(21, 109))
+    assert set(np.rint(bins[:, 0])) == {96, 192, 384, 768}
+    assert 0 in set(np.rint(bins[:, 2])) and set(np.rint(bins[:, 3])) == {0, 192, 384}
+
+
+def test_output_range_is_saved_with_the_weights(tmp_path):
+    generator, _, _ = generator_with_head("categorical")
+    path = str(tmp_path / "g.weights.h5")
+    generator.save_weights(path)
+    again = Generator(tones_per_step=1, units=16, num_layers=2, output_head="categorical")
+    again.build()
+    again.load_weights(path)
+    np.testing.assert_array_equal(again.output_range.numpy(), generator.output_range.numpy())
+
+
+# --- Config ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("field,bad", [
+    ("representation", "mel"), ("output_head", "softmax"), ("l2_units", "hz"),
+    ("label_smoothing", 0.5), ("label_smoothing", -0.1), ("supervised_weight", -1.0)])
+def test_new_config_fields_are_validated(field, bad):
+    with pytest.raises(ValueError, match=field):
+        config_lib.preset("tiny", **{field: bad})
+
+
+def test_l2_in_raw_units_matches_the_original_codes_weight():
+    """The original code added 0.1 * l2 to a squared error in raw units; in normalised
+    units the data loss is smaller by std**2, so the same balance needs 0.1 / std**2."""
+    config = config_lib.preset("paper")
+    assert config.l2_units == "raw"
+    assert config.l2_in_model_units([100.0, 100.0]) == pytest.approx(0.1 / 1e4)
+    assert config_lib.preset("small").l2_in_model_units([100.0]) == 1e-3
+
+
+# --- Training and export --------------------------------------------------------------------
+
+@pytest.mark.parametrize("head", ["bounded", "categorical"])
+def test_gan_trains_with_the_new_levers(tmp_path, head):
+    """A real (tiny) run with every new lever on: losses finite, the output range set
+    from the data, the supervised loss logged, G and D both updated."""
+    config = config_lib.preset(
+        "tiny", representation="log", output_head=head, optimizer="adam",
+        learning_rate=1e-3, supervised_weight=1.0, label_smoothing=0.1, epochs=2,
+        pretrain_epochs=1, units=8)
+    spec = training.RunSpec(model_dir=str(tmp_path / "run"), samples_per_epoch=1)
+    history = training.train(config, spec, songs=random_songs(1, count=6))
+    logs = history.history
+    assert np.isfinite(logs["g_loss"][-1]) and logs["g_supervised_loss"][-1] > 0
+    generator, loaded_config, scaler = training.load_generator(spec.model_dir)
+    assert loaded_config.output_head == head and scaler.representation == "log"
+    assert np.any(generator.output_range.numpy() != 0)
+
+
+@pytest.fixture(scope="module", params=[("categorical", 1), ("bounded", 3)])
+def exported_head(request, tmp_path_factory):
+    head, tones_per_step = request.param
+    base = tmp_path_factory.mktemp(f"export_{head}")
+    config = config_lib.preset("tiny", tones_per_step=tones_per_step, units=32,
+                               representation="log", output_head=head)
+    keras.utils.set_random_seed(0)
+    generator = training.build_generator(config)
+    generator.build()
+    songs = random_songs(tones_per_step)
+    scaler = pipeline.FeatureScaler.fit(songs, "log")
+    generator.set_output_range(songs, scaler)
+    run = base / "run"
+    run.mkdir()
+    generator.save_weights(str(run / "generator.weights.h5"))
+    (run / "config.json").write_text(json.dumps(
+        {"config": dataclasses.asdict(config), "model": "gan", "seed": 0}))
+    scaler.save(str(run / "scaler.json"))
+    out = base / "out"
+    result = subprocess.run([sys.executable, "-m", "export", f"--model_dir={run}",
+                             f"--output={out}", "--quantization=none"], capture_output=True,
+                            text=True, env=ENV, cwd=ROOT, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return generator, scaler, str(out)
+
+
+def test_new_heads_export_with_builtin_ops_and_parity(exported_head):
+    generator, scaler, out = exported_head
+    with open(os.path.join(out, "generator.tflite"), "rb") as f:
+        model = f.read()
+    assert export_lib.tflite_ops(model)["custom"] == set()
+    summary = json.loads(open(os.path.join(out, "export.json")).read())
+    assert summary["errors"]["tflite_step_vs_saved_model"] <= export_lib.TFLITE_ERROR_BOUND
+    # In a fresh process, LiteRT alone: the raw outputs are valid tones.
+    script = (
+        "import sys, numpy as np\n"
+        "from ai_edge_litert.interpreter import Interpreter\n"
+        "r = Interpreter(model_path=sys.argv[1]).get_signature_runner('serving_default')\n"
+        "d = int(r.get_input_details()['noise']['shape'][-1])\n"
+        "n = np.random.default_rng(0).uniform(size=(1, 50, d)).astype(np.float32)\n"
+        "np.save(sys.argv[2], r(noise=n)['tones'])\n"
+        "assert 'tensorflow' not in sys.modules\n")
+    target = os.path.join(out, "tflite_tones.npy")
+    subprocess.run([sys.executable, "-c", script, os.path.join(out, "generator.tflite"),
+                    target], check=True, env=ENV, timeout=120)
+    tones = np.load(target).reshape(-1, 4)
+    if generator.tones_per_step > 1:
+        tones = tones[np.rint(tones[:, 2]) >= 1]
+    assert valid_fraction(tones) == 1.0
+    noise = np.random.default_rng(0).uniform(size=(1, 50, generator.noise_dim))
+    keras_raw = scaler.denormalize(np.asarray(generator(noise.astype(np.float32))))
+    np.testing.assert_allclose(
+        scaler.normalize(np.load(target).reshape(1, 50, -1)), scaler.normalize(keras_raw),
+        atol=1e-3)
