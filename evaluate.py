@@ -15,6 +15,8 @@ import sys
 
 from absl import app, flags, logging
 
+from crnn_gan import cli
+
 FLAGS = flags.FLAGS
 flags.DEFINE_string("real", None, "Real music from TFDS: crnn_gan_midi/<config>:<split>.")
 flags.DEFINE_string("midi_dir", None, "Real music from a folder of MIDI files (recursive).")
@@ -45,22 +47,22 @@ flags.DEFINE_integer("seed", 0, "Seeds real windows and SavedModel noise.")
 
 def main(argv):
     if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+        return cli.fail(f"unexpected arguments: {' '.join(argv[1:])}")
     if not FLAGS.output_dir:
-        raise app.UsageError("--output_dir is required")
+        return cli.fail("--output_dir is required: the folder for the JSON, CSV and figures")
     if FLAGS.real and FLAGS.midi_dir:
-        raise app.UsageError("give --real or --midi_dir, not both")
+        return cli.fail("give --real or --midi_dir, not both")
     model_dirs = [d for value in FLAGS.model_dir for d in value.split(",") if d]
     if not (FLAGS.real or FLAGS.midi_dir or FLAGS.samples or FLAGS.saved_model or model_dirs):
-        raise app.UsageError(
+        return cli.fail(
             "nothing to evaluate: give --model_dir, --samples, --saved_model, --real or "
             "--midi_dir")
     for name in ("num_samples", "real_windows", "excerpts", "repetition_length"):
         if getattr(FLAGS, name) < 1:
-            raise app.UsageError(f"--{name} must be >= 1")
+            return cli.fail(f"--{name} must be >= 1")
     for name in ("steps", "window"):
         if getattr(FLAGS, name) is not None and getattr(FLAGS, name) < 1:
-            raise app.UsageError(f"--{name} must be >= 1")
+            return cli.fail(f"--{name} must be >= 1")
 
     if not FLAGS["verbosity"].present:
         logging.set_verbosity(logging.WARNING)  # TFDS logs every dataset it opens
@@ -77,8 +79,7 @@ def main(argv):
     try:
         result = evaluation.evaluate(request, log=lambda text: print(text, flush=True))
     except evaluation.EvaluationError as error:
-        print(f"error: {error}", file=sys.stderr, flush=True)
-        return 2
+        return cli.fail(str(error))
     print()
     print(result.table)
     report = result.report
@@ -95,4 +96,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    app.run(main, flags_parser=cli.parse_flags)

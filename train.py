@@ -5,7 +5,10 @@ r"""Trains C-RNN-GAN (or the baseline) on a crnn_gan_midi dataset.
     python train.py --tones_per_step=3 --preset=small --model_dir=runs/gan3
     python train.py --preset=paper --model_dir=gs://bucket/run   # on a GPU
 
-Running the same command again resumes from the last finished epoch.
+Running the same command again resumes from the last finished epoch; on a finished run it
+says so, and with a higher --epochs it trains on. A --model_dir holding a run of another
+config (or anything else) is refused untouched: give a new --model_dir, or --overwrite.
+Bad input stops with one line naming it, exit status 2.
 """
 
 import dataclasses
@@ -14,6 +17,7 @@ import sys
 
 from absl import app, flags
 
+from crnn_gan import cli
 from crnn_gan import config as config_lib
 
 FLAGS = flags.FLAGS
@@ -24,7 +28,10 @@ flags.DEFINE_enum("preset", "small", sorted(config_lib.PRESETS),
 flags.DEFINE_string("dataset", "crnn_gan_midi/default", "TFDS dataset/config to train on.")
 flags.DEFINE_string("data_dir", None, "TFDS data dir (any tf.io.gfile path).")
 flags.DEFINE_string("manual_dir", None, "Your MIDI folder, for --dataset=crnn_gan_midi/manual.")
-flags.DEFINE_string("model_dir", None, "Where the run writes everything (required).")
+flags.DEFINE_string("model_dir", None, "Where the run writes everything (required). A run "
+                    "of the same config there continues; another config is refused.")
+flags.DEFINE_bool("overwrite", False, "Delete a run of another config in --model_dir and "
+                  "start this one there (without it, such a run is refused).")
 flags.DEFINE_integer("seed", 0, "Seeds weights, noise and windows.")
 flags.DEFINE_enum("strategy", "default", ["default", "mirrored", "multi_worker", "tpu"],
                   "tf.distribute strategy: one device, all local GPUs, a TF_CONFIG cluster "
@@ -53,28 +60,48 @@ def config_from_flags() -> config_lib.Config:
 
 def main(argv):
     if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+        return cli.fail(f"unexpected arguments: {' '.join(argv[1:])}")
     if not FLAGS.model_dir:
-        raise app.UsageError("--model_dir is required")
+        return cli.fail("--model_dir is required: the folder the run writes everything to")
     try:
         config = config_from_flags()
     except ValueError as error:
-        raise app.UsageError(str(error)) from None
+        return cli.fail(str(error))
 
     from crnn_gan import distribute, training
     from crnn_gan.callbacks import NonFiniteLossError
+    from tfds_midi import prepare
 
     try:
         threads = distribute.configure_cpu_threads(FLAGS.intra_op_threads,
                                                    FLAGS.inter_op_threads)
     except ValueError as error:
-        raise app.UsageError(f"--intra_op_threads/--inter_op_threads: {error}") from None
-
-    spec = training.RunSpec(model_dir=FLAGS.model_dir, model=FLAGS.model,
-                            dataset=FLAGS.dataset, data_dir=FLAGS.data_dir,
-                            manual_dir=FLAGS.manual_dir, seed=FLAGS.seed,
-                            strategy=FLAGS.strategy, tpu=FLAGS.tpu,
-                            samples_per_epoch=FLAGS.samples_per_epoch)
+        return cli.fail(f"--intra_op_threads/--inter_op_threads: {error}")
+    try:
+        spec = training.RunSpec(model_dir=FLAGS.model_dir, model=FLAGS.model,
+                                dataset=FLAGS.dataset, data_dir=FLAGS.data_dir,
+                                manual_dir=FLAGS.manual_dir, seed=FLAGS.seed,
+                                strategy=FLAGS.strategy, tpu=FLAGS.tpu,
+                                samples_per_epoch=FLAGS.samples_per_epoch,
+                                overwrite=FLAGS.overwrite)
+    except ValueError as error:
+        return cli.fail(str(error))
+    # The dataset, before anything is prepared or written.
+    try:
+        distribute.check_filesystem(FLAGS.data_dir, "--data_dir")
+    except ValueError as error:
+        return cli.fail(str(error))
+    if not FLAGS.dataset.startswith("crnn_gan_midi/"):
+        return cli.fail(f"--dataset={FLAGS.dataset}: train on crnn_gan_midi/<config>, config "
+                        f"one of {', '.join(prepare.config_names())}")
+    try:
+        builder = prepare.get_builder(FLAGS.dataset, FLAGS.data_dir)
+    except prepare.PrepareError as error:
+        return cli.fail(f"--dataset={FLAGS.dataset}: {error}")
+    try:
+        prepare.check_manual_dir(builder, FLAGS.manual_dir)
+    except prepare.PrepareError as error:
+        return cli.fail(str(error))
     print(f"Training {FLAGS.model} with preset {FLAGS.preset}: {config}", flush=True)
     print("CPU threads per op: %s, ops side by side: %s" % tuple(
         n or "TensorFlow's default" for n in threads), flush=True)
@@ -83,9 +110,8 @@ def main(argv):
     except NonFiniteLossError as error:
         print(f"error: {error}", file=sys.stderr)
         return 3
-    except ValueError as error:  # bad --data_dir/--model_dir scheme or strategy set-up
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    except ValueError as error:  # a refused --model_dir, bad file system or strategy set-up
+        return cli.fail(str(error))
     print(f"Done: {FLAGS.model_dir}", flush=True)
     return 0
 
@@ -104,4 +130,4 @@ def _main_and_exit(argv):
 
 
 if __name__ == "__main__":
-    app.run(_main_and_exit)
+    app.run(_main_and_exit, flags_parser=cli.parse_flags)

@@ -271,11 +271,11 @@ def open_run(model_dir: str, record: dict, *, backup_dir: str, overwrite: bool =
     if progress and progress["finished"]:
         if epochs <= done:
             return RunState("finished", done, (
-                f"{model_dir} has finished: {done} epochs trained, --epochs={epochs}. Nothing "
-                f"to do; raise --epochs above {done} to train it on"))
+                f"{model_dir} has finished: {_count(done)} trained, --epochs={epochs}. "
+                f"Nothing to do; raise --epochs above {done} to train it on"))
         if not has_backup:
             raise RunDirError(
-                f"{flag} finished after {done} epochs and cannot be trained on to {epochs}: "
+                f"{flag} finished after {_count(done)} and cannot be trained on to {epochs}: "
                 f"its training state ({backup_dir}) is gone (runs of older versions deleted "
                 f"it). Keep --epochs={done} or lower, or {way_out}")
         return RunState("resume", done, f"Training {model_dir} on from epoch {done} to "
@@ -284,6 +284,10 @@ def open_run(model_dir: str, record: dict, *, backup_dir: str, overwrite: bool =
         return RunState("resume", 0, f"Starting {model_dir} again from epoch 1 (no epoch of "
                                      "it had finished)")
     return RunState("resume", done, f"Resuming {model_dir} after epoch {done} of {epochs}")
+
+
+def _count(epochs: int) -> str:
+    return f"{epochs} epoch" + ("" if epochs == 1 else "s")
 
 
 def clear(model_dir: str, backup_dir: str, is_chief: bool = True) -> None:

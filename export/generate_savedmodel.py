@@ -7,12 +7,15 @@ any app. Keras is not needed to load the SavedModel.
     python generate_savedmodel.py --model saved_model --output song.mid --stream  # step by step
 
 The same seed gives the same file, and the same tones as ``generate_tflite.py``: the noise is
-``numpy.random.default_rng(seed).uniform`` in [0, 1), step after step.
+``numpy.random.default_rng(seed).uniform`` in [0, 1), step after step. Bad input (a folder that
+is not the export's SavedModel, --steps below 1, an --output folder that does not exist) stops
+with one line naming it, exit status 2.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 
 import mido
 import numpy as np
@@ -20,6 +23,29 @@ import tensorflow as tf
 
 TICKS_PER_QUARTER = 384  # the model's time unit: ticks per quarter note
 BPM = 120.0
+SIGNATURES = ("serving_default", "step")
+
+
+class BadInput(ValueError):
+    """A model or an argument this script cannot use; the message says what to do."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse whose errors are one line (no usage block) with exit status 2."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (--help lists the options)\n")
+
+
+def _check_output(parser, option: str, path: str | None) -> None:
+    """Stops (exit status 2) unless `path` can be a new file: its folder exists."""
+    if path is None:
+        return
+    folder = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(path):
+        parser.error(f"{option} {path} is a folder: give a file name")
+    if not os.path.isdir(folder):
+        parser.error(f"{option} {path}: the folder {folder} does not exist")
 
 
 def generate(model_path: str, steps: int, seed: int, stream: bool = False) -> np.ndarray:
@@ -28,10 +54,25 @@ def generate(model_path: str, steps: int, seed: int, stream: bool = False) -> np
     Whole sequence: one call of the ``serving_default`` signature. Stream: the ``step``
     signature once per step, its LSTM state ``h``, ``c`` and ``previous`` fed back (constant
     memory, any length).
+
+    Raises:
+        BadInput: `steps` < 1, no SavedModel at `model_path`, or not an exported generator
+            (no ``serving_default`` and ``step`` signatures).
     """
     if steps < 1:
-        raise ValueError(f"steps must be >= 1, got {steps}")
+        raise BadInput(f"steps must be >= 1, got {steps}")
+    if not tf.io.gfile.exists(os.path.join(model_path, "saved_model.pb")):
+        inside = os.path.join(model_path, "saved_model")
+        if tf.io.gfile.exists(os.path.join(inside, "saved_model.pb")):
+            raise BadInput(f"{model_path} is an export folder: give its SavedModel, {inside}")
+        what = ("is not a SavedModel folder (no saved_model.pb)"
+                if tf.io.gfile.exists(model_path) else "does not exist")
+        raise BadInput(f"{model_path} {what}: give the saved_model folder of an export")
     model = tf.saved_model.load(model_path)
+    missing = [name for name in SIGNATURES if name not in model.signatures]
+    if missing:
+        raise BadInput(f"{model_path} has no {' or '.join(missing)} signature: give a "
+                       "SavedModel written by `python -m export`")
     rng = np.random.default_rng(seed)
     if not stream:
         generate_fn = model.signatures["serving_default"]
@@ -86,7 +127,7 @@ def tones_to_midi(tones: np.ndarray) -> mido.MidiFile:
     """
     x = np.asarray(tones, np.float64).reshape(-1, 4)
     if not np.isfinite(x).all():
-        raise ValueError("the model produced NaN or Inf")
+        raise BadInput("the model produced NaN or Inf: it diverged; export another run")
     length = np.maximum(np.rint(x[:, 0]), 0).astype(np.int64)
     velocity = np.clip(np.rint(x[:, 2]), 0, 127).astype(np.int64)
     start = np.cumsum(np.maximum(np.rint(x[:, 3]), 0).astype(np.int64))
@@ -141,7 +182,7 @@ def tones_to_midi(tones: np.ndarray) -> mido.MidiFile:
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = _Parser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", required=True, help="the saved_model folder")
     parser.add_argument("--output", required=True, help="MIDI file to write")
     parser.add_argument("--seed", type=int, default=0, help="noise seed (same seed, same file)")
@@ -151,11 +192,25 @@ def main(argv=None):
     parser.add_argument("--tones_out", help="also save the raw tones [steps, tones_per_step, 4] "
                                             "as .npy")
     args = parser.parse_args(argv)
-    steps = generate(args.model, args.steps, args.seed, stream=args.stream)
-    if args.tones_out:
-        np.save(args.tones_out, steps)
+    if args.steps < 1:
+        parser.error(f"--steps must be >= 1, got {args.steps}")
+    _check_output(parser, "--output", args.output)
+    _check_output(parser, "--tones_out", args.tones_out)
+    try:
+        steps = generate(args.model, args.steps, args.seed, stream=args.stream)
+    except BadInput as error:
+        parser.error(f"--model {error}")
     tones = steps_to_tones(steps)
-    tones_to_midi(tones).save(args.output)
+    try:
+        midi = tones_to_midi(tones)
+    except BadInput as error:
+        parser.error(f"--model {args.model}: {error}")
+    try:
+        if args.tones_out:
+            np.save(args.tones_out, steps)
+        midi.save(args.output)
+    except OSError as error:
+        parser.error(f"cannot write {error.filename or args.output}: {error.strerror or error}")
     print(f"wrote {args.output}: {len(tones)} tones from {args.steps} steps (seed {args.seed})")
 
 

@@ -8,7 +8,9 @@ this project), so it runs where the model runs; copy it next to ``generator.tfli
     python generate_tflite.py ... --threads 1   # interpreter threads (default: all cores)
 
 The same seed gives the same file, and the same tones as ``generate_savedmodel.py``: the noise
-is ``numpy.random.default_rng(seed).uniform`` in [0, 1), step after step.
+is ``numpy.random.default_rng(seed).uniform`` in [0, 1), step after step. Bad input (a missing
+or foreign model file, --steps below 1, an --output folder that does not exist) stops with one
+line naming it, exit status 2.
 """
 
 from __future__ import annotations
@@ -22,6 +24,29 @@ from ai_edge_litert.interpreter import Interpreter
 
 TICKS_PER_QUARTER = 384  # the model's time unit: ticks per quarter note
 BPM = 120.0
+SIGNATURES = ("serving_default", "step")
+
+
+class BadInput(ValueError):
+    """A model or an argument this script cannot use; the message says what to do."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse whose errors are one line (no usage block) with exit status 2."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (--help lists the options)\n")
+
+
+def _check_output(parser, option: str, path: str | None) -> None:
+    """Stops (exit status 2) unless `path` can be a new file: its folder exists."""
+    if path is None:
+        return
+    folder = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(path):
+        parser.error(f"{option} {path} is a folder: give a file name")
+    if not os.path.isdir(folder):
+        parser.error(f"{option} {path}: the folder {folder} does not exist")
 
 
 def generate(model_path: str, steps: int, seed: int, stream: bool = False,
@@ -33,18 +58,31 @@ def generate(model_path: str, steps: int, seed: int, stream: bool = False,
     signature once per step, its LSTM state ``h``, ``c`` and ``previous`` fed back (constant
     memory, any length). ``threads``: the interpreter's CPU threads (None: its default, one);
     measured at the paper's size on 2 cores, 2 threads generate 200 steps in 27 ms, 1 in 48.
+
+    Raises:
+        BadInput: `steps` < 1, no such file, not a TFLite model, not an exported generator
+            (no ``serving_default`` and ``step`` signatures), or a fixed length other than
+            `steps`.
     """
     if steps < 1:
-        raise ValueError(f"steps must be >= 1, got {steps}")
-    interpreter = Interpreter(model_path=model_path, num_threads=threads)
+        raise BadInput(f"steps must be >= 1, got {steps}")
+    try:
+        interpreter = Interpreter(model_path=model_path, num_threads=threads)
+    except ValueError as error:  # "Could not open ...", "... not a valid Flatbuffer ..."
+        raise BadInput(f"{model_path} is not a TFLite model ({str(error).splitlines()[0]}): "
+                       "give the export's generator.tflite") from None
+    missing = [name for name in SIGNATURES if name not in interpreter.get_signature_list()]
+    if missing:
+        raise BadInput(f"{model_path} has no {' or '.join(missing)} signature: give a "
+                       "generator.tflite written by `python -m export`")
     rng = np.random.default_rng(seed)
     if not stream:
         runner = interpreter.get_signature_runner("serving_default")
         noise_spec = runner.get_input_details()["noise"]
         fixed = int(noise_spec["shape_signature"][1])
         if fixed > 0 and fixed != steps:
-            raise ValueError(f"{model_path} was exported with a fixed length of {fixed} steps: "
-                             f"use --steps {fixed}, or --stream for any length")
+            raise BadInput(f"{model_path} was exported with a fixed length of {fixed} steps: "
+                           f"use --steps {fixed}, or --stream for any length")
         noise = rng.uniform(size=(1, steps, int(noise_spec["shape"][-1]))).astype(np.float32)
         return runner(noise=noise)["tones"][0]
     runner = interpreter.get_signature_runner("step")
@@ -93,7 +131,7 @@ def tones_to_midi(tones: np.ndarray) -> mido.MidiFile:
     """
     x = np.asarray(tones, np.float64).reshape(-1, 4)
     if not np.isfinite(x).all():
-        raise ValueError("the model produced NaN or Inf")
+        raise BadInput("the model produced NaN or Inf: it diverged; export another run")
     length = np.maximum(np.rint(x[:, 0]), 0).astype(np.int64)
     velocity = np.clip(np.rint(x[:, 2]), 0, 127).astype(np.int64)
     start = np.cumsum(np.maximum(np.rint(x[:, 3]), 0).astype(np.int64))
@@ -148,7 +186,7 @@ def tones_to_midi(tones: np.ndarray) -> mido.MidiFile:
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = _Parser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", required=True, help="generator.tflite (or its float16 variant)")
     parser.add_argument("--output", required=True, help="MIDI file to write")
     parser.add_argument("--seed", type=int, default=0, help="noise seed (same seed, same file)")
@@ -160,14 +198,30 @@ def main(argv=None):
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1,
                         help="interpreter CPU threads (default: all cores)")
     args = parser.parse_args(argv)
+    if args.steps < 1:
+        parser.error(f"--steps must be >= 1, got {args.steps}")
     if args.threads < 1:
         parser.error(f"--threads must be >= 1, got {args.threads}")
-    steps = generate(args.model, args.steps, args.seed, stream=args.stream,
-                     threads=args.threads)
-    if args.tones_out:
-        np.save(args.tones_out, steps)
+    _check_output(parser, "--output", args.output)
+    _check_output(parser, "--tones_out", args.tones_out)
+    if not os.path.isfile(args.model):
+        parser.error(f"--model {args.model}: no such file; give the export's generator.tflite")
+    try:
+        steps = generate(args.model, args.steps, args.seed, stream=args.stream,
+                         threads=args.threads)
+    except BadInput as error:
+        parser.error(f"--model {error}")
     tones = steps_to_tones(steps)
-    tones_to_midi(tones).save(args.output)
+    try:
+        midi = tones_to_midi(tones)
+    except BadInput as error:
+        parser.error(f"--model {args.model}: {error}")
+    try:
+        if args.tones_out:
+            np.save(args.tones_out, steps)
+        midi.save(args.output)
+    except OSError as error:
+        parser.error(f"cannot write {error.filename or args.output}: {error.strerror or error}")
     print(f"wrote {args.output}: {len(tones)} tones from {args.steps} steps (seed {args.seed})")
 
 

@@ -157,12 +157,12 @@ training.train(TINY.replace(epochs={epochs}), _spec({str(model_dir)!r}), songs=_
 
 def test_sigkill_between_checkpoint_write_and_rename_keeps_the_old_one_and_resumes(tmp_path):
     # Killed in epoch 2, after writing the new latest checkpoint, before renaming it.
-    _kill_between_write_and_rename(tmp_path, "latest.weights.h5:2", epochs=4)
+    _kill_between_write_and_rename(tmp_path, "latest.weights.h5:2", epochs=3)
     checkpoints = tmp_path / "checkpoints"
     partial = checkpoints / "latest.partial.weights.h5"
     assert partial.exists() and (checkpoints / "latest.weights.h5").exists()
     # The old checkpoint (epoch 1) is whole: it loads, and it is not the new one.
-    model = training.build_model(TINY.replace(epochs=4), "gan")
+    model = training.build_model(TINY.replace(epochs=3), "gan")
     model.load_weights(str(checkpoints / "latest.weights.h5"))
     old = [w.copy() for w in model.get_weights()]
     model.load_weights(str(partial))
@@ -177,16 +177,16 @@ def test_sigkill_between_checkpoint_write_and_rename_keeps_the_old_one_and_resum
     # An unfinished run refuses another config or model kind, untouched.
     songs = _songs()
     with pytest.raises(run_dir.RunDirError, match="--units: 8 in the run, 16 in this"):
-        training.train(TINY.replace(epochs=4, units=16), _spec(tmp_path), songs=songs)
+        training.train(TINY.replace(epochs=3, units=16), _spec(tmp_path), songs=songs)
     with pytest.raises(run_dir.RunDirError, match="--model: 'gan' in the run, 'baseline'"):
-        training.train(TINY.replace(epochs=4), _spec(tmp_path, model="baseline"), songs=songs)
+        training.train(TINY.replace(epochs=3), _spec(tmp_path, model="baseline"), songs=songs)
     assert _snapshot(tmp_path) == before
 
     # The same config resumes after epoch 1 and finishes; no partial file is left.
-    history = training.train(TINY.replace(epochs=4), _spec(tmp_path), songs=songs)
-    assert history.epoch == [1, 2, 3]
-    assert _column(tmp_path / "history.csv") == [0, 1, 2, 3]
-    assert _column(tmp_path / "statistics.csv") == [1, 2, 3, 4]
-    assert _progress(tmp_path) == {"epochs_done": 4, "finished": True}
+    history = training.train(TINY.replace(epochs=3), _spec(tmp_path), songs=songs)
+    assert history.epoch == [1, 2]
+    assert _column(tmp_path / "history.csv") == [0, 1, 2]
+    assert _column(tmp_path / "statistics.csv") == [1, 2, 3]
+    assert _progress(tmp_path) == {"epochs_done": 3, "finished": True}
     assert not list(tmp_path.rglob(f"*{run_dir.PARTIAL}*"))
 

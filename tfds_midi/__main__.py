@@ -1,7 +1,12 @@
 r"""Prepares a crnn_gan_midi config and prints its size and a few decoded tones.
 
     python -m tfds_midi --config=default [--data_dir=DIR] [--manual_dir=DIR]
+
+Bad input (an unknown config, a missing or empty --manual_dir, a folder without a usable MIDI
+file, a bad flag) stops with one line naming it, exit status 2.
 """
+
+import sys
 
 from absl import app, flags
 
@@ -11,22 +16,42 @@ flags.DEFINE_string("config", "default", "crnn_gan_midi config: default, music21
 flags.DEFINE_string("data_dir", None, "TFDS data dir (any tf.io.gfile path); default: "
                     "TFDS's own (~/tensorflow_datasets).")
 flags.DEFINE_string("manual_dir", None, "Folder of your MIDI files, for --config=manual.")
-flags.DEFINE_integer("show_tones", 5, "How many decoded tones of the first song to print.")
+flags.DEFINE_integer("show_tones", 5, "How many decoded tones of the first song to print.",
+                     lower_bound=0)
+
+BAD_INPUT = 2
+
+
+def _fail(message: str) -> int:
+    print(f"error: {message}", file=sys.stderr, flush=True)
+    return BAD_INPUT
+
+
+def _parse_flags(argv):
+    """absl's flag parsing; a bad flag is one line and exit status 2."""
+    try:
+        return FLAGS(argv)
+    except flags.Error as error:
+        sys.exit(_fail(f"{error} (--helpshort lists the flags)"))
 
 
 def main(argv):
-    del argv
-    import tensorflow_datasets as tfds
+    if len(argv) > 1:
+        return _fail(f"unexpected arguments: {' '.join(argv[1:])}")
+    from tfds_midi import prepare, summary
 
-    import tfds_midi  # noqa: F401  (registers crnn_gan_midi)
-    from tfds_midi import summary
-
-    builder = tfds.builder(f"crnn_gan_midi/{FLAGS.config}", data_dir=FLAGS.data_dir)
-    builder.download_and_prepare(
-        download_config=tfds.download.DownloadConfig(manual_dir=FLAGS.manual_dir)
-    )
+    name = f"crnn_gan_midi/{FLAGS.config}"
+    try:
+        builder = prepare.get_builder(name, FLAGS.data_dir)
+    except prepare.PrepareError as error:
+        return _fail(f"--config={FLAGS.config}: {error}")
+    try:
+        prepare.prepare(builder, FLAGS.manual_dir)
+    except prepare.PrepareError as error:
+        return _fail(str(error))
     print(summary.describe(builder, show_tones=FLAGS.show_tones))
+    return 0
 
 
 if __name__ == "__main__":
-    app.run(main)
+    app.run(main, flags_parser=_parse_flags)

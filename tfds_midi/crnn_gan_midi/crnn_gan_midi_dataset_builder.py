@@ -17,6 +17,7 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 
 from tfds_midi import codec, music21_corpus
+from tfds_midi.prepare import PrepareError
 
 MOGREN2016_COMMIT = "9edafc02e62ea0478d1798bdf3a283c71cd1eefc"
 MOGREN2016_URL = (
@@ -156,7 +157,7 @@ class Builder(tfds.core.GeneratorBasedBuilder):
         for source, reason in skipped:
             logging.warning("Skipping %s: %s", source, reason)
         if not songs:
-            raise ValueError(
+            raise PrepareError(
                 f"No usable MIDI file for crnn_gan_midi/{self.builder_config.name}:"
                 f" {len(skipped)} files, all skipped"
                 + (f" (first: {skipped[0][0]}: {skipped[0][1]})" if skipped else "")
@@ -221,7 +222,7 @@ def _find_classical_folder(archive) -> tfds.core.Path:
         folder = candidate / "data" / "classical"
         if folder.is_dir():
             return folder
-    raise ValueError(f"{archive}: no data/classical/ folder in the downloaded archive")
+    raise PrepareError(f"{archive}: no data/classical/ folder in the downloaded archive")
 
 
 def _decode_all(candidates):

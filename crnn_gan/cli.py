@@ -1,0 +1,29 @@
+"""What the absl entry points share: an expected failure is one line and exit status 2.
+
+`train.py`, `evaluate.py` and `python -m export` run ``app.run(main,
+flags_parser=cli.parse_flags)`` and answer bad input with ``return cli.fail(message)``;
+unexpected errors keep their traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from absl import flags
+
+BAD_INPUT = 2  # exit status of an expected failure (bad flag, file or folder)
+
+
+def fail(message: str) -> int:
+    """Prints ``error: <message>`` to stderr and returns `BAD_INPUT` (for `main`)."""
+    print(f"error: {message}", file=sys.stderr, flush=True)
+    return BAD_INPUT
+
+
+def parse_flags(argv: list[str]) -> list[str]:
+    """absl's flag parsing for `app.run`, but a bad flag is one line and exit status 2
+    (absl prints its usage and exits with 1)."""
+    try:
+        return flags.FLAGS(argv)
+    except flags.Error as error:
+        sys.exit(fail(f"{error} (--helpshort lists the flags)"))
