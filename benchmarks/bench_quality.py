@@ -30,6 +30,11 @@ hold nothing else):
    ``codec.pack_tones(song, 3)``, the same length in its own format). Cached in
    ``JOB/quality_measure.json`` under a key of everything that decides the numbers.
 
+**Calibration**: ``--num_songs`` real windows of ``--calibration_split`` (default train) are
+measured exactly like a run's songs (cached in ``--work_dir/reference``): what real music
+scores under the protocol (the discriminative score of real against real, its diversity
+ratios and overlapping areas). Printed as the last row of each format.
+
 Then the targets (``crnn_gan.quality.check_targets``) are checked in every seed, the results
 go to ``--output`` under ``--name`` (other names in the file are kept: recipes and ablations
 accumulate), and markdown tables (per seed, mean ± std over seeds, real windows, targets) are
@@ -90,10 +95,15 @@ flags.DEFINE_integer("disc_seed", 0, "Seed of the discriminative classifier.")
 flags.DEFINE_integer("disc_units", quality.DiscriminatorSpec.units, "Classifier GRU units.")
 flags.DEFINE_integer("disc_epochs", quality.DiscriminatorSpec.epochs, "Classifier epochs.")
 flags.DEFINE_integer("disc_folds", quality.DiscriminatorSpec.folds, "Classifier folds.")
+flags.DEFINE_string("calibration_split", "train", "Also measure --num_songs real windows of "
+                    "this split as if generated (the protocol's numbers for real music); "
+                    "empty: skip.")
 flags.DEFINE_bool("quiet", False, "Do not echo the trainings' output.")
 # Internal: the runner measures each run in a fresh process with these.
 flags.DEFINE_string("measure_run", None, "(internal) measure this run folder and exit.")
 flags.DEFINE_string("reference", None, "(internal) real windows (.npz) for --measure_run.")
+flags.DEFINE_string("generated", None, "(internal) windows (.npz) measured instead of the "
+                    "export's songs.")
 flags.DEFINE_integer("threads", 0, "(internal) TensorFlow threads of --measure_run "
                      "(0: default).")
 
@@ -208,14 +218,14 @@ def run_logged(command: list[str], log_path: str, label: str) -> dict:
 # Real windows.
 # --------------------------------------------------------------------------------------
 
-def reference_path(tones_per_step: int) -> str:
-    key = json.dumps([FLAGS.dataset, FLAGS.data_dir, FLAGS.manual_dir, FLAGS.split,
-                      FLAGS.steps, FLAGS.real_windows, FLAGS.real_seed, tones_per_step])
+def reference_path(tones_per_step: int, split: str, count: int, seed: int) -> str:
+    key = json.dumps([FLAGS.dataset, FLAGS.data_dir, FLAGS.manual_dir, split, FLAGS.steps,
+                      count, seed, tones_per_step])
     digest = hashlib.sha1(key.encode()).hexdigest()[:10]
     slug = FLAGS.dataset.replace("/", "_")
     return os.path.join(FLAGS.work_dir, "reference",
-                        f"{slug}_{FLAGS.split}_k{tones_per_step}_steps{FLAGS.steps}_"
-                        f"n{FLAGS.real_windows}_{digest}.npz")
+                        f"{slug}_{split}_k{tones_per_step}_steps{FLAGS.steps}_n{count}_"
+                        f"{digest}.npz")
 
 
 def prepare_dataset() -> None:
@@ -231,34 +241,40 @@ def prepare_dataset() -> None:
             manual_dir=FLAGS.manual_dir))
 
 
-def build_reference(tones_per_step: int) -> str:
+def build_reference(tones_per_step: int, split: str | None = None, count: int | None = None,
+                    seed: int | None = None) -> str:
     """Random real windows of --steps steps in the packed format of `tones_per_step`, saved
-    as ``windows`` float32 ``[R, steps, 4 * k]`` and ``names`` (song@offset)."""
+    as ``windows`` float32 ``[count, steps, 4 * k]`` and ``names`` (song@offset).
+
+    Defaults: ``--split``, ``--real_windows``, ``--real_seed``.
+    """
     import numpy as np
 
     from crnn_gan import evaluation
     from tfds_midi import codec
 
-    path = reference_path(tones_per_step)
+    split = split or FLAGS.split
+    count = count or FLAGS.real_windows
+    seed = FLAGS.real_seed if seed is None else seed
+    path = reference_path(tones_per_step, split, count, seed)
     if os.path.exists(path):
         return path
-    songs, names = evaluation.load_tfds_songs(f"{FLAGS.dataset}:{FLAGS.split}", FLAGS.data_dir)
+    songs, names = evaluation.load_tfds_songs(f"{FLAGS.dataset}:{split}", FLAGS.data_dir)
     if tones_per_step > 1:
         songs = [codec.pack_tones(s, tones_per_step) for s in songs]
     usable = [i for i, s in enumerate(songs) if len(s) >= FLAGS.steps]
     if not usable:
-        raise ProtocolError(f"no song of {FLAGS.dataset}:{FLAGS.split} holds {FLAGS.steps} "
+        raise ProtocolError(f"no song of {FLAGS.dataset}:{split} holds {FLAGS.steps} "
                             f"steps of {tones_per_step} tone(s); lower --steps")
     windows, window_names = evaluation.random_windows(
-        [songs[i] for i in usable], [names[i] for i in usable], FLAGS.steps,
-        FLAGS.real_windows, seed=FLAGS.real_seed)
+        [songs[i] for i in usable], [names[i] for i in usable], FLAGS.steps, count, seed=seed)
     os.makedirs(os.path.dirname(path), exist_ok=True)
     temporary = path + ".tmp.npz"
     np.savez(temporary, windows=np.stack(windows).astype(np.float32),
              names=np.array(window_names), songs=len(songs), usable=len(usable))
     os.replace(temporary, path)
     log(f"real windows: {len(windows)} of {FLAGS.steps} steps x {tones_per_step} tone(s) from "
-        f"{len(usable)} of {len(songs)} songs of {FLAGS.dataset}:{FLAGS.split} -> {path}")
+        f"{len(usable)} of {len(songs)} songs of {FLAGS.dataset}:{split} -> {path}")
     return path
 
 
@@ -285,12 +301,16 @@ def _plain(value):
     raise TypeError(f"not JSON serialisable: {type(value)}")
 
 
-def measure_key(job_dir: str, reference: str) -> dict:
-    weights = os.path.join(job_dir, "export", "saved_model", "saved_model.pb")
-    return {"protocol_version": quality.PROTOCOL_VERSION, "reference": os.path.basename(reference),
+def measure_key(job_dir: str, reference: str, generated: str | None = None) -> dict:
+    """What decides a measurement's numbers: a cached one with another key is redone."""
+    saved_model = os.path.join(job_dir, "export", "saved_model", "saved_model.pb")
+    return {"protocol_version": quality.PROTOCOL_VERSION,
+            "reference": os.path.basename(reference),
+            "generated": os.path.basename(generated) if generated else None,
             "num_songs": FLAGS.num_songs, "steps": FLAGS.steps, "noise_seed": FLAGS.noise_seed,
             "disc_seed": FLAGS.disc_seed, "disc": dataclasses.asdict(disc_spec()),
-            "export_mtime": os.path.getmtime(weights) if os.path.exists(weights) else None}
+            "export_mtime": (os.path.getmtime(saved_model)
+                             if not generated and os.path.exists(saved_model) else None)}
 
 
 def disc_spec() -> quality.DiscriminatorSpec:
@@ -351,26 +371,49 @@ def run_job(model: str, seed: int, recipe: list[str], reference: str) -> dict:
             raise ProtocolError(f"{label}: export failed (exit {result['returncode']}); see "
                                 f"{job_dir}/export.log")
 
+    timing["measure_s"] = measure_job(job_dir, reference, label)
+    _write_json(record_path, record)
+    return {"job_dir": job_dir, "timing": timing}
+
+
+def measure_job(job_dir: str, reference: str, label: str, generated: str | None = None
+                ) -> float | None:
+    """Measures in a fresh process into ``job_dir/quality_measure.json`` unless a measurement
+    with the same key is there; returns its seconds (None when cached)."""
     measure_path = os.path.join(job_dir, "quality_measure.json")
-    key = measure_key(job_dir, reference)
+    key = measure_key(job_dir, reference, generated)
     if os.path.exists(measure_path) and _read_json(measure_path).get("key") == key:
         log(f"[{label}] measured already")
-    else:
-        intra, _ = cpu_threads(FLAGS.jobs)
-        command = [sys.executable, str(pathlib.Path(__file__).resolve()),
-                   f"--measure_run={job_dir}", f"--reference={reference}",
-                   f"--num_songs={FLAGS.num_songs}", f"--steps={FLAGS.steps}",
-                   f"--noise_seed={FLAGS.noise_seed}", f"--disc_seed={FLAGS.disc_seed}",
-                   f"--disc_units={FLAGS.disc_units}", f"--disc_epochs={FLAGS.disc_epochs}",
-                   f"--disc_folds={FLAGS.disc_folds}", f"--threads={max(intra, 0)}"]
-        result = run_logged(command, os.path.join(job_dir, "measure.log"), label)
-        timing["measure_s"] = result["wall_s"]
-        _write_json(record_path, record)
-        if result["returncode"] != 0 or not os.path.exists(measure_path):
-            raise ProtocolError(f"{label}: measuring failed (exit {result['returncode']}); "
-                                f"see {job_dir}/measure.log")
-        log(f"[{label}] measured in {result['wall_s']:.0f} s")
-    return {"job_dir": job_dir, "timing": timing}
+        return None
+    os.makedirs(job_dir, exist_ok=True)
+    intra, _ = cpu_threads(FLAGS.jobs)
+    command = [sys.executable, str(pathlib.Path(__file__).resolve()),
+               f"--measure_run={job_dir}", f"--reference={reference}",
+               f"--num_songs={FLAGS.num_songs}", f"--steps={FLAGS.steps}",
+               f"--noise_seed={FLAGS.noise_seed}", f"--disc_seed={FLAGS.disc_seed}",
+               f"--disc_units={FLAGS.disc_units}", f"--disc_epochs={FLAGS.disc_epochs}",
+               f"--disc_folds={FLAGS.disc_folds}", f"--threads={max(intra, 0)}"]
+    if generated:
+        command.append(f"--generated={generated}")
+    result = run_logged(command, os.path.join(job_dir, "measure.log"), label)
+    if result["returncode"] != 0 or not os.path.exists(measure_path):
+        raise ProtocolError(f"{label}: measuring failed (exit {result['returncode']}); "
+                            f"see {job_dir}/measure.log")
+    log(f"[{label}] measured in {result['wall_s']:.0f} s")
+    return result["wall_s"]
+
+
+def calibration_job(tones_per_step: int, reference: str) -> dict:
+    """Real windows of --calibration_split measured as if generated: what the protocol gives
+    music that is real (the floor of the discriminative score, the diversity of real
+    music, ...). Cached under work_dir/reference."""
+    windows = build_reference(tones_per_step, FLAGS.calibration_split, FLAGS.num_songs,
+                              FLAGS.real_seed + 1)
+    name = (f"calibration_{os.path.basename(windows)[:-4]}_vs_"
+            f"{os.path.basename(reference)[:-4].rsplit('_', 1)[-1]}")
+    job_dir = os.path.join(FLAGS.work_dir, "reference", name)
+    measure_job(job_dir, reference, f"calibration k={tones_per_step}", generated=windows)
+    return {"job_dir": job_dir}
 
 
 def measure_main() -> int:
@@ -383,14 +426,18 @@ def measure_main() -> int:
         tf.config.threading.set_inter_op_parallelism_threads(FLAGS.threads)
     job_dir = FLAGS.measure_run
     start = time.perf_counter()
-    signature = tf.saved_model.load(
-        os.path.join(job_dir, "export", "saved_model")).signatures["serving_default"]
-    noise_dim = int(signature.structured_input_signature[1]["noise"].shape[-1])
-    noise = np.random.default_rng(FLAGS.noise_seed).uniform(
-        size=(FLAGS.num_songs, FLAGS.steps, noise_dim)).astype(np.float32)
-    tones = np.asarray(signature(noise=tf.constant(noise))["tones"])
+    if FLAGS.generated:  # calibration: real windows in the place of generated songs
+        windows = np.load(FLAGS.generated)["windows"]
+        tones = windows.reshape(*windows.shape[:2], -1, 4)
+    else:
+        signature = tf.saved_model.load(
+            os.path.join(job_dir, "export", "saved_model")).signatures["serving_default"]
+        noise_dim = int(signature.structured_input_signature[1]["noise"].shape[-1])
+        noise = np.random.default_rng(FLAGS.noise_seed).uniform(
+            size=(FLAGS.num_songs, FLAGS.steps, noise_dim)).astype(np.float32)
+        tones = np.asarray(signature(noise=tf.constant(noise))["tones"])
+        np.save(os.path.join(job_dir, "quality_generated.npy"), tones)
     generate_s = time.perf_counter() - start
-    np.save(os.path.join(job_dir, "quality_generated.npy"), tones)
     reference = np.load(FLAGS.reference)
     windows = reference["windows"]
     if windows.shape[-1] != 4 * tones.shape[2]:
@@ -399,7 +446,7 @@ def measure_main() -> int:
     result = quality.evaluate_set(tones, windows, seed=FLAGS.disc_seed, spec=disc_spec())
     result["generate_s"] = generate_s
     result["measure_s"] = time.perf_counter() - start
-    result["key"] = measure_key(job_dir, FLAGS.reference)
+    result["key"] = measure_key(job_dir, FLAGS.reference, FLAGS.generated)
     _write_json(os.path.join(job_dir, "quality_measure.json"), result)
     print(f"measured {job_dir}: valid {result['validity']['valid_fraction']:.3f}, "
           f"discriminative score {result['discriminative']['score']:.3f}, "
@@ -468,7 +515,8 @@ def markdown(name: str, runs: dict, over_seeds: dict, real: dict, targets: list[
     pretrain = protocol["pretrain_epochs"]
     lines = [f"**Recipe `{name}`**: `{protocol['recipe'] or '(none)'}`; preset "
              f"{protocol['preset']}, epochs {protocol['epochs'] or 'preset'} (pretraining "
-             f"{'preset' if pretrain is None else pretrain}), seeds {', '.join(protocol['seeds'])}; {protocol['num_songs']} songs of "
+             f"{'preset' if pretrain is None else pretrain}), seeds "
+             f"{', '.join(protocol['seeds'])}; {protocol['num_songs']} songs of "
              f"{protocol['steps']} steps per run through the exported SavedModel, raw outputs, "
              f"against {protocol['real_windows']} windows of the {protocol['split']} split.", ""]
 
@@ -486,16 +534,24 @@ def markdown(name: str, runs: dict, over_seeds: dict, real: dict, targets: list[
             rows.append("| " + " | ".join(["real", label, ""] + cells) + " |")
         return rows
 
+    def calibration_row(entry, columns):
+        calibration = entry.get("calibration")
+        if calibration:
+            values = headline(calibration)
+            yield (f"{calibration['songs']} {calibration['split']}-split windows as if "
+                   f"generated", [_cell(values.get(c[0]), c[2]) for c in columns])
+
     def real_statistics(columns):
-        for k, entry in real.items():
+        for entry in real.values():
             cells = []
             for key, _, fmt in columns:
                 stat = entry["statistics"].get(key)
                 cells.append(_cell_mean_std(stat, fmt) if stat else "–")
-            yield entry["label"], cells
+            yield f"{entry['label']} ({protocol['split']})", cells
+            yield from calibration_row(entry, columns)
 
     def real_diversity(columns):
-        for k, entry in real.items():
+        for entry in real.values():
             cells = []
             for key, _, _ in columns:
                 if key.startswith("diversity_"):
@@ -503,14 +559,17 @@ def markdown(name: str, runs: dict, over_seeds: dict, real: dict, targets: list[
                     cells.append(f"1 (= {distance:.3g})" if distance is not None else "–")
                 else:
                     cells.append("–")
-            yield entry["label"], cells
+            yield f"{entry['label']} ({protocol['split']})", cells
+            yield from calibration_row(entry, columns)
 
     lines += table(_STAT_COLUMNS, real_statistics)
     lines += ["", "Statistics: mean over the songs of a run; mean ± std over seeds (ddof=1). "
               "Real: mean ± std over windows, repetitions normalised to the window length. "
               "valid %: raw outputs a piano plays (pitch 21-108, length > 0, velocity "
               "1-127); sub-audio %: below A0 (pitch < 21 or Hz <= 0). disc. score: "
-              "|accuracy - 0.5| of a GRU telling real windows from generated songs.", ""]
+              "|accuracy - 0.5| of a GRU telling real windows from generated songs. The "
+              "last row of each format: real windows of another split measured as if "
+              "generated (what real music scores).", ""]
     lines += table(_DIVERSITY_COLUMNS, real_diversity)
     lines += ["", "Diversity: mean pairwise distance between generated songs / between real "
               "windows (pitch-class histograms L1, pitch ranges |difference|, inter-onset-"
@@ -568,17 +627,28 @@ def main(argv):
     prepare_dataset()
     references = {k: build_reference(k) for k in sorted({TONES_PER_STEP[m] for m in FLAGS.models})}
     order = [(m, s) for m in COST_ORDER if m in FLAGS.models for s in seeds]
-    failures, timings = [], {}
+    failures, timings, calibrations = [], {}, {}
     with concurrent.futures.ThreadPoolExecutor(max_workers=FLAGS.jobs) as pool:
         futures = {pool.submit(run_job, m, s, recipe, references[TONES_PER_STEP[m]]): (m, s)
                    for m, s in order}
+        if FLAGS.calibration_split:
+            futures.update({pool.submit(calibration_job, k, path): ("calibration", k)
+                            for k, path in references.items()})
         for future in concurrent.futures.as_completed(futures):
             model, seed = futures[future]
+            what = f"{model} k={seed}" if model == "calibration" else f"{model} seed {seed}"
             try:
-                timings[(model, seed)] = future.result()
+                done = future.result()
             except Exception as error:  # noqa: BLE001 - reported, the other runs go on
-                failures.append(f"{model} seed {seed}: {error}")
-                log(f"FAILED {model} seed {seed}: {error}")
+                failures.append(f"{what}: {error}")
+                log(f"FAILED {what}: {error}")
+                continue
+            if model == "calibration":
+                result = _read_json(os.path.join(done["job_dir"], "quality_measure.json"))
+                calibrations[f"k{seed}"] = {**result, "job_dir": done["job_dir"],
+                                            "split": FLAGS.calibration_split}
+            else:
+                timings[(model, seed)] = done
     wall = time.perf_counter() - start
 
     runs, over_seeds = {}, {}
@@ -607,6 +677,10 @@ def main(argv):
         "train_commands": {m: ["train.py", *train_args(m, "S", "RUN", recipe)]
                            for m in FLAGS.models},
     }
+    protocol["calibration_split"] = FLAGS.calibration_split or None
+    for key, calibration in calibrations.items():
+        if key in real:
+            real[key]["calibration"] = calibration
     table = markdown(FLAGS.name, runs, over_seeds, real, targets, protocol)
     entry = {
         "name": FLAGS.name, "recipe": FLAGS.recipe,

@@ -113,6 +113,17 @@ def test_valid_fraction_matches_a_brute_force_loop():
 # Per-song features and diversity.
 # --------------------------------------------------------------------------------------
 
+def test_present_tones_follow_the_codecs_unpack_rule():
+    from tfds_midi import codec
+
+    rng = np.random.default_rng(7)
+    packed = rng.normal([200, 300, 1, 50], [100, 200, 2, 60], size=(40, 3, 4)).astype(
+        np.float32)
+    expected = codec.unpack_tones(packed.reshape(40, 12))
+    assert 0 < len(expected) < 120  # some slots absent, some present
+    np.testing.assert_allclose(quality.present_tones(packed), expected, rtol=1e-6, atol=1e-3)
+
+
 def test_features_of_a_hand_written_song():
     song = np.array([
         _tone(length=96, hz=261.63, delta=0),     # C4 (60)
@@ -383,7 +394,7 @@ def test_runner_end_to_end_on_a_tiny_corpus(tmp_path):
     common = ["--preset=tiny", "--recipe=--units=4 --windows_per_song=2", "--seeds=0",
               "--models=gan", "--epochs=2", "--pretrain_epochs=1", "--num_songs=8",
               "--steps=16", "--real_windows=12", "--disc_epochs=2", "--disc_folds=2",
-              "--jobs=1", "--dataset=crnn_gan_midi/manual", f"--manual_dir={manual}",
+              "--jobs=2", "--dataset=crnn_gan_midi/manual", f"--manual_dir={manual}",
               f"--data_dir={tmp_path / 'data'}", f"--work_dir={tmp_path / 'work'}",
               f"--output={tmp_path / 'quality.json'}", "--quiet"]
     (tmp_path / "quality.json").write_text(json.dumps({"other": {"kept": True}}))
@@ -409,7 +420,12 @@ def test_runner_end_to_end_on_a_tiny_corpus(tmp_path):
     timing = run["timing"]["train"][0]
     assert [e[1] for e in timing["epochs"]] == ["pretrain", "adversarial"]
     markdown = (tmp_path / "quality.md").read_text()
-    assert "| tiny | GAN | 0 |" in markdown and "| real | 16-tone windows |" in markdown
+    assert "| tiny | GAN | 0 |" in markdown and "| real | 16-tone windows (test) |" in markdown
+    # Real train-split windows measured as if generated: every one of them is valid.
+    calibration = entry["real"]["k1"]["calibration"]
+    assert calibration["split"] == "train" and calibration["songs"] == 8
+    assert calibration["validity"]["valid_fraction"] == 1.0
+    assert "| real | 8 train-split windows as if generated |" in markdown
     assert markdown in result.stdout
     # Again: nothing is trained, exported or measured twice; the numbers stay.
     again = _bench(*common, "--name=tiny")
