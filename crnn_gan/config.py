@@ -56,6 +56,10 @@ class Config:
             velocity, log(1 + ticks)); every interface (data, samples, exports) stays in Hz.
         output_head: G's output head (`crnn_gan.heads`): "linear" (the paper), "bounded"
             (valid ranges by construction) or "categorical" (values sampled with G's noise).
+        pitch_class_input: G's fed-back input and D's input also get the pitch-class
+            features of every tone (`crnn_gan.tonal_input`); needs representation "log".
+        sampling_temperature: the categorical head samples softmax(logits / this) when G
+            runs free (1: the fitted distribution).
         label_smoothing: D's target for real windows is 1 - this (0 = the paper).
         supervised_weight: weight of G's teacher-forced next-step loss added to its
             adversarial loss (TimeGAN's supervised term; 0 = the paper).
@@ -83,6 +87,8 @@ class Config:
     l2_units: str = "model"
     representation: str = "hz"
     output_head: str = "linear"
+    sampling_temperature: float = 1.0
+    pitch_class_input: bool = False
     label_smoothing: float = 0.0
     supervised_weight: float = 0.0
 
@@ -118,6 +124,12 @@ class Config:
         if not 0 <= self.label_smoothing < 0.5:
             raise ValueError(
                 f"Config.label_smoothing must be in [0, 0.5), got {self.label_smoothing!r}")
+        if self.pitch_class_input and self.representation != "log":
+            raise ValueError("Config.pitch_class_input needs representation='log' (the "
+                             f"pitch in MIDI units), got {self.representation!r}")
+        if not self.sampling_temperature > 0:
+            raise ValueError(f"Config.sampling_temperature must be > 0, "
+                             f"got {self.sampling_temperature!r}")
         if not self.supervised_weight >= 0:
             raise ValueError(
                 f"Config.supervised_weight must be >= 0, got {self.supervised_weight!r}")

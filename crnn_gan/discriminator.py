@@ -9,6 +9,7 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
+from crnn_gan import tonal_input
 from crnn_gan.lstm import FusedLSTM, _l2
 
 
@@ -22,10 +23,13 @@ class Discriminator(keras.Model):
         num_layers: bidirectional layers.
         l2_scale: L2 penalty scale on all weights.
         implementation: LSTM kernels ("auto", "block", "keras").
+        pitch_class_input: the input steps also enter as pitch-class features
+            (`crnn_gan.tonal_input`; `set_pitch_affine` from the scaler).
     """
 
     def __init__(self, num_features: int = 4, units: int = 350, num_layers: int = 2,
-                 l2_scale: float = 0.0, implementation: str = "auto", **kwargs):
+                 l2_scale: float = 0.0, implementation: str = "auto",
+                 pitch_class_input: bool = False, **kwargs):
         super().__init__(**kwargs)
         # Layers.
         self.forward_lstms, self.backward_lstms = [], []
@@ -43,11 +47,18 @@ class Discriminator(keras.Model):
         self.num_layers = num_layers
         self.l2_scale = l2_scale
         self.implementation = implementation
+        self.pitch_class_input = pitch_class_input
 
     def build(self, input_shape=None):
         if self.built:  # idempotent: deserialisation may have built it already
             return
         width = self.num_features
+        self.pitch_affine = None
+        if self.pitch_class_input:
+            tones = self.num_features // 4
+            width += tonal_input.FEATURES_PER_TONE * tones
+            self.pitch_affine = self.add_weight(shape=(tones, 2), initializer="ones",
+                                                trainable=False, name="pitch_affine")
         for forward, backward in zip(self.forward_lstms, self.backward_lstms):
             forward.build((None, None, width))
             backward.build((None, None, width))
@@ -58,6 +69,9 @@ class Discriminator(keras.Model):
     def features(self, steps):
         """R: the last hidden representation, ``[batch, steps, 2 * units]``."""
         hidden = steps
+        if self.pitch_class_input:
+            hidden = tf.concat(
+                [steps, tonal_input.pitch_class_features(steps, self.pitch_affine)], axis=-1)
         for forward, backward in zip(self.forward_lstms, self.backward_lstms):
             hidden = tf.concat([forward(hidden)[0], backward(hidden)[0]], axis=-1)
         return hidden
@@ -72,4 +86,11 @@ class Discriminator(keras.Model):
     def get_config(self):
         return {**super().get_config(), "num_features": self.num_features, "units": self.units,
                 "num_layers": self.num_layers, "l2_scale": self.l2_scale,
-                "implementation": self.implementation}
+                "implementation": self.implementation,
+                "pitch_class_input": self.pitch_class_input}
+
+    def set_pitch_affine(self, scaler) -> None:
+        """The pitch-class input's (std, mean) of the pitch columns, from the scaler."""
+        self.build()
+        if self.pitch_class_input:
+            self.pitch_affine.assign(tonal_input.pitch_affine(scaler))

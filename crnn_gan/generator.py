@@ -19,7 +19,7 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-from crnn_gan import feedback_loop, heads
+from crnn_gan import feedback_loop, heads, tonal_input
 from crnn_gan.lstm import FusedLSTM, _l2
 
 
@@ -36,11 +36,17 @@ class Generator(keras.Model):
         output_head: "linear" (the paper), "bounded" or "categorical" (`crnn_gan.heads`).
             The bounded and categorical heads hold their ranges/values as non-trainable
             weights (`set_output_range`), saved with the checkpoints and frozen into exports.
+        sampling_temperature: the categorical head samples softmax(logits / this) when it
+            generates (free running: adversarial training, samples, exports); its
+            next-step loss always fits the logits at temperature 1.
+        pitch_class_input: the fed-back previous step also enters layer 0 as pitch-class
+            features (`crnn_gan.tonal_input`; needs the "log" representation).
     """
 
     def __init__(self, tones_per_step: int = 1, units: int = 350, num_layers: int = 2,
                  l2_scale: float = 0.0, implementation: str = "auto",
-                 output_head: str = "linear", **kwargs):
+                 output_head: str = "linear", sampling_temperature: float = 1.0,
+                 pitch_class_input: bool = False, **kwargs):
         super().__init__(**kwargs)
         if output_head not in heads.HEADS:
             raise ValueError(f"output_head must be one of {heads.HEADS}, got {output_head!r}")
@@ -59,6 +65,8 @@ class Generator(keras.Model):
         self.l2_scale = l2_scale
         self.implementation = implementation
         self.output_head = output_head
+        self.sampling_temperature = sampling_temperature
+        self.pitch_class_input = pitch_class_input
 
     @property
     def num_features(self) -> int:
@@ -71,7 +79,7 @@ class Generator(keras.Model):
     def build(self, input_shape=None):
         if self.built:  # idempotent: deserialisation may have built it already
             return
-        self.lstms[0].build((None, None, self.noise_dim + self.num_features))
+        self.lstms[0].build((None, None, self.noise_dim + self.feedback_width))
         for lstm in self.lstms[1:]:
             lstm.build((None, None, self.units))
         self.head.build((None, self.units))
@@ -85,12 +93,34 @@ class Generator(keras.Model):
             self.output_range = self.add_weight(
                 shape=(self.num_features, heads.CATEGORICAL_BINS), initializer="zeros",
                 trainable=False, name="output_bins")
+        self.pitch_affine = None
+        if self.pitch_class_input:
+            self.pitch_affine = self.add_weight(
+                shape=(self.tones_per_step, 2), initializer="ones", trainable=False,
+                name="pitch_affine")
         self.built = True
 
+    @property
+    def feedback_width(self) -> int:
+        """Width of the fed-back input of layer 0: the previous step (and its pitch-class
+        features)."""
+        extra = tonal_input.FEATURES_PER_TONE * self.tones_per_step
+        return self.num_features + (extra if self.pitch_class_input else 0)
+
+    def _feedback(self, previous, pitch_affine):
+        """Layer 0's fed-back input ``[..., feedback_width]`` from previous steps."""
+        if not self.pitch_class_input:
+            return previous
+        return tf.concat(
+            [previous, tonal_input.pitch_class_features(previous, pitch_affine)], axis=-1)
+
     def set_output_range(self, songs, scaler) -> None:
-        """Sets the bounded head's bounds or the categorical head's values from raw training
+        """Sets the constants G takes from the data: the bounded head's bounds or the
+        categorical head's values, and the pitch-class input's affine, from raw training
         songs ``[n_i, num_features]`` and their `FeatureScaler` (nothing for "linear")."""
         self.build()
+        if self.pitch_class_input:
+            self.pitch_affine.assign(tonal_input.pitch_affine(scaler))
         if self.output_head == "bounded":
             self.output_range.assign(heads.output_bounds(scaler, self.tones_per_step))
         elif self.output_head == "categorical":
@@ -102,20 +132,21 @@ class Generator(keras.Model):
         return [(zeros, zeros)] * self.num_layers, tf.zeros([batch_size, self.num_features])
 
     def weights_as_tensors(self):
-        """Every weight read once: ``([(kernel, recurrent, bias)] * layers, (head_w, head_b,
-        output_range or None))``."""
-        output_range = (None if self.output_range is None
-                        else tf.convert_to_tensor(self.output_range))
+        """Every weight read once: ``([(kernel, recurrent, bias)] * layers, (head_w, head_b),
+        (output_range or None, pitch_affine or None))``."""
+        def optional(variable):
+            return None if variable is None else tf.convert_to_tensor(variable)
         return ([lstm.weights_as_tensors() for lstm in self.lstms],
-                (tf.convert_to_tensor(self.head.kernel), tf.convert_to_tensor(self.head.bias),
-                 output_range))
+                (tf.convert_to_tensor(self.head.kernel), tf.convert_to_tensor(self.head.bias)),
+                (optional(self.output_range), optional(self.pitch_affine)))
 
     def _emit(self, dense_output, noise_t, output_range):
         """The head's transform (`crnn_gan.heads.emit`) of a Dense output ``[..., units]``."""
         if self.output_head == "bounded":
             return heads.emit("bounded", dense_output, bounds=output_range)
         if self.output_head == "categorical":
-            return heads.emit("categorical", dense_output, noise_t, bins=output_range)
+            return heads.emit("categorical", dense_output, noise_t, bins=output_range,
+                              temperature=self.sampling_temperature)
         return dense_output
 
     def step(self, noise_t, states, previous, noise_projection=None, weights=None):
@@ -132,12 +163,13 @@ class Generator(keras.Model):
         Returns:
             ``(output [batch, num_features], new states)``.
         """
-        lstm_weights, (head_kernel, head_bias, output_range) = (
+        lstm_weights, (head_kernel, head_bias), (output_range, pitch_affine) = (
             weights or self.weights_as_tensors())
         kernel = lstm_weights[0][0]
         if noise_projection is None:
             noise_projection = tf.matmul(noise_t, kernel[: self.noise_dim])
-        projection = noise_projection + tf.matmul(previous, kernel[self.noise_dim:])
+        projection = noise_projection + tf.matmul(self._feedback(previous, pitch_affine),
+                                                  kernel[self.noise_dim:])
         new_states = [self.lstms[0].step(None, states[0], input_projection=projection,
                                          weights=lstm_weights[0])]
         for lstm, state, w in zip(self.lstms[1:], states[1:], lstm_weights[1:]):
@@ -182,7 +214,8 @@ class Generator(keras.Model):
 
         Which gradient runs (``training=True``): for the linear head, the hand-written
         backward of `crnn_gan.feedback_loop` (faster on CPU; tested against autodiff of
-        `free_run`); for the bounded and categorical heads, autodiff of `free_run`.
+        `free_run`); for the bounded and categorical heads and the pitch-class input,
+        autodiff of `free_run`.
 
         Args:
             noise: float32 ``[batch, steps, noise_dim]``, uniform in [0, 1].
@@ -191,9 +224,9 @@ class Generator(keras.Model):
             float32 ``[batch, steps, num_features]`` in normalised units.
         """
         noise = tf.convert_to_tensor(noise, tf.float32)
-        if not (training and self.output_head == "linear"):
+        if not (training and self.output_head == "linear" and not self.pitch_class_input):
             return self.free_run(noise)
-        lstm_weights, (head_kernel, head_bias, _) = self.weights_as_tensors()
+        lstm_weights, (head_kernel, head_bias), _ = self.weights_as_tensors()
         first_kernel = lstm_weights[0][0]
         noise_projection = tf.transpose(
             tf.matmul(noise, first_kernel[: self.noise_dim]), [1, 0, 2])
@@ -215,7 +248,7 @@ class Generator(keras.Model):
         Returns:
             ``[batch, steps, head units]`` (see `crnn_gan.heads.head_units`).
         """
-        hidden = tf.concat([noise, previous], axis=-1)
+        hidden = tf.concat([noise, self._feedback(previous, self.pitch_affine)], axis=-1)
         for lstm in self.lstms:
             hidden, _, _ = lstm(hidden)
         return self.head(hidden)
@@ -237,7 +270,9 @@ class Generator(keras.Model):
     def get_config(self):
         return {**super().get_config(), "tones_per_step": self.tones_per_step,
                 "units": self.units, "num_layers": self.num_layers, "l2_scale": self.l2_scale,
-                "implementation": self.implementation, "output_head": self.output_head}
+                "implementation": self.implementation, "output_head": self.output_head,
+                "sampling_temperature": self.sampling_temperature,
+                "pitch_class_input": self.pitch_class_input}
 
 
 def shift_right(steps):

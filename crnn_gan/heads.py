@@ -49,7 +49,7 @@ def _softplus(x):
     return tf.maximum(x, 0.0) + tf.math.log(1.0 + tf.exp(-tf.abs(x)))
 
 
-def emit(head: str, dense_output, noise_t=None, bins=None, bounds=None):
+def emit(head: str, dense_output, noise_t=None, bins=None, bounds=None, temperature=1.0):
     """One step's features from the head's Dense output.
 
     Args:
@@ -58,6 +58,8 @@ def emit(head: str, dense_output, noise_t=None, bins=None, bounds=None):
         noise_t: the step's uniform noise ``[..., F]`` (categorical: the sampling variables).
         bins: categorical values ``[F, K]``, model units.
         bounds: ``[F, 2]`` lower and upper bound in model units (+-`UNBOUNDED`: none).
+        temperature: categorical: sample from softmax(logits / temperature) (1: the
+            distribution the next-step loss fits; below 1: sharper).
 
     Returns:
         ``[..., F]`` in model units.
@@ -66,7 +68,10 @@ def emit(head: str, dense_output, noise_t=None, bins=None, bounds=None):
         return dense_output
     if head == "bounded":
         return squash(dense_output, bounds)
-    probabilities = tf.nn.softmax(_as_logits(dense_output, bins), axis=-1)  # [..., F, K]
+    logits = _as_logits(dense_output, bins)
+    if temperature != 1.0:
+        logits = logits / temperature
+    probabilities = tf.nn.softmax(logits, axis=-1)  # [..., F, K]
     cdf = tf.cumsum(probabilities, axis=-1)
     index = tf.reduce_sum(tf.cast(cdf < noise_t[..., None], tf.int32), axis=-1)
     index = tf.minimum(index, CATEGORICAL_BINS - 1)

@@ -78,7 +78,8 @@ def build_generator(config: Config, l2_scale: float | None = None) -> Generator:
                      num_layers=config.num_layers,
                      l2_scale=config.l2_scale if l2_scale is None else l2_scale,
                      implementation=config.implementation, output_head=config.output_head,
-                     name="generator")
+                     sampling_temperature=config.sampling_temperature,
+                     pitch_class_input=config.pitch_class_input, name="generator")
 
 
 def build_model(config: Config, model: str, seed: int = 0,
@@ -108,7 +109,8 @@ def build_model(config: Config, model: str, seed: int = 0,
         discriminator = Discriminator(
             num_features=config.num_features, units=config.units,
             num_layers=config.num_layers, l2_scale=l2_scale,
-            implementation=config.implementation, name="discriminator")
+            implementation=config.implementation, pitch_class_input=config.pitch_class_input,
+            name="discriminator")
         built = CRNNGAN(generator, discriminator, feature_matching=config.feature_matching,
                         freezing=config.freezing, freeze_threshold=config.freeze_threshold,
                         clip_norm=config.clip_norm, seed=seed,
@@ -236,6 +238,8 @@ def train(config: Config, spec: RunSpec, songs=None) -> keras.callbacks.History:
         model = build_model(config, spec.model, seed=spec.seed,
                             l2_scale=config.l2_in_model_units(scaler.std))
         model.generator.set_output_range(songs, scaler)
+        if spec.model == "gan":
+            model.discriminator.set_pitch_affine(scaler)
     if spec.strategy == "multi_worker":
         _log_values_as_vectors(model)
     dataset = pipeline.window_dataset(songs, scaler, config.seq_len, config.batch_size,

@@ -131,9 +131,10 @@ def test_linear_head_can_leave_the_valid_range():
     assert valid_fraction(raw.reshape(-1, 4)) < 0.9
 
 
-def test_categorical_head_samples_its_distribution_with_the_noise():
-    """Inverse-CDF sampling: value k is chosen with probability softmax(logits)_k, and the
-    value is exactly one of the bins; the same noise gives the same value."""
+@pytest.mark.parametrize("temperature", [1.0, 0.6])
+def test_categorical_head_samples_its_distribution_with_the_noise(temperature):
+    """Inverse-CDF sampling: value k is chosen with probability softmax(logits / T)_k, and
+    the value is exactly one of the bins; the same noise gives the same value."""
     rng = np.random.default_rng(0)
     features, count = 4, 20000
     logits = rng.normal(size=(features * heads.CATEGORICAL_BINS,)).astype(np.float32) * 2
@@ -142,8 +143,8 @@ def test_categorical_head_samples_its_distribution_with_the_noise():
     dense = np.tile(logits, (count, 1))
     noise = rng.uniform(size=(count, features)).astype(np.float32)
     values = heads.emit("categorical", tf.constant(dense), tf.constant(noise),
-                        bins=tf.constant(bins)).numpy()
-    probabilities = tf.nn.softmax(logits.reshape(features, -1)).numpy()
+                        bins=tf.constant(bins), temperature=temperature).numpy()
+    probabilities = tf.nn.softmax(logits.reshape(features, -1) / temperature).numpy()
     for f in range(features):
         index = np.searchsorted(bins[f], values[:, f])
         np.testing.assert_array_equal(bins[f][index], values[:, f])  # exactly a bin
@@ -219,7 +220,8 @@ def test_output_range_is_saved_with_the_weights(tmp_path):
 
 @pytest.mark.parametrize("field,bad", [
     ("representation", "mel"), ("output_head", "softmax"), ("l2_units", "hz"),
-    ("label_smoothing", 0.5), ("label_smoothing", -0.1), ("supervised_weight", -1.0)])
+    ("label_smoothing", 0.5), ("label_smoothing", -0.1), ("supervised_weight", -1.0),
+    ("sampling_temperature", 0.0)])
 def test_new_config_fields_are_validated(field, bad):
     with pytest.raises(ValueError, match=field):
         config_lib.preset("tiny", **{field: bad})
@@ -307,3 +309,47 @@ def test_new_heads_export_with_builtin_ops_and_parity(exported_head):
     np.testing.assert_allclose(
         scaler.normalize(np.load(target).reshape(1, 50, -1)), scaler.normalize(keras_raw),
         atol=1e-3)
+
+
+# --- Pitch-class input ----------------------------------------------------------------------
+
+def test_pitch_class_features_identify_classes_and_ignore_octaves():
+    from crnn_gan import tonal_input
+
+    scaler = pipeline.FeatureScaler.fit(random_songs(3), "log")
+    affine = tonal_input.pitch_affine(scaler)
+    pitches = np.arange(21, 109)
+    raw = np.zeros((len(pitches), 12), np.float32)
+    raw[:, 1::4] = codec.pitch_to_hz(pitches)[:, None]
+    features = tonal_input.pitch_class_features(
+        tf.constant(scaler.normalize(raw)), tf.constant(affine)).numpy()
+    assert features.shape == (len(pitches), 36)
+    slot = features[:, :12]
+    for a in range(len(pitches)):
+        same = np.abs(slot - slot[a]).max(axis=1) < 1e-3
+        np.testing.assert_array_equal(same, pitches % 12 == pitches[a] % 12)
+    # The 12 classes are linearly independent (a linear layer can read any class).
+    assert np.linalg.matrix_rank(np.c_[slot[:12], np.ones(12)], tol=1e-3) == 12
+    with pytest.raises(ValueError, match="log"):
+        tonal_input.pitch_affine(pipeline.FeatureScaler.fit(random_songs(), "hz"))
+    with pytest.raises(ValueError, match="pitch_class_input"):
+        config_lib.preset("tiny", pitch_class_input=True)
+
+
+def test_gan_with_pitch_class_input_trains_and_exports(tmp_path):
+    config = config_lib.preset(
+        "tiny", representation="log", output_head="categorical", pitch_class_input=True,
+        optimizer="adam", learning_rate=1e-3, supervised_weight=1.0, epochs=2,
+        pretrain_epochs=1, units=8)
+    run = str(tmp_path / "run")
+    training.train(config, training.RunSpec(model_dir=run, samples_per_epoch=1),
+                   songs=random_songs(1, count=6))
+    generator, _, scaler = training.load_generator(run)
+    np.testing.assert_allclose(generator.pitch_affine.numpy(),
+                               __import__("crnn_gan.tonal_input").tonal_input.pitch_affine(
+                                   scaler))
+    summary = export_lib.export_loaded(generator, scaler, str(tmp_path / "out"),
+                                       quantizations=())
+    assert summary["errors"]["tflite_step_vs_saved_model"] <= export_lib.TFLITE_ERROR_BOUND
+    assert export_lib.tflite_ops(open(tmp_path / "out" / "generator.tflite", "rb").read())[
+        "custom"] == set()
