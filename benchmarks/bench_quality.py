@@ -35,6 +35,9 @@ measured exactly like a run's songs (cached in ``--work_dir/reference``): what r
 scores under the protocol (the discriminative score of real against real, its diversity
 ratios and overlapping areas). Printed as the last row of each format.
 
+``--compare_jobs`` only times one GAN epoch alone against two side by side (round robin)
+and exits: whether ``--jobs=2`` pays on the machine at hand.
+
 Then the targets (``crnn_gan.quality.check_targets``) are checked in every seed, the results
 go to ``--output`` under ``--name`` (other names in the file are kept: recipes and ablations
 accumulate), and markdown tables (per seed, mean ± std over seeds, real windows, targets) are
@@ -99,6 +102,8 @@ flags.DEFINE_string("calibration_split", "train", "Also measure --num_songs real
                     "this split as if generated (the protocol's numbers for real music); "
                     "empty: skip.")
 flags.DEFINE_bool("quiet", False, "Do not echo the trainings' output.")
+flags.DEFINE_bool("compare_jobs", False, "Only time one GAN epoch alone against two side by "
+                  "side (round robin, twice) and exit: does --jobs=2 pay on this machine?")
 # Internal: the runner measures each run in a fresh process with these.
 flags.DEFINE_string("measure_run", None, "(internal) measure this run folder and exit.")
 flags.DEFINE_string("reference", None, "(internal) real windows (.npz) for --measure_run.")
@@ -605,6 +610,57 @@ def real_entries(runs: dict) -> dict:
     return out
 
 
+def compare_jobs(recipe: list[str], rounds: int = 2) -> dict:
+    """--compare_jobs: is running 2 trainings side by side faster than one at a time?
+
+    Times the second adversarial epoch of the GAN (``--pretrain_epochs=0 --epochs=2
+    --windows_per_song=2``, the recipe's model; the first one traces) from its "Epoch 2/2"
+    line to the process's end, round robin so that load from other processes affects both
+    alike: one train.py with its default threads, then two side by side with cores / 2
+    threads each. Prints
+    and returns the seconds per epoch and the throughput ratio (epochs per second of two
+    side by side over one alone).
+    """
+    import shutil
+
+    base = os.path.join(FLAGS.work_dir, "compare_jobs")
+
+    def command(run_dir, threads):
+        args = [f"--preset={FLAGS.preset}", *recipe, "--pretrain_epochs=0", "--epochs=2",
+                "--windows_per_song=2", "--model=gan", "--seed=0", f"--model_dir={run_dir}",
+                "--samples_per_epoch=0", f"--dataset={FLAGS.dataset}",
+                f"--data_dir={FLAGS.data_dir}"]
+        if FLAGS.manual_dir:
+            args.append(f"--manual_dir={FLAGS.manual_dir}")
+        return [sys.executable, str(ROOT / "train.py"), *args,
+                f"--intra_op_threads={threads[0]}", f"--inter_op_threads={threads[1]}"]
+
+    def epoch_seconds(run_dir, threads):
+        shutil.rmtree(run_dir, ignore_errors=True)
+        os.makedirs(os.path.dirname(run_dir), exist_ok=True)
+        result = run_logged(command(run_dir, threads), run_dir + ".log", "compare")
+        if result["returncode"] != 0 or len(result["epochs"]) != 2:
+            raise ProtocolError(f"train.py failed; see {run_dir}.log")
+        return result["epochs"][1][2]
+
+    alone, side_by_side = [], []
+    for round_ in range(rounds):
+        alone.append(epoch_seconds(os.path.join(base, f"alone_{round_}"), cpu_threads(1)))
+        with concurrent.futures.ThreadPoolExecutor(2) as pool:
+            pair = list(pool.map(lambda i: epoch_seconds(
+                os.path.join(base, f"pair_{round_}_{i}"), cpu_threads(2)), range(2)))
+        side_by_side.append(max(pair))
+        log(f"round {round_ + 1}: one alone {alone[-1]:.1f} s, two side by side "
+            f"{pair[0]:.1f} s and {pair[1]:.1f} s")
+    result = {"alone_s": alone, "side_by_side_s": side_by_side,
+              "throughput_ratio": 2 * sum(alone) / sum(side_by_side),
+              "load_average": os.getloadavg()}
+    log(f"2 side by side do {result['throughput_ratio']:.2f}x the epochs per second of one "
+        f"alone (load average {', '.join(f'{x:.1f}' for x in result['load_average'])})")
+    _write_json(os.path.join(base, "compare_jobs.json"), result)
+    return result
+
+
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
@@ -622,6 +678,10 @@ def main(argv):
         raise app.UsageError(str(error)) from None
     if not re.fullmatch(r"[\w.+-]+", FLAGS.name):
         raise app.UsageError("--name: letters, digits and . _ + - only")
+    if FLAGS.compare_jobs:
+        prepare_dataset()
+        compare_jobs(recipe)
+        return 0
 
     start = time.perf_counter()
     prepare_dataset()
