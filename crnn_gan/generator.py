@@ -11,7 +11,9 @@ Two ways to run the same weights:
   backward pass of its own (`crnn_gan.feedback_loop`);
 - `teacher_forced(noise, previous)`: the feedback replaced by given previous steps (next-tone
   pretraining and the baseline); the whole sequence is known, so each layer runs as one
-  fused sequence kernel (BlockLSTM on CPU, cuDNN on GPU).
+  fused sequence kernel (BlockLSTM on CPU, cuDNN on GPU);
+- `prime(steps)` then `free_run(noise, initial=...)`: G's state warmed on a primer (teacher
+  forcing, in the loop's step kernels), then free running from there: continuing music.
 """
 
 from __future__ import annotations
@@ -21,6 +23,10 @@ import tensorflow as tf
 
 from crnn_gan import feedback_loop, heads, tonal_input
 from crnn_gan.lstm import FusedLSTM, _l2
+
+#: The noise G's LSTM gets while `Generator.prime` feeds it a primer: the mean of its
+#: uniform noise, at every step and in every noise dimension.
+PRIMING_NOISE = 0.5
 
 
 @keras.saving.register_keras_serializable(package="crnn_gan")
@@ -165,28 +171,84 @@ class Generator(keras.Model):
         """
         lstm_weights, (head_kernel, head_bias), (output_range, pitch_affine) = (
             weights or self.weights_as_tensors())
-        kernel = lstm_weights[0][0]
         if noise_projection is None:
-            noise_projection = tf.matmul(noise_t, kernel[: self.noise_dim])
+            noise_projection = tf.matmul(noise_t, lstm_weights[0][0][: self.noise_dim])
+        new_states = self._advance(noise_projection, states, previous, lstm_weights,
+                                   pitch_affine)
+        dense_output = tf.matmul(new_states[-1][0], head_kernel) + head_bias
+        return self._emit(dense_output, noise_t, output_range), new_states
+
+    def _advance(self, noise_projection, states, previous, lstm_weights, pitch_affine):
+        """The LSTM stack's step (no head): layer 0 takes the projected noise and the fed-back
+        `previous`; returns the new ``[(h, c)] * num_layers``."""
+        kernel = lstm_weights[0][0]
         projection = noise_projection + tf.matmul(self._feedback(previous, pitch_affine),
                                                   kernel[self.noise_dim:])
         new_states = [self.lstms[0].step(None, states[0], input_projection=projection,
                                          weights=lstm_weights[0])]
         for lstm, state, w in zip(self.lstms[1:], states[1:], lstm_weights[1:]):
             new_states.append(lstm.step(new_states[-1][0], state, weights=w))
-        dense_output = tf.matmul(new_states[-1][0], head_kernel) + head_bias
-        return self._emit(dense_output, noise_t, output_range), new_states
+        return new_states
 
-    def free_run(self, noise, static_batch=None):
+    def prime(self, previous_steps, noise=None):
+        """Warms G's state on given steps (a primer), teacher forced: the state G would have
+        after generating them itself, ready for `free_run(..., initial=)` or `step` to
+        continue them. The one priming loop: generate.py and the exports' ``prime``
+        signature run it.
+
+        Primer step t (t = 0..n-1) is fed as G's previous output at step t + 1: step t runs
+        the LSTM stack on ``[z_t, p_{t-1}]`` (``p_{-1}`` = zeros, as at the start of free
+        running), so after n steps the state is the one that produced ``p_{n-1}``, and the
+        returned previous output is ``p_{n-1}``. The head is not applied (the primer stands
+        in for its outputs); builtin TFLite ops only, n free at run time.
+
+        Args:
+            previous_steps: float32 ``[batch, n, num_features]`` in normalised units, n >= 0.
+            noise: ``[batch, n, noise_dim]``: the LSTM's noise during priming; None (the
+                default): `PRIMING_NOISE` (0.5, the mean of G's uniform noise) at every
+                step, so that the state depends on the primer alone, not on a seed.
+
+        Returns:
+            ``(states [(h, c)] * num_layers, previous [batch, num_features])``; zero states
+            and a zero previous output for n = 0.
+        """
+        previous_steps = tf.convert_to_tensor(previous_steps, tf.float32)
+        batch, steps = tf.shape(previous_steps)[0], tf.shape(previous_steps)[1]
+        lstm_weights, _, (_, pitch_affine) = self.weights_as_tensors()
+        noise_kernel = lstm_weights[0][0][: self.noise_dim]
+        if noise is None:  # the same projection at every step
+            constant = tf.matmul(tf.fill([batch, self.noise_dim], PRIMING_NOISE), noise_kernel)
+            noise_projection = None
+        else:
+            noise_projection = tf.transpose(
+                tf.matmul(tf.convert_to_tensor(noise, tf.float32), noise_kernel), [1, 0, 2])
+        time_major = tf.transpose(previous_steps, [1, 0, 2])
+        states, previous = self.initial_state(batch)
+
+        def body(t, previous, states):
+            projection = constant if noise_projection is None else noise_projection[t]
+            states = self._advance(projection, states, previous, lstm_weights, pitch_affine)
+            return t + 1, time_major[t], states
+
+        _, previous, states = tf.while_loop(
+            lambda t, *_: t < steps, body, (tf.constant(0), previous, states),
+            maximum_iterations=steps)
+        return states, previous
+
+    def free_run(self, noise, static_batch=None, initial=None, return_state=False):
         """The generation loop (one home: `call` and the exports run it).
 
         Args:
             noise: float32 ``[batch, steps, noise_dim]``, uniform in [0, 1].
             static_batch: the batch size as a Python int where it must be static (TFLite's
                 TensorArray element shape), else None.
+            initial: ``(states, previous)`` to start from (`prime`, or the state a previous
+                call returned); None: zero states and a zero previous output (the paper).
+            return_state: also return the state after the last step.
 
         Returns:
-            float32 ``[batch, steps, num_features]`` in normalised units.
+            float32 ``[batch, steps, num_features]`` in normalised units; with
+            `return_state`, ``(outputs, states, previous)``.
         """
         batch, steps = tf.shape(noise)[0], tf.shape(noise)[1]
         weights = self.weights_as_tensors()
@@ -195,7 +257,7 @@ class Generator(keras.Model):
         noise_projection = tf.transpose(
             tf.matmul(noise, first_kernel[: self.noise_dim]), [1, 0, 2])
         time_major_noise = tf.transpose(noise, [1, 0, 2])
-        states, previous = self.initial_state(batch)
+        states, previous = self.initial_state(batch) if initial is None else initial
         outputs = tf.TensorArray(tf.float32, size=steps,
                                  element_shape=[static_batch, self.num_features])
 
@@ -204,10 +266,11 @@ class Generator(keras.Model):
                                        noise_projection[t], weights)
             return t + 1, output, states, outputs.write(t, output)
 
-        _, _, _, outputs = tf.while_loop(
+        _, previous, states, outputs = tf.while_loop(
             lambda t, *_: t < steps, body, (tf.constant(0), previous, states, outputs),
             maximum_iterations=steps)
-        return tf.transpose(outputs.stack(), [1, 0, 2])
+        outputs = tf.transpose(outputs.stack(), [1, 0, 2])
+        return (outputs, states, previous) if return_state else outputs
 
     def call(self, noise, training=False):
         """Free-running generation.
