@@ -63,6 +63,8 @@ class Config:
         label_smoothing: D's target for real windows is 1 - this (0 = the paper).
         supervised_weight: weight of G's teacher-forced next-step loss added to its
             adversarial loss (TimeGAN's supervised term; 0 = the paper).
+        adversarial_learning_rate_scale: G's learning rate in the adversarial phase,
+            relative to `learning_rate` (1 = the paper).
     """
 
     units: int = 350
@@ -91,6 +93,7 @@ class Config:
     pitch_class_input: bool = False
     label_smoothing: float = 0.0
     supervised_weight: float = 0.0
+    adversarial_learning_rate_scale: float = 1.0
 
     def __post_init__(self):
         positive = ("units", "num_layers", "seq_len", "batch_size", "curriculum_step",
@@ -130,6 +133,9 @@ class Config:
         if not self.sampling_temperature > 0:
             raise ValueError(f"Config.sampling_temperature must be > 0, "
                              f"got {self.sampling_temperature!r}")
+        if not self.adversarial_learning_rate_scale > 0:
+            raise ValueError(f"Config.adversarial_learning_rate_scale must be > 0, "
+                             f"got {self.adversarial_learning_rate_scale!r}")
         if not self.supervised_weight >= 0:
             raise ValueError(
                 f"Config.supervised_weight must be >= 0, got {self.supervised_weight!r}")
@@ -173,8 +179,15 @@ PRESETS = {
     # normalised features the same 0.1 outweighs the data loss and kills the model, hence
     # l2_units="raw".
     "paper": Config(l2_units="raw"),
-    "small": Config(units=128, seq_len=32, batch_size=16, learning_rate=0.1, l2_scale=1e-3,
-                    pretrain_epochs=6, epochs=40, windows_per_song=8, sample_steps=100),
+    # The recipe of the quality protocol (README: Music quality): MIDI-pitch/log-time
+    # units, a categorical head sampled with G's noise, pitch-class input, Adam with two
+    # time scales, a gentle adversarial phase anchored by the supervised term, no freezing.
+    "small": Config(units=128, seq_len=32, batch_size=16, optimizer="adam",
+                    learning_rate=1e-3, d_learning_rate_scale=0.4, l2_scale=0.0,
+                    pretrain_epochs=20, epochs=24, windows_per_song=8, sample_steps=100,
+                    representation="log", output_head="categorical", pitch_class_input=True,
+                    freezing=False, supervised_weight=1.0, label_smoothing=0.1,
+                    adversarial_learning_rate_scale=0.03),
     "tiny": Config(units=8, num_layers=2, seq_len=8, batch_size=4, l2_scale=1e-3,
                    pretrain_epochs=1, curriculum_step=4, epochs=2, sample_steps=16),
 }

@@ -177,13 +177,15 @@ class CRNNGAN(keras.Model):
             (one-sided, Salimans et al. 2016; 0 = the paper).
         supervised_weight: adds this times G's teacher-forced next-step loss on the real
             batch to G's adversarial loss (TimeGAN's supervised term; 0 = the paper).
+        adversarial_learning_rate_scale: G's learning rate in the adversarial phase is its
+            pretraining rate times this (1 = the paper: one rate throughout).
     """
 
     def __init__(self, generator: Generator, discriminator: Discriminator,
                  feature_matching: bool = True, freezing: bool = True,
                  freeze_threshold: float = 0.7, clip_norm: float = 0.0, seed: int = 0,
                  label_smoothing: float = 0.0, supervised_weight: float = 0.0,
-                 **kwargs):
+                 adversarial_learning_rate_scale: float = 1.0, **kwargs):
         super().__init__(**kwargs)
         self.generator = generator
         self.discriminator = discriminator
@@ -194,6 +196,7 @@ class CRNNGAN(keras.Model):
         self.seed = seed
         self.label_smoothing = label_smoothing
         self.supervised_weight = supervised_weight
+        self.adversarial_learning_rate_scale = adversarial_learning_rate_scale
         self.pretraining = False  # set by ScheduleCallback; a Python bool: one trace a phase
         tracker = keras.metrics.Mean
         self.trackers = {name: tracker(name=name) for name in (
@@ -249,7 +252,15 @@ class CRNNGAN(keras.Model):
         return self.generator(noise, training=training)
 
     def set_pretraining(self, pretraining: bool) -> None:
-        """Switches phase; the next batch uses a train function traced for that phase."""
+        """Switches phase; the next batch uses a train function traced for that phase.
+
+        Also sets G's learning rate for the phase (`adversarial_learning_rate_scale`), at
+        every call, so that a resumed run gets the rate of the phase it resumes in."""
+        if self.adversarial_learning_rate_scale != 1.0:
+            if not hasattr(self, "_g_base_learning_rate"):
+                self._g_base_learning_rate = float(self.g_optimizer.learning_rate.numpy())
+            scale = 1.0 if pretraining else self.adversarial_learning_rate_scale
+            self.g_optimizer.learning_rate.assign(self._g_base_learning_rate * scale)
         if pretraining != self.pretraining:
             self.pretraining = pretraining
             if getattr(self, "train_function", None) is not None:
@@ -348,6 +359,7 @@ class CRNNGAN(keras.Model):
             "freeze_threshold": self.freeze_threshold, "clip_norm": self.clip_norm,
             "seed": self.seed, "label_smoothing": self.label_smoothing,
             "supervised_weight": self.supervised_weight,
+            "adversarial_learning_rate_scale": self.adversarial_learning_rate_scale,
         }
 
     @classmethod

@@ -115,7 +115,9 @@ def build_model(config: Config, model: str, seed: int = 0,
                         freezing=config.freezing, freeze_threshold=config.freeze_threshold,
                         clip_norm=config.clip_norm, seed=seed,
                         label_smoothing=config.label_smoothing,
-                        supervised_weight=config.supervised_weight, name="crnn_gan")
+                        supervised_weight=config.supervised_weight,
+                        adversarial_learning_rate_scale=config.adversarial_learning_rate_scale,
+                        name="crnn_gan")
         built.compile(
             d_optimizer=optimizer(config.learning_rate * config.d_learning_rate_scale),
             g_optimizer=optimizer(config.learning_rate))

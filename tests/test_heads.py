@@ -233,7 +233,7 @@ def test_l2_in_raw_units_matches_the_original_codes_weight():
     config = config_lib.preset("paper")
     assert config.l2_units == "raw"
     assert config.l2_in_model_units([100.0, 100.0]) == pytest.approx(0.1 / 1e4)
-    assert config_lib.preset("small").l2_in_model_units([100.0]) == 1e-3
+    assert config_lib.preset("tiny").l2_in_model_units([100.0]) == 1e-3
 
 
 # --- Training and export --------------------------------------------------------------------
@@ -353,3 +353,17 @@ def test_gan_with_pitch_class_input_trains_and_exports(tmp_path):
     assert summary["errors"]["tflite_step_vs_saved_model"] <= export_lib.TFLITE_ERROR_BOUND
     assert export_lib.tflite_ops(open(tmp_path / "out" / "generator.tflite", "rb").read())[
         "custom"] == set()
+
+
+def test_adversarial_learning_rate_scale_switches_with_the_phase():
+    config = config_lib.preset("tiny", optimizer="adam", learning_rate=1e-3,
+                               adversarial_learning_rate_scale=0.1)
+    model = training.build_model(config, "gan")
+    model.set_pretraining(True)
+    assert float(model.g_optimizer.learning_rate.numpy()) == pytest.approx(1e-3)
+    model.set_pretraining(False)
+    assert float(model.g_optimizer.learning_rate.numpy()) == pytest.approx(1e-4)
+    assert float(model.d_optimizer.learning_rate.numpy()) == pytest.approx(
+        1e-3 * config.d_learning_rate_scale)
+    model.set_pretraining(True)  # a resumed run back in pretraining gets the base rate
+    assert float(model.g_optimizer.learning_rate.numpy()) == pytest.approx(1e-3)
