@@ -1,0 +1,217 @@
+r"""Ships the best generators of a quality-protocol run as `pretrained/` and renders samples.
+
+    .venv/bin/python scripts/ship_pretrained.py --name=RECIPE [--quality=docs/quality.json]
+
+For C-RNN-GAN (``gan``) and C-RNN-GAN-3 (``gan3``): among the seeds that
+`benchmarks/bench_quality.py` trained under ``--name``, the one with the lowest post-hoc
+discriminative score (ties: the smallest mean |statistic - real| / real std) is exported with
+``python -m export --quantization=dynamic_range`` (SavedModel, float32 and int8 TFLite, the
+export's README) into ``pretrained/<model>/``, with ``CARD.md``: data, config, seed, that
+seed's and the mean protocol numbers, and the commands that reproduce it.
+
+Then ``docs/samples/``: ``--songs`` songs of ``--steps`` steps from each shipped generator
+through its SavedModel (seeds 0..), written as MIDI and rendered to OGG with FluidSynth, and
+one real excerpt of the test split, for listening side by side. Without FluidSynth the MIDI
+is written and the message says which Debian packages to install.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import shutil
+import subprocess
+import sys
+
+from absl import app, flags
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("name", None, "The recipe's name in --quality.", required=True)
+flags.DEFINE_string("quality", "docs/quality.json", "bench_quality's results.")
+flags.DEFINE_list("models", ["gan", "gan3"], "Models to ship.")
+flags.DEFINE_string("output", "pretrained", "Where the exports go.")
+flags.DEFINE_string("samples", "docs/samples", "Where the listening samples go.")
+flags.DEFINE_integer("songs", 2, "Songs per shipped generator.", lower_bound=0)
+flags.DEFINE_integer("steps", 200, "Steps per song.", lower_bound=1)
+
+STATS = ("polyphony", "scale_consistency", "repetitions", "tone_span", "unique_tones",
+         "intensity_span")
+
+
+class ShipError(Exception):
+    """Bad input; the message names it."""
+
+
+def _score(result: dict) -> tuple[float, float]:
+    disc = (result.get("discriminative") or {}).get("score")
+    generated, real = result["statistics"]["generated"], result["statistics"]["real"]
+    distance = sum(abs(generated[s]["mean"] - real[s]["mean"]) / (real[s]["std"] or 1.0)
+                   for s in STATS) / len(STATS)
+    return (1.0 if disc is None else disc, distance)
+
+
+def choose(entry: dict, model: str) -> tuple[str, dict]:
+    runs = entry["runs"].get(model)
+    if not runs:
+        raise ShipError(f"--quality has no {model} runs under --name={FLAGS.name}")
+    seed = min(runs, key=lambda s: _score(runs[s]))
+    return seed, runs[seed]
+
+
+def card(model: str, seed: str, result: dict, entry: dict, config: dict) -> str:
+    protocol = entry["protocol"]
+    headline = entry["over_seeds"][model]
+    rows = ["| measure | this seed | mean ± std over seeds | real (test windows) |",
+            "| --- | --- | --- | --- |"]
+    generated, real = result["statistics"]["generated"], result["statistics"]["real"]
+    for stat in STATS:
+        over = headline.get(stat) or {}
+        rows.append(f"| {stat.replace('_', ' ')} | {generated[stat]['mean']:.3g} | "
+                    f"{over.get('mean', float('nan')):.3g} ± {over.get('std', float('nan')):.2g}"
+                    f" | {real[stat]['mean']:.3g} ± {real[stat]['std']:.2g} |")
+    validity = result["validity"]["valid_fraction"]
+    over = headline.get("valid_fraction") or {}
+    rows.append(f"| valid tones (raw outputs) | {validity:.2%} | {over.get('mean', 0):.2%} | |")
+    disc = (result.get("discriminative") or {}).get("score")
+    over = headline.get("discriminative_score") or {}
+    if disc is not None:
+        rows.append(f"| discriminative score | {disc:.3f} | {over.get('mean', 0):.3f} ± "
+                    f"{over.get('std', 0):.2g} | 0 is indistinguishable |")
+    train = " ".join(protocol["train_commands"][model]).replace("--seed=S", f"--seed={seed}")
+    label = {"gan": "C-RNN-GAN", "gan3": "C-RNN-GAN-3"}[model]
+    return f"""# {label}, pretrained (`{FLAGS.output}/{model}/`)
+
+The best of {len(entry['runs'][model])} seeds (lowest post-hoc discriminative score) of the
+quality protocol's recipe `{entry['name']}` (`benchmarks/bench_quality.py`, protocol version
+{protocol['version']}). The files are the output of `python -m export`: see `README.md` here
+for the signatures, shapes and units, and the main README for apps.
+
+- **Data**: `{protocol['dataset']}` (train split; classical works rendered from the music21
+  corpus), measured against {protocol['real_windows']} random windows of the **{protocol['split']}**
+  split.
+- **Seed**: {seed}.
+- **Recipe**: `--preset={protocol['preset']} {entry['recipe']}`, epochs {protocol['epochs']}
+  (pretraining {protocol['pretrain_epochs']}).
+- **Measured** on {protocol['num_songs']} songs of {protocol['steps']} steps through the
+  SavedModel, raw outputs (nothing clamped, dropped or shifted):
+
+{chr(10).join(rows)}
+
+Reproduce (train, then export):
+
+```sh
+.venv/bin/python -m tfds_midi --config=default --data_dir=data
+.venv/bin/python {train.replace('RUN', 'runs/' + model)}
+.venv/bin/python -m export --model_dir=runs/{model} --output={FLAGS.output}/{model} --quantization=dynamic_range
+```
+
+or the whole protocol (all seeds, the baseline and both GANs):
+
+```sh
+.venv/bin/python benchmarks/bench_quality.py --name={entry['name']} --recipe="{entry['recipe']}" \\
+    --epochs={protocol['epochs']} --pretrain_epochs={protocol['pretrain_epochs']}
+.venv/bin/python scripts/ship_pretrained.py --name={entry['name']}
+```
+
+Config (`config.json` of the run):
+
+```json
+{json.dumps(config, indent=2, sort_keys=True)}
+```
+"""
+
+
+def run(command: list[str]) -> None:
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True,
+                            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+    if result.returncode != 0:
+        raise ShipError(f"{' '.join(command)} failed:\n{result.stderr[-2000:]}")
+
+
+def samples(shipped: dict[str, str]) -> None:
+    import numpy as np
+    import tensorflow as tf
+
+    from crnn_gan import evaluation
+    from tfds_midi import codec
+
+    os.makedirs(FLAGS.samples, exist_ok=True)
+    midis = []
+    for model, folder in shipped.items():
+        generate = tf.saved_model.load(os.path.join(folder, "saved_model")).signatures[
+            "serving_default"]
+        noise_dim = generate.structured_input_signature[1]["noise"].shape[-1]
+        for song in range(FLAGS.songs):
+            noise = np.random.default_rng(song).uniform(
+                size=(1, FLAGS.steps, noise_dim)).astype(np.float32)
+            tones = generate(noise=tf.constant(noise))["tones"].numpy()[0]
+            path = os.path.join(FLAGS.samples, f"{model}_seed{song}.mid")
+            with open(path, "wb") as f:
+                f.write(codec.tones_to_midi_bytes(codec.unpack_tones(tones.reshape(
+                    FLAGS.steps, -1))))
+            midis.append(path)
+    songs, names = evaluation.load_tfds_songs("crnn_gan_midi/default:test", "data")
+    longest = max(range(len(songs)), key=lambda k: len(songs[k]))
+    real = songs[longest][:FLAGS.steps]
+    path = os.path.join(FLAGS.samples, "real_excerpt.mid")
+    with open(path, "wb") as f:
+        f.write(codec.tones_to_midi_bytes(real))
+    midis.append(path)
+    with open(os.path.join(FLAGS.samples, "real_excerpt.txt"), "w") as f:
+        f.write(f"The first {FLAGS.steps} tones of {names[longest]} (test split).\n")
+    wavs, message = evaluation.render_wavs(midis, FLAGS.samples)
+    if message:
+        print(message)
+        return
+    for wav in wavs:
+        ogg = wav[:-4] + ".ogg"
+        if shutil.which("oggenc"):
+            run(["oggenc", "-Q", "-q", "2", "-o", ogg, wav])
+        else:  # FluidSynth writes OGG itself when libsndfile has Vorbis
+            run(["fluidsynth", "-ni", "-g", "0.8", "-r", "22050", "-T", "oga", "-F", ogg,
+                 evaluation.find_soundfont(None), wav[:-4] + ".mid"])
+        os.remove(wav)
+    print(f"samples in {FLAGS.samples}: {len(midis)} MIDI + OGG")
+
+
+def main(argv):
+    del argv
+    try:
+        with open(FLAGS.quality) as f:
+            everything = json.load(f)
+    except (OSError, json.JSONDecodeError) as error:
+        print(f"--quality={FLAGS.quality}: cannot read it ({error})", file=sys.stderr)
+        return 2
+    if FLAGS.name not in everything:
+        print(f"--name={FLAGS.name}: not in {FLAGS.quality} (it holds {sorted(everything)})",
+              file=sys.stderr)
+        return 2
+    entry = everything[FLAGS.name]
+    shipped = {}
+    try:
+        for model in FLAGS.models:
+            seed, result = choose(entry, model)
+            run_dir = os.path.join(result["job_dir"], "run")
+            folder = os.path.join(FLAGS.output, model)
+            shutil.rmtree(folder, ignore_errors=True)
+            run([sys.executable, "-m", "export", f"--model_dir={run_dir}", f"--output={folder}",
+                 "--quantization=dynamic_range"])
+            with open(os.path.join(run_dir, "config.json")) as f:
+                config = json.load(f)
+            with open(os.path.join(folder, "CARD.md"), "w") as f:
+                f.write(card(model, seed, result, entry, config))
+            shipped[model] = folder
+            print(f"{model}: seed {seed} -> {folder}")
+        samples(shipped)
+    except ShipError as error:
+        print(str(error), file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    app.run(main)
