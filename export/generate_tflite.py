@@ -5,12 +5,16 @@ this project), so it runs where the model runs; copy it next to ``generator.tfli
 
     python generate_tflite.py --model generator.tflite --output song.mid --seed 0 --steps 200
     python generate_tflite.py --model generator.tflite --output song.mid --stream  # step by step
+    python generate_tflite.py --model generator.tflite --output more.mid --primer song.mid
     python generate_tflite.py ... --threads 1   # interpreter threads (default: all cores)
 
 The same seed gives the same file, and the same tones as ``generate_savedmodel.py``: the noise
-is ``numpy.random.default_rng(seed).uniform`` in [0, 1), step after step. Bad input (a missing
-or foreign model file, --steps below 1, an --output folder that does not exist) stops with one
-line naming it, exit status 2.
+is ``numpy.random.default_rng(seed).uniform`` in [0, 1), step after step. With --primer the
+song continues a MIDI file: the ``prime`` signature warms the model's state on the primer's
+last tones, the ``step`` signature runs on from there, and the file holds the primer followed
+by the new tones. Bad input (a missing or foreign model file, --steps below 1, a --primer that
+is not MIDI or holds no notes, an --output folder that does not exist) stops with one line
+naming it, exit status 2.
 """
 
 from __future__ import annotations
@@ -50,13 +54,16 @@ def _check_output(parser, option: str, path: str | None) -> None:
 
 
 def generate(model_path: str, steps: int, seed: int, stream: bool = False,
-             threads: int | None = None) -> np.ndarray:
+             threads: int | None = None, primer: np.ndarray | None = None,
+             primer_max_tones: int = 256) -> np.ndarray:
     """Runs the model: ``[steps, tones_per_step, 4]`` tones in raw units.
 
     Whole sequence: one call of the ``serving_default`` signature (batch 1; the length is
     picked here unless the model was exported with a fixed length). Stream: the ``step``
     signature once per step, its LSTM state ``h``, ``c`` and ``previous`` fed back (constant
-    memory, any length). ``threads``: the interpreter's CPU threads (None: its default, one);
+    memory, any length). With a primer (tones ``[n, 4]``): the ``prime`` signature warms the
+    state on its last `primer_max_tones` tones, then the steps stream from there.
+    ``threads``: the interpreter's CPU threads (None: its default, one);
     measured at the paper's size on 2 cores, 2 threads generate 200 steps in 27 ms, 1 in 48.
 
     Raises:
@@ -75,8 +82,11 @@ def generate(model_path: str, steps: int, seed: int, stream: bool = False,
     if missing:
         raise BadInput(f"{model_path} has no {' or '.join(missing)} signature: give a "
                        "generator.tflite written by `python -m export`")
+    if primer is not None and "prime" not in interpreter.get_signature_list():
+        raise BadInput(f"{model_path} has no prime signature (exported before primers were "
+                       "supported): export the run again with `python -m export` for --primer")
     rng = np.random.default_rng(seed)
-    if not stream:
+    if not stream and primer is None:
         runner = interpreter.get_signature_runner("serving_default")
         noise_spec = runner.get_input_details()["noise"]
         fixed = int(noise_spec["shape_signature"][1])
@@ -89,12 +99,96 @@ def generate(model_path: str, steps: int, seed: int, stream: bool = False,
     inputs = runner.get_input_details()
     state = {name: np.zeros(inputs[name]["shape"], np.float32) for name in ("h", "c", "previous")}
     noise_dim = int(inputs["noise"]["shape"][-1])
+    if primer is not None:
+        packed = pack_steps(primer[-primer_max_tones:], noise_dim // 4)
+        primed = interpreter.get_signature_runner("prime")(tones=packed[None])
+        state = {name: primed[name] for name in ("h", "c", "previous")}
     tones = []
     for _ in range(steps):
         out = runner(noise=rng.uniform(size=(1, noise_dim)).astype(np.float32), **state)
         state = {name: out[name] for name in ("h", "c", "previous")}
         tones.append(out["tones"][0])
     return np.stack(tones)
+
+
+# --- MIDI -> tones, for --primer. -----------------------------------------------------------
+# A copy of the project's reader, kept in this file so that it stays a single file:
+# midi_to_tones is tfds_midi.codec.midi_to_tones (notes paired first in, first out per track,
+# channel and pitch; the drum channel skipped; ticks at 384 per quarter; tones in the codec's
+# canonical order) and pack_steps is tfds_midi.codec.pack_tones. tests/test_generate.py checks
+# both against the codec, and that the two scripts' copies are the same.
+
+
+def midi_to_tones(path: str) -> np.ndarray:
+    """A MIDI file's notes as tones ``[n, 4]`` (length ticks, Hz, velocity, delta ticks).
+
+    Raises:
+        BadInput: no such file, not a readable MIDI file, a type 2 file, or no notes.
+    """
+    if os.path.isfile(path) and os.path.getsize(path) == 0:
+        raise BadInput(f"{path} is empty (0 bytes): give a MIDI file")
+    try:
+        midi = mido.MidiFile(path)
+    except FileNotFoundError:
+        raise BadInput(f"{path}: no such file") from None
+    except (OSError, EOFError, ValueError, KeyError, IndexError, TypeError) as error:
+        raise BadInput(f"{path} is not a readable MIDI file "
+                       f"({str(error) or type(error).__name__})") from None
+    if midi.type == 2:
+        raise BadInput(f"{path} is a type 2 MIDI file (independent patterns): not supported")
+    starts, ends, pitches, velocities = [], [], [], []
+    for track in midi.tracks:
+        tick, open_notes = 0, {}
+        for message in track:
+            tick += message.time
+            if message.type not in ("note_on", "note_off") or message.channel == 9:
+                continue
+            key = (message.channel, message.note)
+            if message.type == "note_on" and message.velocity > 0:
+                open_notes.setdefault(key, []).append(len(starts))
+                starts.append(tick)
+                ends.append(-1)
+                pitches.append(message.note)
+                velocities.append(message.velocity)
+            elif open_notes.get(key):
+                ends[open_notes[key].pop(0)] = tick
+        for queue in open_notes.values():
+            for i in queue:
+                ends[i] = tick  # never ended: lasts until the track's last event
+    if not starts:
+        raise BadInput(f"{path} holds no notes (the drum channel 10 is excluded)")
+    start, end = np.asarray(starts, np.int64), np.asarray(ends, np.int64)
+    if midi.ticks_per_beat != TICKS_PER_QUARTER:
+        scale = TICKS_PER_QUARTER / midi.ticks_per_beat
+        start = np.rint(start * scale).astype(np.int64)
+        end = np.rint(end * scale).astype(np.int64)
+    length = end - start
+    pitch, velocity = np.asarray(pitches, np.int64), np.asarray(velocities, np.int64)
+    order = np.lexsort((velocity, length, pitch, start))
+    tones = np.empty((len(order), 4), np.float32)
+    tones[:, 0] = length[order]
+    tones[:, 1] = (440.0 * 2.0 ** ((pitch[order] - 69.0) / 12.0)).astype(np.float32)
+    tones[:, 2] = velocity[order]
+    tones[:, 3] = np.diff(start[order], prepend=0)
+    return tones
+
+
+def pack_steps(tones: np.ndarray, tones_per_step: int) -> np.ndarray:
+    """Tones ``[n, 4]`` -> steps ``[m, tones_per_step, 4]``: a new step at every tone with
+    delta > 0 and when a step is full (a larger chord spills over, delta 0); empty slots are
+    zeros (velocity 0: no tone)."""
+    tones = np.asarray(tones, np.float32)
+    n = len(tones)
+    opens = tones[:, 3] > 0
+    opens[:1] = True
+    run = np.cumsum(opens) - 1
+    run_first = np.flatnonzero(opens)
+    rank = np.arange(n) - run_first[run]
+    run_steps = -(-np.diff(np.append(run_first, n)) // tones_per_step)
+    step = np.concatenate([[0], np.cumsum(run_steps)[:-1]])[run] + rank // tones_per_step
+    packed = np.zeros((int(run_steps.sum()), tones_per_step, 4), np.float32)
+    packed[step, rank % tones_per_step] = tones
+    return packed
 
 
 # --- Tones -> MIDI. ------------------------------------------------------------------------
@@ -195,6 +289,11 @@ def main(argv=None):
                         help="generate step by step with the `step` signature")
     parser.add_argument("--tones_out", help="also save the raw tones [steps, tones_per_step, 4] "
                                             "as .npy")
+    parser.add_argument("--primer", help="a MIDI file to continue: the model's state is warmed "
+                        "on its last --primer_max_tones tones (the `prime` signature), then "
+                        "it runs step by step; the file holds the primer, then the new steps")
+    parser.add_argument("--primer_max_tones", type=int, default=256,
+                        help="prime with at most this many of the primer's last tones")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1,
                         help="interpreter CPU threads (default: all cores)")
     args = parser.parse_args(argv)
@@ -204,14 +303,25 @@ def main(argv=None):
         parser.error(f"--threads must be >= 1, got {args.threads}")
     _check_output(parser, "--output", args.output)
     _check_output(parser, "--tones_out", args.tones_out)
+    if args.primer_max_tones < 1:
+        parser.error(f"--primer_max_tones must be >= 1, got {args.primer_max_tones}")
+    primer = None
+    if args.primer:
+        try:
+            primer = midi_to_tones(args.primer)
+        except BadInput as error:
+            parser.error(f"--primer {error}")
     if not os.path.isfile(args.model):
         parser.error(f"--model {args.model}: no such file; give the export's generator.tflite")
     try:
         steps = generate(args.model, args.steps, args.seed, stream=args.stream,
-                         threads=args.threads)
+                         threads=args.threads, primer=primer,
+                         primer_max_tones=args.primer_max_tones)
     except BadInput as error:
         parser.error(f"--model {error}")
     tones = steps_to_tones(steps)
+    if primer is not None:
+        tones = np.concatenate([primer, tones])
     try:
         midi = tones_to_midi(tones)
     except BadInput as error:
@@ -222,7 +332,9 @@ def main(argv=None):
         midi.save(args.output)
     except OSError as error:
         parser.error(f"cannot write {error.filename or args.output}: {error.strerror or error}")
-    print(f"wrote {args.output}: {len(tones)} tones from {args.steps} steps (seed {args.seed})")
+    continuing = f", continuing {len(primer)} primer tones" if primer is not None else ""
+    print(f"wrote {args.output}: {len(tones)} tones from {args.steps} steps (seed {args.seed})"
+          f"{continuing}")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Every entry point answers bad input with one line naming it and exit status 2, never a
 traceback: train.py, evaluate.py, python -m export, python -m tfds_midi, both stand-alone
-scripts (and generate.py when it exists).
+scripts and generate.py.
 
 Table-driven: each entry point runs all its rows in one subprocess
 (tests/entry_point_runner.py runs the entry point afresh as __main__ for every row, reusing
@@ -18,6 +18,7 @@ import shutil
 import subprocess
 import sys
 
+import mido
 import numpy as np
 import pytest
 
@@ -144,6 +145,11 @@ def _rows(tmp: pathlib.Path, run: pathlib.Path) -> dict:
              ["argument --steps: invalid int value: 'x'"]),
             ("no_model", ["--output", "a.mid"], 2,
              ["the following arguments are required: --model"]),
+            ("primer_not_midi", ["--model", readme, "--output", str(tmp / "a.mid"), "--primer",
+                                 readme], 2, [f"--primer {readme} is not a readable MIDI file"]),
+            ("primer_without_tones", ["--model", readme, "--output", str(tmp / "a.mid"),
+                                      "--primer", str(tmp / "silent.mid")], 2,
+             ["silent.mid holds no notes"]),
         ],
         "export/generate_savedmodel.py": [
             ("not_a_saved_model", ["--model", str(empty), "--output", str(tmp / "a.mid")], 2,
@@ -157,10 +163,48 @@ def _rows(tmp: pathlib.Path, run: pathlib.Path) -> dict:
              ["--output /nonexistent/dir/a.mid: the folder /nonexistent/dir does not exist"]),
             ("zero_steps", ["--model", str(empty), "--output", "a.mid", "--steps", "0"], 2,
              ["--steps must be >= 1, got 0"]),
+            ("primer_empty", ["--model", str(empty), "--output", str(tmp / "a.mid"), "--primer",
+                              str(tmp / "empty.mid")], 2,
+             ["empty.mid is empty (0 bytes)"]),
         ],
     }
     if (ROOT / "generate.py").exists():
-        rows["generate.py"] = [("unknown_flag", ["--no_such_flag_for_the_test"], 2, [])]
+        songs = [f"--output_dir={out / 'songs'}"]
+        model = [f"--model_dir={run}", *songs]
+        rows["generate.py"] = [
+            ("unknown_flag", ["--no_such_flag_for_the_test"], 2,
+             ["Unknown command line flag 'no_such_flag_for_the_test'"]),
+            ("primer_not_midi", [*model, f"--primer_midi={readme}"], 2,
+             [f"--primer_midi={readme}: README.md: not a MIDI file (no MThd header)"]),
+            ("primer_empty", [*model, f"--primer_midi={tmp / 'empty.mid'}"], 2,
+             ["empty.mid: empty file (0 bytes)"]),
+            ("primer_without_tones", [*model, f"--primer_midi={tmp / 'silent.mid'}"], 2,
+             ["silent.mid: no notes (the drum channel 10 is excluded)"]),
+            ("primer_missing", [*model, "--primer_midi=/nonexistent.mid"], 2,
+             ["--primer_midi=/nonexistent.mid: nonexistent.mid: file not found"]),
+            ("neither_run_nor_export", [f"--model_dir={empty}", *songs], 2,
+             [f"--model_dir={empty} holds neither a train.py run nor an export: looked for "
+              "config.json, scaler.json and generator.weights.h5 (a run) and for "
+              "saved_model/saved_model.pb or saved_model.pb"]),
+            ("model_dir_missing", ["--model_dir=/nonexistent", *songs], 2,
+             ["--model_dir=/nonexistent does not exist"]),
+            ("not_an_export", [f"--export={empty}", *songs], 2,
+             [f"--export={empty} is not an export: it has neither saved_model/saved_model.pb"]),
+            ("damaged_export", [f"--export={other}", *songs], 2,
+             [f"{other}/saved_model cannot be loaded as a SavedModel"]),
+            ("zero_steps", [*model, "--steps=0"], 2,
+             ["--steps must be >= 1 and at most 100000 (the limit), got 0"]),
+            ("absurd_steps", [*model, "--steps=1000000000"], 2,
+             ["at most 100000 (the limit), got 1000000000"]),
+            ("steps_and_seconds", [*model, "--steps=5", "--seconds=3"], 2,
+             ["give --steps or --seconds, not both"]),
+            ("no_best_checkpoint", [*model, "--checkpoint=best"], 2,
+             [f"{run} has no checkpoints/best.weights.h5", "--samples_per_epoch > 0"]),
+            ("unfinished_run", [f"--model_dir={runs['unfinished']}", *songs], 2,
+             ["has no generator.weights.h5: the run has not finished", "--checkpoint=latest"]),
+            ("writes_songs", [*model, "--steps=5", "--num_songs=2"], 0,
+             [f"wrote {out / 'songs' / 'song_001.mid'}: ", "polyphony"]),
+        ]
     return rows
 
 
@@ -172,6 +216,10 @@ def _make_inputs(tmp: pathlib.Path) -> pathlib.Path:
     training.train(TINY, training.RunSpec(model_dir=str(run), samples_per_epoch=0),
                    songs=songs)
     (tmp / "empty").mkdir()
+    (tmp / "empty.mid").write_bytes(b"")
+    silent = mido.MidiFile()
+    silent.tracks.append(mido.MidiTrack([mido.MetaMessage("end_of_track", time=0)]))
+    silent.save(str(tmp / "silent.mid"))
     (tmp / "broken_midi" / "bach").mkdir(parents=True)
     (tmp / "broken_midi" / "bach" / "broken.mid").write_bytes(b"MThd not really")
     other = tmp / "an_export"
