@@ -41,6 +41,7 @@ demo: $(VENV)/.installed
 	    --output $(DEMO_DIR)/savedmodel_sample.mid --seed 0 --steps 200
 	$(PY) export/generate_tflite.py --model $(DEMO_DIR)/export/generator.tflite \
 	    --output $(DEMO_DIR)/tflite_sample.mid --seed 0 --steps 200
+	$(PY) generate.py --model_dir=$(DEMO_DIR)/run --primer_from=crnn_gan_midi/default:test --data_dir=$(DATA_DIR) --output_dir=$(DEMO_DIR)/generated
 	$(PY) evaluate.py --model_dir=$(DEMO_DIR)/run --saved_model=$(DEMO_DIR)/export \
 	    --real=crnn_gan_midi/default:validation --data_dir=$(DATA_DIR) \
 	    --output_dir=$(DEMO_DIR)/evaluation --pianoroll

@@ -4,14 +4,16 @@ r"""Generates music with a trained C-RNN-GAN generator and writes it as MIDI (an
     python generate.py --model_dir=runs/gan --num_songs=4 --seconds=60 --output_dir=out
     python generate.py --model_dir=runs/gan --checkpoint=best --steps=2000
     python generate.py --export=runs/demo/export --primer_midi=song.mid --ogg
+    python generate.py --model_dir=runs/gan --primer_from=crnn_gan_midi/default:test --data_dir=data
 
-The model: --model_dir (a train.py run: its final generator, or --checkpoint=best|latest;
-an export folder works too), --export (a folder written by `python -m export`), or neither:
-the generator the repository ships in pretrained/gan. With --primer_midi each song continues
-the primer: the generator's state is warmed on the primer's last --primer_max_tones tones
-(teacher forcing), then it runs free; the file holds the primer, then the continuation. The
-same seed gives the same files. Bad input (a primer that is not MIDI or holds no tones, a
-folder that is neither a run nor an export, --steps out of range) stops with one line naming
+The model: --model_dir (a train.py run: its final generator, or --checkpoint=best|latest; an
+export folder works too), --export (a folder written by `python -m export`), or neither: the
+generator the repository ships in pretrained/gan. With --primer_midi (or --primer_from, a song
+of a prepared dataset split) each song continues the primer: the generator's state is warmed
+on the primer's last --primer_max_tones tones (teacher forcing), then it runs free; the file
+holds the primer, then the continuation. The same seed gives the same files. Bad input (a
+primer that is not MIDI or holds no tones, a folder that is neither a run nor an export,
+--steps out of range, a --primer_from split that is not prepared) stops with one line naming
 it, exit status 2.
 """
 
@@ -35,6 +37,11 @@ flags.DEFINE_float("seconds", None, "Length per song instead of --steps: seconds
 flags.DEFINE_integer("seed", 0, "Noise seed: the same seed gives the same files.")
 flags.DEFINE_string("output_dir", "generated", "Where song_NNN.mid (and audio) go.")
 flags.DEFINE_string("primer_midi", None, "A MIDI file for every song to continue.")
+flags.DEFINE_string("primer_from", None, "Instead of --primer_midi: a song of a prepared "
+                    "dataset split, crnn_gan_midi/<config>:<split> (e.g. "
+                    "crnn_gan_midi/default:test), number --primer_index.")
+flags.DEFINE_integer("primer_index", 0, "Which song of --primer_from (from 0).")
+flags.DEFINE_string("data_dir", None, "TFDS data dir of --primer_from (default: TFDS's).")
 flags.DEFINE_integer("primer_max_tones", 256, "A longer primer primes with its last tones "
                      "(the whole primer is still written before the continuation).")
 flags.DEFINE_bool("primer_only_continuation", False, "Leave the primer out of the files.")
@@ -55,6 +62,7 @@ def main(argv):
         output_dir=FLAGS.output_dir, model_dir=FLAGS.model_dir, export=FLAGS.export,
         checkpoint=FLAGS.checkpoint, num_songs=FLAGS.num_songs, steps=FLAGS.steps,
         seconds=FLAGS.seconds, seed=FLAGS.seed, primer_midi=FLAGS.primer_midi,
+        primer_from=FLAGS.primer_from, primer_index=FLAGS.primer_index, data_dir=FLAGS.data_dir,
         primer_max_tones=FLAGS.primer_max_tones,
         primer_only_continuation=FLAGS.primer_only_continuation, wav=FLAGS.wav, ogg=FLAGS.ogg,
         soundfont=FLAGS.soundfont)

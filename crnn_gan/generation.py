@@ -312,6 +312,46 @@ def primer_steps(tones: np.ndarray, tones_per_step: int,
     return steps.reshape(len(steps), tones_per_step, 4)
 
 
+def tfds_primer(spec: str, index: int = 0, data_dir: str | None = None
+                ) -> tuple[np.ndarray, str]:
+    """Song `index` of a prepared split, ``crnn_gan_midi/<config>:<split>``, as a primer:
+    ``(tones [n, 4], its source file name)``.
+
+    Raises:
+        GenerationError: a bad spec, an unknown config, a split that is not prepared or
+            does not exist, or an index past its last song.
+    """
+    from tfds_midi import prepare
+
+    flag = f"--primer_from={spec}"
+    name, _, split = spec.partition(":")
+    if not name.startswith("crnn_gan_midi/") or not split:
+        raise GenerationError(f"--primer_from must look like crnn_gan_midi/<config>:<split> "
+                              f"(e.g. crnn_gan_midi/default:test), got {spec!r}")
+    try:
+        builder = prepare.get_builder(name, data_dir)
+    except prepare.PrepareError as error:
+        raise GenerationError(f"{flag}: {error}") from None
+    if not builder.is_prepared():
+        raise GenerationError(
+            f"{flag}: {name} is not prepared in {data_dir or 'the default TFDS data dir'}: "
+            f"python -m tfds_midi --config={name.partition('/')[2]}"
+            + (f" --data_dir={data_dir}" if data_dir else "") + ", or give its --data_dir")
+    splits = builder.info.splits
+    if split not in splits:
+        raise GenerationError(f"{flag}: {name} has no split {split!r} (it has "
+                              f"{', '.join(sorted(splits))})")
+    count = splits[split].num_examples
+    if not 0 <= index < count:
+        raise GenerationError(f"--primer_index={index}: {spec} has {count} songs, numbered "
+                              f"0 to {count - 1}")
+    example = next(builder.as_dataset(split=f"{split}[{index}:{index + 1}]")
+                   .as_numpy_iterator())
+    source = example.get("source", b"")
+    return (np.asarray(example["tones"], np.float32),
+            source.decode() if isinstance(source, bytes) else str(source))
+
+
 def _advance_ticks(steps: np.ndarray) -> float:
     """Ticks a song of raw steps ``[T, tones_per_step, 4]`` moves on, as the MIDI writer
     places its tones (present tones, absent slots' deltas carried, rounded, >= 0)."""
@@ -475,6 +515,9 @@ class Request:
     seconds: float | None = None
     seed: int = 0
     primer_midi: str | None = None
+    primer_from: str | None = None
+    primer_index: int = 0
+    data_dir: str | None = None
     primer_max_tones: int = DEFAULT_PRIMER_MAX_TONES
     primer_only_continuation: bool = False
     wav: bool = False
@@ -498,8 +541,11 @@ class Request:
         if self.primer_max_tones < 1:
             raise GenerationError(f"--primer_max_tones must be >= 1, got "
                                   f"{self.primer_max_tones}")
-        if self.primer_only_continuation and not self.primer_midi:
-            raise GenerationError("--primer_only_continuation needs --primer_midi")
+        if self.primer_midi and self.primer_from:
+            raise GenerationError("give --primer_midi or --primer_from, not both")
+        if self.primer_only_continuation and not (self.primer_midi or self.primer_from):
+            raise GenerationError("--primer_only_continuation needs --primer_midi or "
+                                  "--primer_from")
         if tf.io.gfile.exists(self.output_dir) and not tf.io.gfile.isdir(self.output_dir):
             raise GenerationError(f"--output_dir={self.output_dir} is a file: give a folder")
 
@@ -515,8 +561,13 @@ def generate(request: Request, log: Callable[[str], None] = print) -> list[str]:
     """
     request.check()
     primer_tones = None
-    if request.primer_midi:  # read before the model loads: a bad primer fails fast
-        primer_tones = codec.midi_to_tones(request.primer_midi)
+    # The primer is read before the model loads: a bad primer fails fast.
+    if request.primer_midi:
+        primer_tones, primer_name = codec.midi_to_tones(request.primer_midi), request.primer_midi
+    elif request.primer_from:
+        primer_tones, source = tfds_primer(request.primer_from, request.primer_index,
+                                           request.data_dir)
+        primer_name = f"{request.primer_from}[{request.primer_index}] ({source})"
     model = load_model(request.model_dir, request.export, request.checkpoint,
                        request.pretrained)
     primer = None
@@ -533,7 +584,7 @@ def generate(request: Request, log: Callable[[str], None] = print) -> list[str]:
         steps = request.steps or DEFAULT_STEPS
     if primer is not None:
         used = min(len(primer_tones), request.primer_max_tones)
-        log(f"primer {request.primer_midi}: {len(primer_tones)} tones"
+        log(f"primer {primer_name}: {len(primer_tones)} tones"
             + (f", the last {used} prime the model" if used < len(primer_tones) else "")
             + f" ({len(primer)} steps)")
     tf.io.gfile.makedirs(request.output_dir)

@@ -202,6 +202,13 @@ def _rows(tmp: pathlib.Path, run: pathlib.Path) -> dict:
              [f"{run} has no checkpoints/best.weights.h5", "--samples_per_epoch > 0"]),
             ("unfinished_run", [f"--model_dir={runs['unfinished']}", *songs], 2,
              ["has no generator.weights.h5: the run has not finished", "--checkpoint=latest"]),
+            ("primer_from_not_prepared", [*model, "--primer_from=crnn_gan_midi/default:test",
+                                          data], 2,
+             ["--primer_from=crnn_gan_midi/default:test: crnn_gan_midi/default is not "
+              f"prepared in {tmp / 'tfds'}: python -m tfds_midi --config=default"]),
+            ("two_primers", [*model, f"--primer_midi={readme}",
+                             "--primer_from=crnn_gan_midi/default:test"], 2,
+             ["give --primer_midi or --primer_from, not both"]),
             ("writes_songs", [*model, "--steps=5", "--num_songs=2"], 0,
              [f"wrote {out / 'songs' / 'song_001.mid'}: ", "polyphony"]),
         ]

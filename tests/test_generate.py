@@ -224,6 +224,43 @@ def test_three_tones_per_step_packs_the_primers_chords(models, tmp_path):
     np.testing.assert_array_equal(out[: before.sum()], ours[before])
 
 
+def test_primer_from_a_prepared_split(models, tmp_path):
+    """--primer_from: song k of a split of the dataset (a tiny manual config here)."""
+    import tensorflow_datasets as tfds
+
+    from tfds_midi import prepare
+
+    sources = midi_fixtures.sources_covering_splits(per_split=(1, 1, 2))
+    midi_fixtures.write_corpus(tmp_path / "midi", sources, num_tones=30)
+    data_dir = str(tmp_path / "tfds")
+    prepare.prepare(prepare.get_builder("crnn_gan_midi/manual", data_dir),
+                    str(tmp_path / "midi"))
+    test_split = list(tfds.load("crnn_gan_midi/manual", split="test", data_dir=data_dir)
+                      .as_numpy_iterator())
+    lines = []
+    path = generation.generate(request(tmp_path / "out", model_dir=models["run"], steps=10,
+                                       primer_from="crnn_gan_midi/manual:test", primer_index=1,
+                                       data_dir=data_dir), lines.append)[0]
+    primer = test_split[1]["tones"]
+    source = test_split[1]["source"].decode()
+    assert any(f"primer crnn_gan_midi/manual:test[1] ({source}): {len(primer)} tones" in line
+               for line in lines), lines
+    out = start_rows(codec.midi_to_tones(path))
+    ours = start_rows(primer)
+    before = ours[:, 0] < ours[-1, 0]
+    np.testing.assert_array_equal(out[: before.sum()], ours[before])
+    for kwargs, message in (
+            ({"primer_index": 2}, r"--primer_index=2: crnn_gan_midi/manual:test has 2 songs"),
+            ({"primer_from": "crnn_gan_midi/manual:dev"}, "has no split 'dev'"),
+            ({"data_dir": str(tmp_path / "elsewhere")}, "is not prepared in"),
+            ({"primer_from": "mnist:test"}, "must look like crnn_gan_midi/<config>:<split>")):
+        arguments = {"primer_from": "crnn_gan_midi/manual:test", "data_dir": data_dir,
+                     **kwargs}
+        with pytest.raises(generation.GenerationError, match=message):
+            generation.generate(request(tmp_path / "never", model_dir=models["run"],
+                                        **arguments), log=quiet)
+
+
 def test_checkpoints(models):
     best = generation.load_model(models["run"], checkpoint="best")
     for loaded, saved in zip(best.generator.weights, models["best_weights"]):
