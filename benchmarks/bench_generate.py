@@ -10,7 +10,12 @@ folder and times, for batch 1 and ``--steps`` steps of uniform noise:
 - Keras, the same call in a `tf.function` (traced once);
 - the SavedModel's ``serving_default`` signature, and its ``step`` signature chained;
 - TFLite (ai-edge-litert) whole sequence: float32, float16 and int8 (dynamic-range) weights;
-- TFLite streaming: the ``step`` signature chained (a Python call per step).
+- TFLite streaming: the ``step`` signature chained (a Python call per step);
+- priming: the ``prime`` signature on a primer of ``--primer_tones`` tones (the model's own
+  output), alone, and followed by ``--steps`` steps of the ``step`` signature chained, in the
+  SavedModel and in TFLite (printed as a ratio), and the same through generate.py's models
+  (`crnn_gan.generation`: the Keras generator, and the export's SavedModel with its ``step``
+  in one graph loop).
 
 Each is warmed up, then timed ``--repeats`` times (``--eager_repeats`` for the eager call),
 round robin so that load from other processes affects all alike;
@@ -43,18 +48,21 @@ from export import export as export_lib  # noqa: E402
 from tfds_midi.pipeline import FeatureScaler  # noqa: E402
 
 
-def tflite_stream(runner, noise: np.ndarray):
+def tflite_stream(runner, noise: np.ndarray, state: dict | None = None):
     inputs = runner.get_input_details()
-    state = {k: np.zeros(inputs[k]["shape"], np.float32) for k in ("h", "c", "previous")}
+    if state is None:
+        state = {k: np.zeros(inputs[k]["shape"], np.float32) for k in ("h", "c", "previous")}
     for t in range(noise.shape[1]):
         out = runner(noise=noise[:, t], **state)
         state = {k: out[k] for k in ("h", "c", "previous")}
     return out["tones"]
 
 
-def saved_model_stream(step, noise: np.ndarray, num_layers: int, units: int):
-    state = {"h": tf.zeros([num_layers, 1, units]), "c": tf.zeros([num_layers, 1, units]),
-             "previous": tf.zeros([1, noise.shape[-1]])}
+def saved_model_stream(step, noise: np.ndarray, num_layers: int, units: int,
+                       state: dict | None = None):
+    if state is None:
+        state = {"h": tf.zeros([num_layers, 1, units]), "c": tf.zeros([num_layers, 1, units]),
+                 "previous": tf.zeros([1, noise.shape[-1]])}
     for t in range(noise.shape[1]):
         out = step(noise=tf.constant(noise[:, t]), **state)
         state = {k: out[k] for k in ("h", "c", "previous")}
@@ -70,11 +78,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)),
                         help="threads of both runtimes (default: all cores)")
     parser.add_argument("--seed", type=int, default=0, help="weights and noise seed")
+    parser.add_argument("--primer_tones", type=int, default=256,
+                        help="primer length of the priming variants (steps of the model)")
     args = parser.parse_args(argv)
     if args.threads:
         distribute.configure_cpu_threads(args.threads, args.threads)
     import keras
     from ai_edge_litert.interpreter import Interpreter
+
+    from crnn_gan import generation
 
     keras.utils.set_random_seed(args.seed)
     config = preset(args.preset)
@@ -85,6 +97,11 @@ def main(argv: list[str] | None = None) -> None:
                            np.tile(np.float32([300, 150, 20, 200]), config.tones_per_step))
     noise = np.random.default_rng(args.seed).uniform(
         size=(1, args.steps, features)).astype(np.float32)
+    # The primer: the model's own output (tones in its range), raw units.
+    primer_noise = np.random.default_rng(args.seed + 1).uniform(
+        size=(1, args.primer_tones, features)).astype(np.float32)
+    primer = np.asarray(scaler.denormalize(np.asarray(generator(primer_noise))), np.float32)
+    primer = primer.reshape(1, args.primer_tones, config.tones_per_step, 4)
 
     with tempfile.TemporaryDirectory() as tmp:
         begin = time.perf_counter()
@@ -112,6 +129,22 @@ def main(argv: list[str] | None = None) -> None:
         whole8 = interpreter("generator_dynamic_range.tflite").get_signature_runner(
             "serving_default")
         streamer = interpreter("generator.tflite").get_signature_runner("step")
+        tflite_prime = interpreter("generator.tflite").get_signature_runner("prime")
+        saved_prime = loaded.signatures["prime"]
+        primer_tensor = tf.constant(primer)
+        keras_model = generation.KerasModel(generator, scaler, "Keras")
+        export_model = generation.ExportModel(os.path.join(tmp, "saved_model"), "export")
+
+        def saved_model_primed():
+            state = saved_prime(tones=primer_tensor)
+            return saved_model_stream(step, noise, config.num_layers, config.units,
+                                      {k: state[k] for k in ("h", "c", "previous")})
+
+        def tflite_primed():
+            return tflite_stream(streamer, noise, tflite_prime(tones=primer))
+
+        def generation_primed(model):
+            return model.run(noise, model.prime(primer))
 
         variants = [
             ("Keras eager call", lambda: generator(noise_tensor), args.eager_repeats),
@@ -123,6 +156,14 @@ def main(argv: list[str] | None = None) -> None:
             ("TFLite float16 whole sequence", lambda: whole16(noise=noise), args.repeats),
             ("TFLite int8-weights whole sequence", lambda: whole8(noise=noise), args.repeats),
             ("TFLite streaming (step x steps)", lambda: tflite_stream(streamer, noise),
+             args.repeats),
+            ("SavedModel prime", lambda: saved_prime(tones=primer_tensor), args.repeats),
+            ("TFLite prime", lambda: tflite_prime(tones=primer), args.repeats),
+            ("SavedModel prime + step x steps", saved_model_primed, max(3, args.repeats // 4)),
+            ("TFLite prime + step x steps", tflite_primed, args.repeats),
+            ("generate.py Keras prime + steps", lambda: generation_primed(keras_model),
+             args.repeats),
+            ("generate.py export prime + steps", lambda: generation_primed(export_model),
              args.repeats),
         ]
         # Round robin, so that load from other processes hits every variant alike.
@@ -160,6 +201,13 @@ def main(argv: list[str] | None = None) -> None:
     tflite = results["TFLite whole sequence"][0]
     print(f"goal TFLite no slower than the SavedModel: whole sequence {tflite / reference:.2f}x "
           f"-> {'met' if tflite <= reference else 'NOT met'}")
+    primed_saved = results["SavedModel prime + step x steps"][0]
+    primed_tflite = results["TFLite prime + step x steps"][0]
+    print(f"priming {args.primer_tones} tones, then {args.steps} steps (step signature chained): "
+          f"SavedModel {primed_saved:.1f} ms, TFLite {primed_tflite:.1f} ms, TFLite / SavedModel "
+          f"{primed_tflite / primed_saved:.2f}x; prime alone: SavedModel "
+          f"{results['SavedModel prime'][0]:.1f} ms, TFLite {results['TFLite prime'][0]:.1f} ms "
+          f"({results['TFLite prime'][0] / results['SavedModel prime'][0]:.2f}x)")
 
 
 if __name__ == "__main__":
