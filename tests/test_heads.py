@@ -367,3 +367,14 @@ def test_adversarial_learning_rate_scale_switches_with_the_phase():
         1e-3 * config.d_learning_rate_scale)
     model.set_pretraining(True)  # a resumed run back in pretraining gets the base rate
     assert float(model.g_optimizer.learning_rate.numpy()) == pytest.approx(1e-3)
+
+
+def test_a_non_finite_gradient_skips_the_update_instead_of_poisoning_the_weights():
+    from crnn_gan.gan import reduce_and_clip
+
+    finite = [tf.constant([3.0, 4.0]), tf.constant([[0.0]])]
+    np.testing.assert_allclose(reduce_and_clip(finite, 1.0)[0], [0.6, 0.8], rtol=1e-6)
+    overflow = [tf.constant([np.inf, 1.0]), tf.constant([[2.0]])]
+    for clip_norm in (0.0, 5.0):
+        for g in reduce_and_clip(overflow, clip_norm):
+            np.testing.assert_array_equal(g.numpy(), np.zeros(g.shape))
