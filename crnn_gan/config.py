@@ -56,6 +56,8 @@ class Config:
             velocity, log(1 + ticks)); every interface (data, samples, exports) stays in Hz.
         output_head: G's output head (`crnn_gan.heads`): "linear" (the paper), "bounded"
             (valid ranges by construction) or "categorical" (values sampled with G's noise).
+        transpose_semitones: augmentation: every training window is transposed by a random
+            whole number of semitones in [-n, n] (0: none; needs representation "log").
         pitch_class_input: G's fed-back input and D's input also get the pitch-class
             features of every tone (`crnn_gan.tonal_input`); needs representation "log".
         sampling_temperature: the categorical head samples softmax(logits / this) when G
@@ -91,6 +93,7 @@ class Config:
     output_head: str = "linear"
     sampling_temperature: float = 1.0
     pitch_class_input: bool = False
+    transpose_semitones: int = 0
     label_smoothing: float = 0.0
     supervised_weight: float = 0.0
     adversarial_learning_rate_scale: float = 1.0
@@ -127,6 +130,12 @@ class Config:
         if not 0 <= self.label_smoothing < 0.5:
             raise ValueError(
                 f"Config.label_smoothing must be in [0, 0.5), got {self.label_smoothing!r}")
+        if not isinstance(self.transpose_semitones, int) or not 0 <= self.transpose_semitones <= 12:
+            raise ValueError("Config.transpose_semitones must be an integer in 0..12, "
+                             f"got {self.transpose_semitones!r}")
+        if self.transpose_semitones and self.representation != "log":
+            raise ValueError("Config.transpose_semitones needs representation='log', "
+                             f"got {self.representation!r}")
         if self.pitch_class_input and self.representation != "log":
             raise ValueError("Config.pitch_class_input needs representation='log' (the "
                              f"pitch in MIDI units), got {self.representation!r}")

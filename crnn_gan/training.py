@@ -245,7 +245,8 @@ def train(config: Config, spec: RunSpec, songs=None) -> keras.callbacks.History:
     if spec.strategy == "multi_worker":
         _log_values_as_vectors(model)
     dataset = pipeline.window_dataset(songs, scaler, config.seq_len, config.batch_size,
-                                      windows_per_song=config.windows_per_song, seed=spec.seed)
+                                      windows_per_song=config.windows_per_song, seed=spec.seed,
+                                      transpose_semitones=config.transpose_semitones)
     # The journal restores the backup and commits each epoch once all its outputs are
     # written (its commit callback goes last).
     journal = run_dir.RunJournal(model_dir, backup_dir, is_chief=is_chief,

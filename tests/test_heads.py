@@ -378,3 +378,28 @@ def test_a_non_finite_gradient_skips_the_update_instead_of_poisoning_the_weights
     for clip_norm in (0.0, 5.0):
         for g in reduce_and_clip(overflow, clip_norm):
             np.testing.assert_array_equal(g.numpy(), np.zeros(g.shape))
+
+
+@pytest.mark.parametrize("tones_per_step", [1, 3])
+def test_transposition_shifts_present_pitches_by_whole_semitones(tones_per_step):
+    songs = random_songs(tones_per_step, count=6, length=30)
+    scaler = pipeline.FeatureScaler.fit(songs, "log")
+    plain = pipeline.window_dataset(songs, scaler, 10, 4, seed=3, windows_per_song=2)
+    moved = pipeline.window_dataset(songs, scaler, 10, 4, seed=3, windows_per_song=2,
+                                    transpose_semitones=5)
+    shifts = set()
+    for a, b in zip(plain.take(3), moved.take(3)):
+        raw_a = scaler.denormalize(a.numpy().astype(np.float64)).reshape(-1, 4)
+        raw_b = scaler.denormalize(b.numpy().astype(np.float64)).reshape(-1, 4)
+        present = raw_a[:, 2] >= 0.5
+        np.testing.assert_allclose(raw_b[:, [0, 2, 3]], raw_a[:, [0, 2, 3]], rtol=1e-4,
+                                   atol=1e-3)
+        np.testing.assert_allclose(raw_b[~present], raw_a[~present], atol=1e-3)
+        semitones = 12 * np.log2(raw_b[present, 1] / raw_a[present, 1])
+        np.testing.assert_allclose(semitones, np.rint(semitones), atol=1e-3)
+        per_window = semitones.reshape(4, -1) if tones_per_step == 1 else semitones
+        shifts |= set(np.rint(per_window).ravel().astype(int))
+    assert shifts <= set(range(-5, 6)) and len(shifts) > 2
+    with pytest.raises(ValueError, match="log"):
+        pipeline.window_dataset(songs, pipeline.FeatureScaler.fit(songs, "hz"), 10, 4,
+                                transpose_semitones=2)

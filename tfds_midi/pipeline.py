@@ -197,6 +197,7 @@ def window_dataset(
     windows_per_song: int = 1,
     seed: int | None = None,
     drop_remainder: bool = True,
+    transpose_semitones: int = 0,
 ) -> tf.data.Dataset:
     """Batches of random normalised windows; one pass over it is one epoch.
 
@@ -209,6 +210,9 @@ def window_dataset(
         seed: makes the order and offsets reproducible (fresh offsets every epoch all the
             same: the random ops advance from epoch to epoch).
         drop_remainder: drop the last incomplete batch (keeps shapes static for XLA/TPU).
+        transpose_semitones: augmentation: each window is transposed by a random whole
+            number of semitones in [-n, n] (0: none). Needs the "log" representation (pitch
+            in MIDI units); absent C-RNN-GAN-3 slots (velocity < 0.5) stay as they are.
 
     Returns:
         A dataset of float32 ``[batch_size, seq_len, features]`` normalised windows.
@@ -216,6 +220,9 @@ def window_dataset(
     Raises:
         ValueError: when no song holds a window of `seq_len` steps.
     """
+    if transpose_semitones and scaler.representation != "log":
+        raise ValueError("transpose_semitones needs the 'log' representation (MIDI pitch), "
+                         f"got {scaler.representation!r}")
     usable = songs_for_training(songs, seq_len)
     if not usable:
         longest = max((len(s) for s in songs), default=0)
@@ -237,7 +244,22 @@ def window_dataset(
         choices = tf.cast(tf.shape(song)[0] - seq_len + 1, tf.int64)
         offset = tf.cast(tf.math.floormod(tf.abs(random), choices), tf.int32)
         window = song[offset : offset + seq_len]
+        if transpose_semitones:
+            window = _transpose(window, random)
         return tf.ensure_shape(window, [seq_len, scaler.num_features])
+
+    def _transpose(window, random):
+        """Adds k semitones (k from the window's random number) to present tones' pitch."""
+        k = tf.cast(tf.math.floormod(tf.abs(random) // 7919, 2 * transpose_semitones + 1)
+                    - transpose_semitones, tf.float32)
+        features = scaler.num_features
+        pitch = np.zeros(features, np.float32)
+        pitch[1::4] = 1.0 / scaler.std[1::4]  # one semitone in normalised units
+        velocity_threshold = (0.5 - scaler.mean[2::4]) / scaler.std[2::4]
+        present = tf.cast(window[:, 2::4] >= velocity_threshold, tf.float32)  # [T, k]
+        mask = tf.reshape(tf.stack([tf.zeros_like(present), present, tf.zeros_like(present),
+                                    tf.zeros_like(present)], axis=-1), [-1, features])
+        return window + k * mask * pitch
 
     # One random number per window, different every epoch, the same for the same seed.
     randoms = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
