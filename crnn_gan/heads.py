@@ -108,15 +108,28 @@ def next_step_loss(head: str, dense_output, targets, bins=None, bounds=None):
 
     Returns:
         Scalar: mean squared error (linear, bounded) or mean cross-entropy in nats of each
-        feature's nearest value (categorical).
+        feature's nearest value (categorical; for C-RNN-GAN-3 the pitch and length of absent
+        slots are left out).
     """
     if head == "linear":
         return tf.reduce_mean(tf.square(dense_output - targets))
     if head == "bounded":
         return tf.reduce_mean(tf.square(squash(dense_output, bounds) - targets))
     labels = tf.argmin(tf.abs(targets[..., None] - bins), axis=-1)
-    return tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(
-        labels=labels, logits=_as_logits(dense_output, bins)))
+    entropy = tf.nn.sparse_softmax_cross_entropy_with_logits(
+        labels=labels, logits=_as_logits(dense_output, bins))  # [batch, T, F]
+    features = bins.shape[0]
+    if features == 4:
+        return tf.reduce_mean(entropy)
+    # C-RNN-GAN-3: an absent slot (velocity 0: the lowest velocity value) has no pitch and
+    # no length; fitting them would teach G to pair a present velocity with the absent
+    # slots' placeholder pitch (the lowest key) when it samples the features independently.
+    absent = tf.cast(tf.equal(labels[..., _VELOCITY::4], 0), entropy.dtype)  # [batch, T, k]
+    present = 1.0 - absent
+    ones = tf.ones_like(present)
+    weights = tf.reshape(tf.stack([present, present, ones, ones], axis=-1),
+                         tf.shape(entropy))
+    return tf.reduce_sum(weights * entropy) / tf.maximum(tf.reduce_sum(weights), 1.0)
 
 
 def raw_bounds(tones_per_step: int) -> np.ndarray:

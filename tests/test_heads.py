@@ -403,3 +403,28 @@ def test_transposition_shifts_present_pitches_by_whole_semitones(tones_per_step)
     with pytest.raises(ValueError, match="log"):
         pipeline.window_dataset(songs, pipeline.FeatureScaler.fit(songs, "hz"), 10, 4,
                                 transpose_semitones=2)
+
+
+def test_categorical_loss_leaves_out_the_pitch_and_length_of_absent_slots():
+    """C-RNN-GAN-3: an absent slot's pitch and length are not fitted (their placeholder
+    pitch would otherwise be played as the piano's lowest key)."""
+    songs = random_songs(3)
+    scaler = pipeline.FeatureScaler.fit(songs, "log")
+    bins = heads.output_bins(songs, scaler, 3)
+    k = heads.CATEGORICAL_BINS
+    targets = scaler.normalize(np.concatenate(songs)[None, :20]).astype(np.float32)
+    rng = np.random.default_rng(0)
+    dense = rng.normal(size=(1, 20, 12 * k)).astype(np.float32)
+    loss = heads.next_step_loss("categorical", dense, targets, bins=bins).numpy()
+    raw = np.concatenate(songs)[:20]
+    terms, weights = [], []
+    for t in range(20):
+        for f in range(12):
+            logits = dense[0, t, f * k:(f + 1) * k].astype(np.float64)
+            label = np.argmin(np.abs(bins[f] - targets[0, t, f]))
+            absent = raw[t, 4 * (f // 4) + 2] < 0.5
+            weight = 0.0 if absent and f % 4 in (0, 1) else 1.0
+            terms.append(weight * (np.log(np.exp(logits).sum()) - logits[label]))
+            weights.append(weight)
+    assert 0 < sum(weights) < 240
+    np.testing.assert_allclose(loss, sum(terms) / sum(weights), rtol=1e-5)
