@@ -33,6 +33,12 @@ $(LATEST_VENV)/.installed: setup.py Makefile
 # Everything end to end on the default corpus: prepare it, train a small model briefly,
 # export it, generate MIDI with the stand-alone consumers, evaluate against real music.
 demo: $(VENV)/.installed
+	# First, seconds and no training: songs from the shipped generators (pretrained/).
+	$(PY) generate.py --export=pretrained/gan --num_songs=2 --steps=200 --seed=0 \
+	    --output_dir=$(DEMO_DIR)/pretrained_gan
+	$(PY) generate.py --export=pretrained/gan3 --num_songs=2 --steps=200 --seed=0 \
+	    --output_dir=$(DEMO_DIR)/pretrained_gan3
+	# Then the whole pipeline, end to end, briefly trained.
 	$(PY) -m tfds_midi --config=default --data_dir=$(DATA_DIR)
 	$(PY) train.py --preset=small --epochs=3 --pretrain_epochs=2 --windows_per_song=1 \
 	    --data_dir=$(DATA_DIR) --model_dir=$(DEMO_DIR)/run

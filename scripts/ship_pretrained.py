@@ -36,7 +36,7 @@ flags.DEFINE_list("models", ["gan", "gan3"], "Models to ship.")
 flags.DEFINE_string("output", "pretrained", "Where the exports go.")
 flags.DEFINE_string("samples", "docs/samples", "Where the listening samples go.")
 flags.DEFINE_integer("songs", 2, "Songs per shipped generator.", lower_bound=0)
-flags.DEFINE_integer("steps", 200, "Steps per song.", lower_bound=1)
+flags.DEFINE_integer("steps", 120, "Steps per song.", lower_bound=1)
 
 STATS = ("polyphony", "scale_consistency", "repetitions", "tone_span", "unique_tones",
          "intensity_span")
@@ -94,8 +94,8 @@ for the signatures, shapes and units, and the main README for apps.
   corpus), measured against {protocol['real_windows']} random windows of the **{protocol['split']}**
   split.
 - **Seed**: {seed}.
-- **Recipe**: `--preset={protocol['preset']} {entry['recipe']}`, epochs {protocol['epochs']}
-  (pretraining {protocol['pretrain_epochs']}).
+- **Recipe**: `{(f"--preset={protocol['preset']} " + entry['recipe']).strip()}`, {config['config']['epochs']}
+  epochs ({config['config']['pretrain_epochs']} of pretraining).
 - **Measured** on {protocol['num_songs']} songs of {protocol['steps']} steps through the
   SavedModel, raw outputs (nothing clamped, dropped or shifted):
 
@@ -170,7 +170,8 @@ def samples(shipped: dict[str, str]) -> None:
     for wav in wavs:
         ogg = wav[:-4] + ".ogg"
         if shutil.which("oggenc"):
-            run(["oggenc", "-Q", "-q", "2", "-o", ogg, wav])
+            run(["oggenc", "-Q", "-q", "-1", "--downmix", "--resample", "22050", "-o", ogg,
+                 wav])
         else:  # FluidSynth writes OGG itself when libsndfile has Vorbis
             run(["fluidsynth", "-ni", "-g", "0.8", "-r", "22050", "-T", "oga", "-F", ogg,
                  evaluation.find_soundfont(None), wav[:-4] + ".mid"])
