@@ -647,8 +647,8 @@ def compare_jobs(recipe: list[str], rounds: int = 2) -> dict:
     for round_ in range(rounds):
         alone.append(epoch_seconds(os.path.join(base, f"alone_{round_}"), cpu_threads(1)))
         with concurrent.futures.ThreadPoolExecutor(2) as pool:
-            pair = list(pool.map(lambda i: epoch_seconds(
-                os.path.join(base, f"pair_{round_}_{i}"), cpu_threads(2)), range(2)))
+            pair = list(pool.map(lambda i, r=round_: epoch_seconds(
+                os.path.join(base, f"pair_{r}_{i}"), cpu_threads(2)), range(2)))
         side_by_side.append(max(pair))
         log(f"round {round_ + 1}: one alone {alone[-1]:.1f} s, two side by side "
             f"{pair[0]:.1f} s and {pair[1]:.1f} s")

@@ -83,6 +83,7 @@ def card(model: str, seed: str, result: dict, entry: dict, config: dict) -> str:
                     f"{over.get('std', 0):.2g} | 0 is indistinguishable |")
     train = " ".join(protocol["train_commands"][model]).replace("--seed=S", f"--seed={seed}")
     label = {"gan": "C-RNN-GAN", "gan3": "C-RNN-GAN-3"}[model]
+    recipe = f"--preset={protocol['preset']} {entry['recipe']}".strip()
     return f"""# {label}, pretrained (`{FLAGS.output}/{model}/`)
 
 The best of {len(entry['runs'][model])} seeds (lowest post-hoc discriminative score) of the
@@ -94,8 +95,8 @@ for the signatures, shapes and units, and the main README for apps.
   corpus), measured against {protocol['real_windows']} random windows of the **{protocol['split']}**
   split.
 - **Seed**: {seed}.
-- **Recipe**: `{(f"--preset={protocol['preset']} " + entry['recipe']).strip()}`, {config['config']['epochs']}
-  epochs ({config['config']['pretrain_epochs']} of pretraining).
+- **Recipe**: `{recipe}`, {config['config']['epochs']} epochs
+  ({config['config']['pretrain_epochs']} of pretraining).
 - **Measured** on {protocol['num_songs']} songs of {protocol['steps']} steps through the
   SavedModel, raw outputs (nothing clamped, dropped or shifted):
 
@@ -106,7 +107,8 @@ Reproduce (train, then export):
 ```sh
 .venv/bin/python -m tfds_midi --config=default --data_dir=data
 .venv/bin/python {train.replace('RUN', 'runs/' + model)}
-.venv/bin/python -m export --model_dir=runs/{model} --output={FLAGS.output}/{model} --quantization=dynamic_range
+.venv/bin/python -m export --model_dir=runs/{model} --output={FLAGS.output}/{model} \\
+    --quantization=dynamic_range
 ```
 
 or the whole protocol (all seeds, the baseline and both GANs):
