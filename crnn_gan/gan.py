@@ -234,6 +234,11 @@ class CRNNGAN(keras.Model):
         super().compile(**kwargs)
         self.d_optimizer = d_optimizer
         self.g_optimizer = g_optimizer
+        # G's pretraining rate, read before any restore: the optimizer's learning-rate
+        # variable is checkpointed, so after a resume in the adversarial phase it holds the
+        # scaled rate, not the base one.
+        self._g_base_learning_rate = float(keras.ops.convert_to_numpy(
+            g_optimizer.learning_rate))
 
     def get_compile_config(self):
         return {"d_optimizer": keras.saving.serialize_keras_object(self.d_optimizer),
@@ -265,8 +270,6 @@ class CRNNGAN(keras.Model):
         Also sets G's learning rate for the phase (`adversarial_learning_rate_scale`), at
         every call, so that a resumed run gets the rate of the phase it resumes in."""
         if self.adversarial_learning_rate_scale != 1.0:
-            if not hasattr(self, "_g_base_learning_rate"):
-                self._g_base_learning_rate = float(self.g_optimizer.learning_rate.numpy())
             scale = 1.0 if pretraining else self.adversarial_learning_rate_scale
             self.g_optimizer.learning_rate.assign(self._g_base_learning_rate * scale)
         if pretraining != self.pretraining:

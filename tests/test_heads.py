@@ -428,3 +428,14 @@ def test_categorical_loss_leaves_out_the_pitch_and_length_of_absent_slots():
             weights.append(weight)
     assert 0 < sum(weights) < 240
     np.testing.assert_allclose(loss, sum(terms) / sum(weights), rtol=1e-5)
+
+
+def test_a_resumed_adversarial_phase_keeps_the_scaled_rate_not_its_square():
+    """BackupAndRestore restores the optimizer's learning-rate variable, which holds the
+    scaled rate when the backup was taken in the adversarial phase."""
+    config = config_lib.preset("tiny", optimizer="adam", learning_rate=1e-3,
+                               adversarial_learning_rate_scale=0.1)
+    model = training.build_model(config, "gan")
+    model.g_optimizer.learning_rate.assign(1e-4)  # as restored from an adversarial backup
+    model.set_pretraining(False)
+    assert float(model.g_optimizer.learning_rate.numpy()) == pytest.approx(1e-4)
