@@ -98,10 +98,12 @@ def reduce_and_clip(gradients, clip_norm: float):
     context, replicas, _ = _replica_context()
     if replicas > 1:
         gradients = context.all_reduce(tf.distribute.ReduceOp.SUM, gradients)
-    finite = tf.math.is_finite(tf.linalg.global_norm(gradients))
+    norm = tf.linalg.global_norm(gradients)  # once: the check and the clipping share it
+    finite = tf.math.is_finite(norm)
     gradients = [tf.where(finite, g, tf.zeros_like(g)) for g in gradients]
     if clip_norm:
-        gradients, _ = tf.clip_by_global_norm(gradients, clip_norm)
+        gradients, _ = tf.clip_by_global_norm(gradients, clip_norm,
+                                              use_norm=tf.where(finite, norm, 0.0))
     if replicas > 1:
         gradients = [g / replicas for g in gradients]
     return gradients

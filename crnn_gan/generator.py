@@ -148,12 +148,8 @@ class Generator(keras.Model):
 
     def _emit(self, dense_output, noise_t, output_range):
         """The head's transform (`crnn_gan.heads.emit`) of a Dense output ``[..., units]``."""
-        if self.output_head == "bounded":
-            return heads.emit("bounded", dense_output, bounds=output_range)
-        if self.output_head == "categorical":
-            return heads.emit("categorical", dense_output, noise_t, bins=output_range,
-                              temperature=self.sampling_temperature)
-        return dense_output
+        return heads.emit(self.output_head, dense_output, noise_t, bins=output_range,
+                          bounds=output_range, temperature=self.sampling_temperature)
 
     def step(self, noise_t, states, previous, noise_projection=None, weights=None):
         """One step of the feedback loop.
@@ -319,16 +315,14 @@ class Generator(keras.Model):
     def teacher_forced(self, noise, previous):
         """Next-step outputs with the true previous steps as feedback (the head applied,
         sampling with `noise` for the categorical head): ``[batch, steps, num_features]``."""
-        output_range = None if self.output_range is None else self.output_range
-        return self._emit(self.teacher_forced_dense(noise, previous), noise, output_range)
+        return self._emit(self.teacher_forced_dense(noise, previous), noise, self.output_range)
 
     def next_step_loss(self, noise, windows):
         """The head's next-step loss (`crnn_gan.heads.next_step_loss`) of real windows
         ``[batch, T, num_features]`` (normalised), teacher forced; scalar."""
         dense = self.teacher_forced_dense(noise, shift_right(windows))
-        output_range = None if self.output_range is None else self.output_range
-        return heads.next_step_loss(self.output_head, dense, windows, bins=output_range,
-                                    bounds=output_range)
+        return heads.next_step_loss(self.output_head, dense, windows, bins=self.output_range,
+                                    bounds=self.output_range)
 
     def get_config(self):
         return {**super().get_config(), "tones_per_step": self.tones_per_step,
