@@ -196,7 +196,7 @@ PRESETS = {
                     pretrain_epochs=20, epochs=24, windows_per_song=8, sample_steps=100,
                     representation="log", output_head="categorical", pitch_class_input=True,
                     freezing=False, supervised_weight=1.0, label_smoothing=0.1,
-                    adversarial_learning_rate_scale=0.03),
+                    adversarial_learning_rate_scale=0.03, transpose_semitones=6),
     "tiny": Config(units=8, num_layers=2, seq_len=8, batch_size=4, l2_scale=1e-3,
                    pretrain_epochs=1, curriculum_step=4, epochs=2, sample_steps=16),
 }

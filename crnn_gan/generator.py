@@ -104,6 +104,13 @@ class Generator(keras.Model):
             self.pitch_affine = self.add_weight(
                 shape=(self.tones_per_step, 2), initializer="ones", trainable=False,
                 name="pitch_affine")
+        # C-RNN-GAN-3, categorical head: an absent slot's four values (model units of raw
+        # zeros), set by set_output_range.
+        self.absent_step = None
+        if self.output_head == "categorical" and self.tones_per_step > 1:
+            self.absent_step = self.add_weight(
+                shape=(self.num_features,), initializer="zeros", trainable=False,
+                name="absent_step")
         self.built = True
 
     @property
@@ -131,6 +138,8 @@ class Generator(keras.Model):
             self.output_range.assign(heads.output_bounds(scaler, self.tones_per_step))
         elif self.output_head == "categorical":
             self.output_range.assign(heads.output_bins(songs, scaler, self.tones_per_step))
+        if self.absent_step is not None:
+            self.absent_step.assign(heads.absent_values(scaler, self.tones_per_step))
 
     def initial_state(self, batch_size):
         """Zero LSTM states ``[(h, c)] * num_layers`` and a zero previous output."""
@@ -139,17 +148,19 @@ class Generator(keras.Model):
 
     def weights_as_tensors(self):
         """Every weight read once: ``([(kernel, recurrent, bias)] * layers, (head_w, head_b),
-        (output_range or None, pitch_affine or None))``."""
+        (output_range or None, pitch_affine or None, absent_step or None))``."""
         def optional(variable):
             return None if variable is None else tf.convert_to_tensor(variable)
         return ([lstm.weights_as_tensors() for lstm in self.lstms],
                 (tf.convert_to_tensor(self.head.kernel), tf.convert_to_tensor(self.head.bias)),
-                (optional(self.output_range), optional(self.pitch_affine)))
+                (optional(self.output_range), optional(self.pitch_affine),
+                 optional(self.absent_step)))
 
-    def _emit(self, dense_output, noise_t, output_range):
+    def _emit(self, dense_output, noise_t, output_range, absent_step):
         """The head's transform (`crnn_gan.heads.emit`) of a Dense output ``[..., units]``."""
         return heads.emit(self.output_head, dense_output, noise_t, bins=output_range,
-                          bounds=output_range, temperature=self.sampling_temperature)
+                          bounds=output_range, temperature=self.sampling_temperature,
+                          absent=absent_step)
 
     def step(self, noise_t, states, previous, noise_projection=None, weights=None):
         """One step of the feedback loop.
@@ -165,14 +176,14 @@ class Generator(keras.Model):
         Returns:
             ``(output [batch, num_features], new states)``.
         """
-        lstm_weights, (head_kernel, head_bias), (output_range, pitch_affine) = (
+        lstm_weights, (head_kernel, head_bias), (output_range, pitch_affine, absent_step) = (
             weights or self.weights_as_tensors())
         if noise_projection is None:
             noise_projection = tf.matmul(noise_t, lstm_weights[0][0][: self.noise_dim])
         new_states = self._advance(noise_projection, states, previous, lstm_weights,
                                    pitch_affine)
         dense_output = tf.matmul(new_states[-1][0], head_kernel) + head_bias
-        return self._emit(dense_output, noise_t, output_range), new_states
+        return self._emit(dense_output, noise_t, output_range, absent_step), new_states
 
     def _advance(self, noise_projection, states, previous, lstm_weights, pitch_affine):
         """The LSTM stack's step (no head): layer 0 takes the projected noise and the fed-back
@@ -210,7 +221,7 @@ class Generator(keras.Model):
         """
         previous_steps = tf.convert_to_tensor(previous_steps, tf.float32)
         batch, steps = tf.shape(previous_steps)[0], tf.shape(previous_steps)[1]
-        lstm_weights, _, (_, pitch_affine) = self.weights_as_tensors()
+        lstm_weights, _, (_, pitch_affine, _) = self.weights_as_tensors()
         noise_kernel = lstm_weights[0][0][: self.noise_dim]
         if noise is None:  # the same projection at every step
             constant = tf.matmul(tf.fill([batch, self.noise_dim], PRIMING_NOISE), noise_kernel)
@@ -315,7 +326,8 @@ class Generator(keras.Model):
     def teacher_forced(self, noise, previous):
         """Next-step outputs with the true previous steps as feedback (the head applied,
         sampling with `noise` for the categorical head): ``[batch, steps, num_features]``."""
-        return self._emit(self.teacher_forced_dense(noise, previous), noise, self.output_range)
+        return self._emit(self.teacher_forced_dense(noise, previous), noise, self.output_range,
+                          self.absent_step)
 
     def next_step_loss(self, noise, windows):
         """The head's next-step loss (`crnn_gan.heads.next_step_loss`) of real windows

@@ -49,7 +49,8 @@ def _softplus(x):
     return tf.maximum(x, 0.0) + tf.math.log(1.0 + tf.exp(-tf.abs(x)))
 
 
-def emit(head: str, dense_output, noise_t=None, bins=None, bounds=None, temperature=1.0):
+def emit(head: str, dense_output, noise_t=None, bins=None, bounds=None, temperature=1.0,
+         absent=None):
     """One step's features from the head's Dense output.
 
     Args:
@@ -60,6 +61,10 @@ def emit(head: str, dense_output, noise_t=None, bins=None, bounds=None, temperat
         bounds: ``[F, 2]`` lower and upper bound in model units (+-`UNBOUNDED`: none).
         temperature: categorical: sample from softmax(logits / temperature) (1: the
             distribution the next-step loss fits; below 1: sharper).
+        absent: categorical, C-RNN-GAN-3: `absent_values` ``[F]``. A slot whose sampled
+            velocity is 0 (absent) gets all four of these values, as absent slots have in
+            the data; without it its length, pitch and delta are samples that no real
+            absent slot has, which G reads back as input and D uses to tell fakes.
 
     Returns:
         ``[..., F]`` in model units.
@@ -78,7 +83,12 @@ def emit(head: str, dense_output, noise_t=None, bins=None, bounds=None, temperat
     sample = tf.reduce_sum(tf.one_hot(index, CATEGORICAL_BINS) * bins, axis=-1)
     expectation = tf.reduce_sum(probabilities * bins, axis=-1)
     # Straight-through: exactly the sample's value, the expectation's gradient.
-    return sample + (expectation - tf.stop_gradient(expectation))
+    values = sample + (expectation - tf.stop_gradient(expectation))
+    if absent is None:
+        return values
+    is_absent = tf.equal(index[..., _VELOCITY::4], 0)  # [..., k]: velocity value 0
+    mask = tf.reshape(tf.stack([is_absent] * 4, axis=-1), tf.shape(values))
+    return tf.where(mask, tf.broadcast_to(absent, tf.shape(values)), values)
 
 
 def squash(x, bounds):
@@ -130,6 +140,11 @@ def next_step_loss(head: str, dense_output, targets, bins=None, bounds=None):
     weights = tf.reshape(tf.stack([present, present, ones, ones], axis=-1),
                          tf.shape(entropy))
     return tf.reduce_sum(weights * entropy) / tf.maximum(tf.reduce_sum(weights), 1.0)
+
+
+def absent_values(scaler, tones_per_step: int) -> np.ndarray:
+    """``[4 * tones_per_step]`` float32: an absent slot (raw zeros) in model units."""
+    return np.asarray(scaler.normalize(np.zeros((1, 4 * tones_per_step)))[0], np.float32)
 
 
 def raw_bounds(tones_per_step: int) -> np.ndarray:
