@@ -15,7 +15,8 @@ velocity. :func:`midi_to_tones` reads a MIDI file into this form, :func:`tones_t
 writes it back, and :func:`pack_tones` / :func:`unpack_tones` group simultaneous tones into
 the fixed-width steps of C-RNN-GAN-3.
 
-This module depends only on numpy, mido and the standard library.
+This module depends only on numpy, mido (for writing), `tfds_midi.smf` (for reading) and
+the standard library.
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ from typing import Any, Union
 
 import mido
 import numpy as np
+
+from tfds_midi import smf
 
 TICKS_PER_QUARTER = 384
 """Time resolution of tone arrays, in ticks per quarter note."""
@@ -222,21 +225,6 @@ def _split_chunks(data: bytes, name: str) -> tuple[int, list[bytes]]:
     return division, chunks
 
 
-def _parse_track(chunk: bytes, index: int, name: str) -> mido.MidiTrack:
-    """Parses one ``MTrk`` payload with mido, wrapping every failure."""
-    # A minimal type 0 file holding just this track, so errors name the track and a
-    # message that overruns its chunk cannot silently consume the next one.
-    blob = b"MThd" + struct.pack(">LHHH", 6, 0, 1, 96) + b"MTrk"
-    blob += struct.pack(">L", len(chunk)) + chunk
-    try:
-        return mido.MidiFile(file=io.BytesIO(blob), clip=True).tracks[0]
-    except EOFError:
-        reason = "message runs past the end of its chunk"
-    except Exception as e:  # noqa: BLE001 - mido raises many types; all are format errors.
-        reason = f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
-    raise MidiFormatError(name, f"track {index}: cannot parse ({reason})")
-
-
 def midi_to_tones(source: Source, name: str | None = None) -> np.ndarray:
     """Reads a MIDI file into canonical tones.
 
@@ -244,7 +232,8 @@ def midi_to_tones(source: Source, name: str | None = None) -> np.ndarray:
     ends the earliest still-open note with the same track, channel and pitch (first in,
     first out). A note never ended lasts until the track's last event. Tracks and channels
     are merged, except the drum channel ``DRUM_CHANNEL`` (9). Tempo and time signature are
-    ignored. Absolute ticks are rescaled to 384 per quarter with
+    ignored; meta events are skipped undecoded (`tfds_midi.smf`), so a malformed one (a key
+    signature of mode 255) costs no note. Absolute ticks are rescaled to 384 per quarter with
     ``round(tick * 384 / ticks_per_beat)`` (half to even), start and end separately.
 
     Type 0 and type 1 files are read; type 2 files (independent sequential patterns,
@@ -272,37 +261,29 @@ def midi_to_tones(source: Source, name: str | None = None) -> np.ndarray:
     pitches: list[int] = []
     velocities: list[int] = []
     for index, chunk in enumerate(chunks):
-        track = _parse_track(chunk, index, name)
+        try:
+            events, end_tick = smf.track_notes(chunk)
+        except smf.TrackError as e:
+            raise MidiFormatError(name, f"track {index}: cannot parse ({e.reason})") from None
         open_notes: dict[int, list[int]] = {}
-        tick = 0
-        for msg in track:
-            tick += msg.time
-            kind = msg.type
-            if kind == "note_on":
-                channel = msg.channel
-                if channel == DRUM_CHANNEL:
-                    continue
-                key = (channel << 7) | msg.note
-                if msg.velocity > 0:
-                    open_notes.setdefault(key, []).append(len(starts))
-                    starts.append(tick)
-                    ends.append(-1)
-                    pitches.append(msg.note)
-                    velocities.append(msg.velocity)
-                    continue
-            elif kind == "note_off":
-                channel = msg.channel
-                if channel == DRUM_CHANNEL:
-                    continue
-                key = (channel << 7) | msg.note
-            else:
+        for tick, status, note, velocity in events:
+            channel = status & 0x0F
+            if channel == DRUM_CHANNEL:
                 continue
-            queue = open_notes.get(key)
+            key = (channel << 7) | note
+            if velocity > 0 and status & 0xF0 == smf.NOTE_ON:
+                open_notes.setdefault(key, []).append(len(starts))
+                starts.append(tick)
+                ends.append(-1)
+                pitches.append(note)
+                velocities.append(velocity)
+                continue
+            queue = open_notes.get(key)  # a note_off, or a note_on of velocity 0
             if queue:
                 ends[queue.pop(0)] = tick
         for queue in open_notes.values():
             for i in queue:
-                ends[i] = tick  # Unclosed: ends with the track.
+                ends[i] = end_tick  # Unclosed: ends with the track.
 
     if not starts:
         raise MidiFormatError(name, "no notes (the drum channel 10 is excluded)")
