@@ -10,7 +10,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from crnn_gan import metrics
+from crnn_gan import gfile, metrics
 from tfds_midi import codec
 from tfds_midi.pipeline import FeatureScaler, curriculum_length
 
@@ -57,12 +57,6 @@ class NonFiniteLossGuard(keras.callbacks.Callback):
                 )
 
 
-def write_bytes(path: str, data: bytes) -> None:
-    """Writes bytes to any `tf.io.gfile` path (local, gs://, s3://, ...)."""
-    with tf.io.gfile.GFile(path, "wb") as f:
-        f.write(data)
-
-
 def generate_songs(generator, scaler: FeatureScaler, num_songs: int, steps: int,
                    seed: int | None = None) -> list[np.ndarray]:
     """Free-running samples in raw units, unpacked to tones ``[n, 4]`` each."""
@@ -99,7 +93,7 @@ class SampleWriter(keras.callbacks.Callback):
         folder = f"{self.model_dir}/samples/epoch_{epoch + 1:04d}"
         tf.io.gfile.makedirs(folder)
         for k, tones in enumerate(songs):
-            write_bytes(f"{folder}/sample_{k:03d}.mid", codec.tones_to_midi_bytes(tones))
+            gfile.write_bytes(f"{folder}/sample_{k:03d}.mid", codec.tones_to_midi_bytes(tones))
         summary = metrics.summarise([metrics.all_statistics(tones) for tones in songs])
         row = {"epoch": epoch + 1}
         for name in metrics.STATISTICS:
@@ -116,15 +110,11 @@ class SampleWriter(keras.callbacks.Callback):
     def _append_csv(self, row):
         path = f"{self.model_dir}/statistics.csv"
         exists = tf.io.gfile.exists(path)
-        previous = ""
-        if exists:
-            with tf.io.gfile.GFile(path, "r") as f:
-                previous = f.read()
+        previous = gfile.read_text(path) if exists else ""
         buffer = io.StringIO()
         writer = csv.DictWriter(buffer, fieldnames=list(row))
         if not exists:
             writer.writeheader()
         writer.writerow(row)
         # gfile has no append on every file system: rewrite the whole (small) file.
-        with tf.io.gfile.GFile(path, "w") as f:
-            f.write(previous + buffer.getvalue())
+        gfile.write_text(path, previous + buffer.getvalue())

@@ -2,21 +2,22 @@
 
 The six statistics of the paper -- polyphony, scale consistency, repetitions, tone span,
 unique tones and intensity span -- plus the number of tones, for generated and for real
-music alike. Only numpy and the standard library are used, so this module can run on a
-corpus without TensorFlow.
+music alike. The tone format's rules (which tones are present, Hz to MIDI pitch) are
+``tfds_midi.codec``'s; the statistics themselves use only numpy. (Importing ``tfds_midi``
+registers its TFDS builder, which imports TensorFlow.)
 
 Input: a tone array in raw units, float ``[n, 4]`` with columns ``(length_ticks,
 frequency_hz, velocity, delta_ticks)`` at 384 ticks per quarter note, where
 ``delta_ticks`` is the time from the previous tone's start (0 = a chord; the first tone's
 delta is its start from the song start); or a packed C-RNN-GAN-3 array ``[m, 4 * k]``
 whose slot ``j`` holds columns ``4j .. 4j + 3``. Every input goes through ``_unpack`` (an
-``[n, 4]`` array is the case ``k = 1``): tones with velocity < 0.5 (or NaN) are absent and
-dropped, and the delta of an absent tone is added to the next present tone's delta, so
-the start of every present tone is kept.
+``[n, 4]`` array is the case ``k = 1``; ``tfds_midi.codec.present_tones``): tones with
+velocity < 0.5 (or NaN) are absent and dropped, and the delta of an absent tone is added to
+the next present tone's delta, so the start of every present tone is kept.
 
 Derived quantities:
-    * pitch = ``round(69 + 12 * log2(hz / 440))`` clipped to 0..127 (nearest MIDI pitch);
-      ``hz <= 0`` or NaN gives pitch 0.
+    * pitch = ``round(69 + 12 * log2(hz / 440))`` clipped to 0..127 (nearest MIDI pitch,
+      ``tfds_midi.codec.hz_to_pitch``); ``hz <= 0`` or NaN gives pitch 0.
     * start = ``cumsum(delta)`` rounded to the nearest whole tick (a MIDI file cannot hold
       finer timing, so generated deltas below half a tick count as a chord); non-finite
       deltas count as 0.
@@ -40,6 +41,8 @@ from typing import NamedTuple
 
 import numpy as np
 from numpy.typing import ArrayLike
+
+from tfds_midi import codec
 
 __all__ = [
     "COMPAT_MODES",
@@ -94,9 +97,8 @@ MODES: dict[str, tuple[int, ...]] = {
 #: Names of the pitch classes 0..11.
 NOTE_NAMES: tuple[str, ...] = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
 
-_FEATURES = 4  # length, frequency, velocity, delta
-_FREQ, _VELOCITY, _DELTA = 1, 2, 3
-_MIN_VELOCITY = 0.5  # below this a tone is absent (intensity 0 = no tone)
+_FEATURES = codec.FEATURES_PER_TONE  # length, frequency, velocity, delta
+_FREQ, _VELOCITY, _DELTA = codec.FREQUENCY, codec.VELOCITY, codec.DELTA
 _PITCH_BASE = 128  # MIDI pitches 0..127, the radix of n-gram codes
 _MAX_CODE = 2**55  # n-gram codes at or above this are re-numbered before growing
 
@@ -165,13 +167,9 @@ def _as_tone_array(tones: ArrayLike) -> np.ndarray:
 
 
 def _unpack(tones: ArrayLike) -> np.ndarray:
-    """Unpacks ``[m, 4 * k]`` tone steps into the present tones in song order.
-
-    Slot ``j`` of step ``s`` (columns ``4j .. 4j + 3``) is tone ``s * k + j`` of the flat
-    sequence. Tones with velocity < 0.5 (or NaN) are absent and dropped; the delta of an
-    absent tone is added to the next present tone's delta, i.e. for present tones
-    ``delta'_i = delta_i + sum of the deltas of the absent tones since the previous present
-    tone``. Deltas of absent tones after the last present tone are dropped.
+    """Unpacks ``[m, 4 * k]`` tone steps into the present tones in song order
+    (`tfds_midi.codec.present_tones`: absent tones dropped, their deltas carried to the next
+    present tone, exact float64 sums).
 
     Args:
         tones: float ``[m, 4 * k]`` (``k = 1`` for a plain ``[n, 4]`` array), or an empty
@@ -184,29 +182,7 @@ def _unpack(tones: ArrayLike) -> np.ndarray:
     Raises:
         ValueError: if the width is not a positive multiple of 4.
     """
-    flat = _as_tone_array(tones).reshape(-1, _FEATURES)
-    present = flat[:, _VELOCITY] >= _MIN_VELOCITY
-    count = int(present.sum())
-    # Index of the present tone each row's delta belongs to (itself, or the next present).
-    owner = np.cumsum(present) - present
-    out = flat[present]
-    out[:, _DELTA] = np.bincount(owner, weights=flat[:, _DELTA], minlength=count + 1)[:count]
-    return out
-
-
-def _pitches(hz: np.ndarray) -> np.ndarray:
-    """Nearest MIDI pitch, ``round(69 + 12 * log2(hz / 440))`` clipped to 0..127.
-
-    Args:
-        hz: float ``[n]`` frequencies in Hz; ``hz <= 0`` or NaN gives pitch 0.
-
-    Returns:
-        int64 ``[n]``.
-    """
-    audible = hz > 0
-    safe = np.where(audible, hz, 440.0)
-    pitch = np.rint(69.0 + 12.0 * np.log2(safe / 440.0))
-    return np.clip(np.where(audible, pitch, 0.0), 0, 127).astype(np.int64)
+    return codec.present_tones(_as_tone_array(tones))
 
 
 def _prepare(tones: ArrayLike) -> _Song:
@@ -214,7 +190,7 @@ def _prepare(tones: ArrayLike) -> _Song:
     delta = present[:, _DELTA]
     delta = np.where(np.isfinite(delta), delta, 0.0)
     return _Song(
-        pitch=_pitches(present[:, _FREQ]),
+        pitch=codec.hz_to_pitch(present[:, _FREQ]),
         start=np.rint(np.cumsum(delta)).astype(np.int64),
         velocity=np.clip(present[:, _VELOCITY], 0.0, 127.0),
     )

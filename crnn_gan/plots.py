@@ -18,8 +18,7 @@ from matplotlib.patches import Rectangle
 from matplotlib.ticker import MaxNLocator
 
 from crnn_gan import metrics
-
-TICKS_PER_QUARTER = 384
+from tfds_midi import codec
 
 TITLES = {
     "polyphony": "Polyphony",
@@ -150,10 +149,9 @@ def _draw_roll(ax, tones: np.ndarray, title: str) -> None:
         ax.text(0.5, 0.5, "no tones", ha="center", va="center", transform=ax.transAxes)
         return
     delta = np.where(np.isfinite(tones[:, 3]), np.maximum(tones[:, 3], 0), 0)
-    start = np.cumsum(delta) / TICKS_PER_QUARTER
-    length = np.maximum(np.nan_to_num(tones[:, 0]), 0) / TICKS_PER_QUARTER
-    hz = tones[:, 1]
-    pitch = np.where(hz > 0, np.rint(69 + 12 * np.log2(np.where(hz > 0, hz, 440) / 440)), 0)
+    start = np.cumsum(delta) / codec.TICKS_PER_QUARTER
+    length = np.maximum(np.nan_to_num(tones[:, 0]), 0) / codec.TICKS_PER_QUARTER
+    pitch = codec.hz_to_pitch(tones[:, 1], clip=False)  # unclipped: what the model played
     velocity = np.clip(np.nan_to_num(tones[:, 2]), 0, 127)
     rects = [Rectangle((s, p - 0.4), max(w, 0.05), 0.8)
              for s, w, p in zip(start, length, pitch)]
@@ -201,10 +199,10 @@ def save(fig: Figure, path: str, dpi: int = 110) -> None:
     if "://" in path:
         import tensorflow as tf
 
-        parent = path.rsplit("/", 1)[0]
-        tf.io.gfile.makedirs(parent)
-        with tf.io.gfile.GFile(path, "wb") as f:
-            f.write(data)
+        from crnn_gan import gfile
+
+        tf.io.gfile.makedirs(path.rsplit("/", 1)[0])
+        gfile.write_bytes(path, data)
         return
     parent = os.path.dirname(path)
     if parent:

@@ -41,6 +41,7 @@ import signal
 import keras
 import tensorflow as tf
 
+from crnn_gan import gfile
 from crnn_gan.config import Config
 
 RUN_FILES = ("config.json", "scaler.json", "real_statistics.json", "progress.json",
@@ -101,8 +102,7 @@ def _rename_into_place(partial: str, path: str) -> None:
 def write_text_atomic(path: str, text: str) -> None:
     """Writes `text` to any `tf.io.gfile` path through `path.partial` and a rename."""
     partial = path + PARTIAL
-    with tf.io.gfile.GFile(partial, "w") as f:
-        f.write(text)
+    gfile.write_text(partial, text)
     _rename_into_place(partial, path)
 
 
@@ -142,8 +142,7 @@ def read_record(model_dir: str) -> dict:
     path = f"{model_dir}/config.json"
     if not tf.io.gfile.exists(path):
         raise RunDirError(f"{model_dir} is not a train.py run: {path} is missing")
-    with tf.io.gfile.GFile(path) as f:
-        text = f.read()
+    text = gfile.read_text(path)
     try:
         record = json.loads(text)
     except json.JSONDecodeError as error:
@@ -162,8 +161,7 @@ def read_progress(model_dir: str) -> dict | None:
     path = f"{model_dir}/progress.json"
     if not tf.io.gfile.exists(path):
         return None
-    with tf.io.gfile.GFile(path) as f:
-        text = f.read()
+    text = gfile.read_text(path)
     try:
         progress = json.loads(text)
         return {"epochs_done": int(progress["epochs_done"]),
@@ -330,8 +328,7 @@ def keep_epochs(path: str, keep) -> None:
     """
     if not tf.io.gfile.exists(path):
         return
-    with tf.io.gfile.GFile(path) as f:
-        lines = f.read().splitlines(keepends=True)
+    lines = gfile.read_text(path).splitlines(keepends=True)
     if not lines:
         return
     header = next(csv.reader([lines[0]]))
@@ -432,12 +429,11 @@ class AtomicCheckpoint(keras.callbacks.Callback):
     def on_train_begin(self, logs=None):
         self.best = float("inf")
         if self.monitor and self.history and tf.io.gfile.exists(self.history):
-            with tf.io.gfile.GFile(self.history) as f:
-                for row in csv.DictReader(io.StringIO(f.read())):
-                    try:
-                        self.best = min(self.best, float(row[self.monitor]))
-                    except (KeyError, TypeError, ValueError):
-                        continue
+            for row in csv.DictReader(io.StringIO(gfile.read_text(self.history))):
+                try:
+                    self.best = min(self.best, float(row[self.monitor]))
+                except (KeyError, TypeError, ValueError):
+                    continue
 
     def on_epoch_end(self, epoch, logs=None):
         if self.monitor:

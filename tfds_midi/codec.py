@@ -40,6 +40,9 @@ FEATURES_PER_TONE = 4
 LENGTH, FREQUENCY, VELOCITY, DELTA = 0, 1, 2, 3
 """Column indices of a ``[n, 4]`` tone array."""
 
+PRESENT_VELOCITY = 0.5
+"""A tone (slot) is present when its velocity rounds to >= 1, i.e. is >= 0.5 (NaN: absent)."""
+
 COLUMN_NAMES = ("length_ticks", "frequency_hz", "velocity", "delta_ticks")
 """Human-readable names of the four columns, indexed by the constants above."""
 
@@ -95,23 +98,29 @@ def pitch_to_hz(pitch: Any) -> np.ndarray:
     return (440.0 * 2.0 ** ((p - 69.0) / 12.0)).astype(np.float32)
 
 
-def hz_to_pitch(hz: Any) -> np.ndarray:
+def hz_to_pitch(hz: Any, clip: bool = True) -> np.ndarray:
     """Converts frequencies to the nearest MIDI pitch.
 
     Computes ``round(69 + 12 * log2(hz / 440))`` (round half to even, like Python's
-    ``round``) and clips to 0..127. Frequencies ``<= 0`` (which have no pitch) map to 0.
+    ``round``) and clips to 0..127. Frequencies ``<= 0`` or NaN (which have no pitch) map
+    to 0.
 
     Args:
         hz: Frequencies in Hz, a scalar or an array of any shape.
+        clip: False keeps pitches outside 0..127 (for drawing what a model played; +inf Hz
+            gives +inf).
 
     Returns:
-        int64 array of the same shape with pitches in 0..127.
+        An array of the same shape: int64 pitches in 0..127, or with ``clip=False`` float64
+        whole numbers.
     """
     f = np.asarray(hz, dtype=np.float64)
     positive = f > 0
     with np.errstate(divide="ignore", invalid="ignore"):
         p = np.rint(69.0 + 12.0 * np.log2(np.where(positive, f, 440.0) / 440.0))
     p = np.where(positive, p, 0.0)
+    if not clip:
+        return p
     return np.clip(p, 0, 127).astype(np.int64)
 
 
@@ -505,6 +514,9 @@ def unpack_tones(packed: Any, tones_per_step: int | None = None) -> np.ndarray:
     A slot is present when its velocity rounds to >= 1 (velocity >= 0.5). Present tones
     are emitted in step, then slot, order; the deltas of absent slots are added to the
     next present tone so that start times are preserved (trailing absent deltas are lost).
+    The carry is a running float64 sum added to the float32 delta: the arithmetic that the
+    stand-alone scripts in export/ copy byte for byte (tests/test_writer_copies.py). For
+    exact float64 sums, see :func:`present_tones`.
 
     Args:
         packed: ``[m, 4 * tones_per_step]`` steps.
@@ -526,7 +538,7 @@ def unpack_tones(packed: Any, tones_per_step: int | None = None) -> np.ndarray:
             f"got shape {list(p.shape)}"
         )
     flat = p.reshape(-1, FEATURES_PER_TONE)
-    present = flat[:, VELOCITY] >= 0.5
+    present = flat[:, VELOCITY] >= PRESENT_VELOCITY
     tones = flat[present].copy()
     absent_delta = np.where(present, 0.0, flat[:, DELTA].astype(np.float64))
     carried = np.cumsum(absent_delta)[present]
@@ -534,3 +546,31 @@ def unpack_tones(packed: Any, tones_per_step: int | None = None) -> np.ndarray:
     if carry.any():
         tones[:, DELTA] = (tones[:, DELTA] + carry).astype(np.float32)
     return tones
+
+
+def present_tones(tones: Any) -> np.ndarray:
+    """The rule of :func:`unpack_tones` in float64, for statistics of raw model output.
+
+    Slot ``j`` of step ``s`` (columns ``4j .. 4j + 3``) is tone ``s * k + j``. Absent tones
+    (velocity < 0.5, or NaN) are dropped; each present tone's delta becomes the sum, in
+    order, of the deltas of the absent tones since the previous present tone and its own.
+    Unlike :func:`unpack_tones`, each such group is summed on its own, so a non-finite
+    delta spoils only the delta of the next present tone. Deltas of absent tones after the
+    last present tone are dropped. The input is not modified.
+
+    Args:
+        tones: float ``[m, 4 * k]`` for any k >= 1 (``[n, 4]`` is ``k = 1``), read as
+            rows of 4 values: check the shape first (only a size that is not a multiple
+            of 4 raises).
+
+    Returns:
+        float64 ``[n, 4]`` present tones: length ticks, Hz, velocity, delta ticks.
+    """
+    flat = np.asarray(tones, dtype=np.float64).reshape(-1, FEATURES_PER_TONE)
+    present = flat[:, VELOCITY] >= PRESENT_VELOCITY
+    count = int(present.sum())
+    # Index of the present tone each row's delta belongs to (itself, or the next present).
+    owner = np.cumsum(present) - present
+    out = flat[present]
+    out[:, DELTA] = np.bincount(owner, weights=flat[:, DELTA], minlength=count + 1)[:count]
+    return out
