@@ -255,7 +255,7 @@ def build_reference(tones_per_step: int, split: str | None = None, count: int | 
     """
     import numpy as np
 
-    from crnn_gan import evaluation
+    from crnn_gan.evaluation import sources
     from tfds_midi import codec
 
     split = split or FLAGS.split
@@ -264,14 +264,14 @@ def build_reference(tones_per_step: int, split: str | None = None, count: int | 
     path = reference_path(tones_per_step, split, count, seed)
     if os.path.exists(path):
         return path
-    songs, names = evaluation.load_tfds_songs(f"{FLAGS.dataset}:{split}", FLAGS.data_dir)
+    songs, names = sources.load_tfds_songs(f"{FLAGS.dataset}:{split}", FLAGS.data_dir)
     if tones_per_step > 1:
         songs = [codec.pack_tones(s, tones_per_step) for s in songs]
     usable = [i for i, s in enumerate(songs) if len(s) >= FLAGS.steps]
     if not usable:
         raise ProtocolError(f"no song of {FLAGS.dataset}:{split} holds {FLAGS.steps} "
                             f"steps of {tones_per_step} tone(s); lower --steps")
-    windows, window_names = evaluation.random_windows(
+    windows, window_names = sources.random_windows(
         [songs[i] for i in usable], [names[i] for i in usable], FLAGS.steps, count, seed=seed)
     os.makedirs(os.path.dirname(path), exist_ok=True)
     temporary = path + ".tmp.npz"

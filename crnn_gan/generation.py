@@ -28,7 +28,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import tensorflow as tf
 
-from crnn_gan import metrics
+from crnn_gan import gfile, metrics, rendering
 from tfds_midi import codec
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -471,18 +471,16 @@ def render_audio(midi_paths: Sequence[str], kind: str, soundfont: str | None = N
         (written files, None), or (what was written, a message): FluidSynth or a soundfont
         missing (naming the Debian packages), or a file it failed on. Never raises for that.
     """
-    from crnn_gan import evaluation
-
-    binary, font = shutil.which("fluidsynth"), evaluation.find_soundfont(soundfont)
+    binary, font = shutil.which("fluidsynth"), rendering.find_soundfont(soundfont)
     if binary is None or font is None:
         what = ("FluidSynth is not installed" if binary is None else
                 f"the soundfont {soundfont} does not exist" if soundfont else
                 "no General MIDI soundfont was found (looked for "
-                f"{', '.join(evaluation.SOUNDFONTS)})")
+                f"{', '.join(rendering.SOUNDFONTS)})")
         return [], (f"--{kind}: {what}, so no audio was rendered (the MIDI files are "
                     "written). Install the Debian packages fluidsynth and fluid-soundfont-gm: "
-                    f"{evaluation.FLUIDSYNTH_INSTALL}" + ("" if binary is None or soundfont
-                                                         else " (or give --soundfont=FILE.sf2)"))
+                    f"{rendering.FLUIDSYNTH_INSTALL}" + ("" if binary is None or soundfont
+                                                        else " (or give --soundfont=FILE.sf2)"))
     written, failures = [], []
     for midi in midi_paths:
         out = os.path.splitext(midi)[0] + "." + kind
@@ -603,8 +601,7 @@ def generate(request: Request, log: Callable[[str], None] = print) -> list[str]:
             if primer_tones is not None and not request.primer_only_continuation:
                 tones = np.concatenate([primer_tones, tones])
             path = os.path.join(request.output_dir, f"song_{k:03d}.mid")
-            with tf.io.gfile.GFile(path, "wb") as f:
-                f.write(codec.tones_to_midi_bytes(tones))
+            gfile.write_bytes(path, codec.tones_to_midi_bytes(tones))
             written.append(path)
             try:
                 heard = codec.midi_to_tones(path)  # what a listener gets: rounded tones

@@ -138,7 +138,8 @@ def samples(shipped: dict[str, str]) -> None:
     import numpy as np
     import tensorflow as tf
 
-    from crnn_gan import evaluation
+    from crnn_gan import rendering
+    from crnn_gan.evaluation import sources
     from tfds_midi import codec
 
     os.makedirs(FLAGS.samples, exist_ok=True)
@@ -156,7 +157,7 @@ def samples(shipped: dict[str, str]) -> None:
                 f.write(codec.tones_to_midi_bytes(codec.unpack_tones(tones.reshape(
                     FLAGS.steps, -1))))
             midis.append(path)
-    songs, names = evaluation.load_tfds_songs("crnn_gan_midi/default:test", "data")
+    songs, names = sources.load_tfds_songs("crnn_gan_midi/default:test", "data")
     longest = max(range(len(songs)), key=lambda k: len(songs[k]))
     real = songs[longest][:FLAGS.steps]
     path = os.path.join(FLAGS.samples, "real_excerpt.mid")
@@ -165,7 +166,7 @@ def samples(shipped: dict[str, str]) -> None:
     midis.append(path)
     with open(os.path.join(FLAGS.samples, "real_excerpt.txt"), "w") as f:
         f.write(f"The first {FLAGS.steps} tones of {names[longest]} (test split).\n")
-    wavs, message = evaluation.render_wavs(midis, FLAGS.samples)
+    wavs, message = rendering.render_wavs(midis, FLAGS.samples)
     if message:
         print(message)
         return
@@ -176,7 +177,7 @@ def samples(shipped: dict[str, str]) -> None:
                  wav])
         else:  # FluidSynth writes OGG itself when libsndfile has Vorbis
             run(["fluidsynth", "-ni", "-g", "0.8", "-r", "22050", "-T", "oga", "-F", ogg,
-                 evaluation.find_soundfont(None), wav[:-4] + ".mid"])
+                 rendering.find_soundfont(None), wav[:-4] + ".mid"])
         os.remove(wav)
     print(f"samples in {FLAGS.samples}: {len(midis)} MIDI + OGG")
 

@@ -4,6 +4,7 @@ TFDS real music, and bad input."""
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import os
 import pathlib
@@ -15,8 +16,13 @@ import pytest
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
-from crnn_gan import evaluation, metrics, plots, training
+from crnn_gan import metrics, plots, training
 from crnn_gan.config import preset
+from crnn_gan.evaluation import orchestration, sources
+from crnn_gan.evaluation import report as report_lib
+from crnn_gan.evaluation import request as request_lib
+from crnn_gan.evaluation import songs as songs_lib
+from crnn_gan.evaluation.songs import EvaluationError
 from tests import midi_fixtures
 from tfds_midi import codec
 from tfds_midi.pipeline import FeatureScaler
@@ -162,14 +168,14 @@ def test_midi_folders_with_broken_files_and_missing_fluidsynth(tmp_path):
     assert report["real"]["songs"]["count"] == 4
     assert report["wav_error"].startswith("--wav: missing the fluidsynth program")
     # The generated songs' statistics are exactly those of the files.
-    songs, _, _ = evaluation.read_midi_files(sorted(str(p) for p in generated.glob("song_*")))
+    songs, _, _ = sources.read_midi_files(sorted(str(p) for p in generated.glob("song_*")))
     expected = metrics.summarise([metrics.all_statistics(s) for s in songs])
     for name in metrics.STATISTICS:
         assert samples["summary"][name]["mean"] == pytest.approx(expected[name][0])
     # l_g: mean length of the generated songs; real counts scaled by l_g / l_r per window.
     assert report["generated_length"] == pytest.approx(60.0)
-    windows = evaluation.random_windows(
-        *evaluation.read_midi_files(sorted(str(p) for p in (real / "bach").glob("*.mid")))[:2],
+    windows = sources.random_windows(
+        *sources.read_midi_files(sorted(str(p) for p in (real / "bach").glob("*.mid")))[:2],
         window=50, num_windows=20, seed=0)[0]
     normalised = [metrics.all_statistics(w)["repetitions"] * 60.0 / len(w) for w in windows]
     assert report["real"]["windows"]["repetitions_normalised"]["mean"] == pytest.approx(
@@ -194,11 +200,11 @@ def test_saved_model_generates_and_is_evaluated(tmp_path):
 
     tf.saved_model.save(module, str(tmp_path / "export" / "saved_model"),
                         signatures={"serving_default": serve})
-    songs = evaluation.generate_from_saved_model(str(tmp_path / "export"), 3, 10)
+    songs = sources.generate_from_saved_model(str(tmp_path / "export"), 3, 10)
     assert len(songs) == 3 and all(s.ndim == 2 and s.shape[1] == 4 for s in songs)
     assert all(len(s) <= 30 for s in songs)
 
-    result = evaluation.evaluate(evaluation.Request(
+    result = orchestration.evaluate(request_lib.Request(
         output_dir=str(tmp_path / "out"), saved_model=str(tmp_path / "export" / "saved_model"),
         num_samples=4, steps=10, pianoroll=True), log=lambda _: None)
     (generated,) = result.report["generated"]
@@ -229,25 +235,25 @@ def test_missing_run_is_a_clear_error(tmp_path):
 
 def test_only_broken_files_is_a_clear_error(tmp_path):
     write_broken(tmp_path / "broken", 3)
-    with pytest.raises(evaluation.EvaluationError,
+    with pytest.raises(EvaluationError,
                        match=r"none of the 3 MIDI files in .*broken could be read"):
-        evaluation.read_midi_folder(str(tmp_path / "broken"), "x")
+        sources.read_midi_folder(str(tmp_path / "broken"), "x")
 
 
 def test_run_without_config_or_statistics(tmp_path, tiny_run):
     (tmp_path / "noconfig").mkdir()
-    with pytest.raises(evaluation.EvaluationError, match=r"config\.json is missing"):
-        evaluation.load_run(str(tmp_path / "noconfig"))
+    with pytest.raises(EvaluationError, match=r"config\.json is missing"):
+        sources.load_run(str(tmp_path / "noconfig"))
     bare = tmp_path / "bare"
     bare.mkdir()
     (bare / "config.json").write_text((tiny_run / "config.json").read_text())
-    with pytest.raises(evaluation.EvaluationError, match=r"no statistics.*statistics\.csv"):
-        evaluation.load_run(str(bare))
+    with pytest.raises(EvaluationError, match=r"no statistics.*statistics\.csv"):
+        sources.load_run(str(bare))
     # statistics.csv alone is enough: the curve then comes from it.
     (bare / "statistics.csv").write_text((tiny_run / "statistics.csv").read_text())
-    run = evaluation.load_run(str(bare))
+    run = sources.load_run(str(bare))
     epochs, means, _ = run.curve()
-    assert epochs == [1, 2] and run.to_json()["curve_source"] == "statistics.csv"
+    assert epochs == [1, 2] and report_lib.run_json(run)["curve_source"] == "statistics.csv"
     assert means["tone_span"] == [row["tone_span"] for row in run.training_log]
 
 
@@ -258,14 +264,14 @@ def test_broken_samples_in_a_run_are_skipped_and_counted(tmp_path, tiny_run):
     shutil.copytree(tiny_run, run_dir)
     write_broken(run_dir / "samples" / "epoch_0002", 1)
     write_broken(run_dir / "samples" / "epoch_0003", 2)  # an epoch with nothing readable
-    run = evaluation.load_run(str(run_dir))
+    run = sources.load_run(str(run_dir))
     assert sorted(run.epochs) == [1, 2] and len(run.skipped) == 3
     assert len(run.epochs[2].statistics) == 2
 
 
 def test_unprepared_tfds_dataset_is_a_clear_error(tmp_path):
-    with pytest.raises(evaluation.EvaluationError, match="cannot load real music"):
-        evaluation.load_tfds_songs("crnn_gan_midi/default:train", str(tmp_path))
+    with pytest.raises(EvaluationError, match="cannot load real music"):
+        sources.load_tfds_songs("crnn_gan_midi/default:train", str(tmp_path))
 
 
 # --------------------------------------------------------------------------------------
@@ -280,19 +286,50 @@ def test_unprepared_tfds_dataset_is_a_clear_error(tmp_path):
      "GAN (no FM)"),
 ])
 def test_run_labels(info, label):
-    assert evaluation.run_label(info) == label
+    assert sources.run_label(info) == label
 
 
 def test_parse_tfds_spec():
-    assert evaluation.parse_tfds_spec("crnn_gan_midi/default:test") == (
+    assert sources.parse_tfds_spec("crnn_gan_midi/default:test") == (
         "crnn_gan_midi/default", "test")
-    assert evaluation.parse_tfds_spec("crnn_gan_midi/default") == ("crnn_gan_midi/default",
-                                                                   "train")
+    assert sources.parse_tfds_spec("crnn_gan_midi/default") == ("crnn_gan_midi/default",
+                                                                "train")
+
+
+def test_request_flags():
+    """evaluate.py's flags come from Request: one per field, compat's choices are the
+    statistics' modes, --model_dir's values may be comma-separated."""
+    flags = {flag.name or field: (flag, default) for field, flag, default in request_lib.flags()}
+    assert len(flags) == len(dataclasses.fields(request_lib.Request))
+    assert flags["compat"][0].choices == metrics.COMPAT_MODES
+    assert flags["model_dir"][1] == [] and flags["num_samples"][1] == 20
+    assert request_lib.split_commas(["a,b", "c", ",d,"]) == ["a", "b", "c", "d"]
+
+
+def test_table_json_and_csv_come_from_one_evaluation():
+    """The table: real songs and windows with normalised repetitions, each run's last epoch."""
+    song = np.array([[96, 261.63, 80, 96]] * 12, np.float32)
+    real = songs_lib.RealMusic("r", songs_lib.SongSet.measure("real songs", [song], ["r"]),
+                               songs_lib.SongSet.measure("real windows", [song], ["r@0"]))
+    run = songs_lib.Run("runs/gan", "GAN", {"config": {}}, {}, [
+        {"epoch": 1, **{n: 1.0 for n in metrics.STATISTICS}},
+        {"epoch": 2, **{n: 2.0 for n in metrics.STATISTICS}}])
+    evaluation = songs_lib.Evaluation(None, 3, 12, "--window", 6.0, [run], [], real)
+    lines = report_lib.format_table(evaluation).splitlines()
+    labels = [line.split(" | ")[0].strip() for line in lines[2:]]
+    assert labels == ["real songs", "real windows", "GAN (epoch 2)"]
+    assert lines[4].count("2 ± 0") == len(metrics.STATISTICS)
+    normalised = report_lib.to_json(evaluation)["real"]["windows"]["repetitions_normalised"]
+    assert normalised["mean"] == metrics.all_statistics(song)["repetitions"] * 6.0 / 12
+    assert f"{normalised['mean']:.3g} ± {normalised['std']:.2g}" in lines[3]
+    rows = report_lib.csv_rows(evaluation)
+    assert {r["group"] for r in rows} == {"real_songs", "real_windows", "run",
+                                          "run_statistics_csv"}
 
 
 def test_random_windows_have_the_window_length():
     songs = [np.ones((n, 4), np.float32) for n in (10, 30, 50)]
-    windows, names = evaluation.random_windows(songs, ["a", "b", "c"], 20, 40, seed=1)
+    windows, names = sources.random_windows(songs, ["a", "b", "c"], 20, 40, seed=1)
     assert len(windows) == 40 and all(len(w) == 20 for w in windows)
     assert all(n.split("@")[0] in ("b", "c") for n in names)
 

@@ -341,9 +341,9 @@ def test_audio_or_a_message_naming_the_packages(models, tmp_path, monkeypatch):
         assert "FluidSynth is not installed" in message
         assert "fluidsynth and fluid-soundfont-gm" in message
     monkeypatch.setattr(generation.shutil, "which", real_which)
-    from crnn_gan import evaluation
+    from crnn_gan import rendering
 
-    if not (real_which("fluidsynth") and evaluation.find_soundfont()):
+    if not (real_which("fluidsynth") and rendering.find_soundfont()):
         pytest.skip("FluidSynth or a General MIDI soundfont is not installed")
     audio, message = generation.render_audio(written, "wav")
     assert message is None and read(audio[0])[:4] == b"RIFF"
