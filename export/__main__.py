@@ -40,7 +40,7 @@ def load_run(model_dir: str):
     """
     import tensorflow as tf
 
-    from crnn_gan import run_dir
+    from crnn_gan import gfile, run_dir
     from export import export as export_lib
     from tfds_midi import pipeline
 
@@ -52,8 +52,7 @@ def load_run(model_dir: str):
             f"{model_dir}/saved_model"):
         source = ""
         try:
-            with tf.io.gfile.GFile(f"{model_dir}/export.json") as f:
-                source = json.load(f).get("source", "")
+            source = json.loads(gfile.read_text(f"{model_dir}/export.json")).get("source", "")
         except (tf.errors.OpError, ValueError, AttributeError):
             pass
         raise BadRun(f"{flag} is an export, not a training run: give the train.py run it "

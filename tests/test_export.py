@@ -18,6 +18,7 @@ import tensorflow as tf
 
 from crnn_gan import config as config_lib
 from crnn_gan import training
+from export import convert, verify
 from export import export as export_lib
 from tfds_midi import codec, pipeline
 
@@ -175,7 +176,7 @@ def test_tflite_has_builtin_ops_only(exported):
     for name in ("generator.tflite", "generator_float16.tflite",
                  "generator_dynamic_range.tflite"):
         with open(os.path.join(exported[1], name), "rb") as f:
-            ops = export_lib.tflite_ops(f.read())
+            ops = convert.tflite_ops(f.read())
         assert ops["custom"] == set(), name  # no Flex / custom ops
         allowed = {"WHILE", "LESS", "FULLY_CONNECTED", "LOGISTIC", "TANH", "MUL", "ADD", "SPLIT",
                    "PACK", "UNPACK", "CONCATENATION", "FILL", "RESHAPE", "SHAPE", "SLICE",
@@ -191,15 +192,15 @@ def test_tflite_has_builtin_ops_only(exported):
 def test_quantized_error_within_stated_bound(exported, keras_model, quantization):
     _, scaler = keras_model
     summary = json.load(open(os.path.join(exported[1], "export.json")))
-    noise = uniform((1, export_lib.CHECK_STEPS, 4), seed=5)  # not the export's own check
+    noise = uniform((1, verify.CHECK_STEPS, 4), seed=5)  # not the export's own check
 
     def read(name):
         with open(os.path.join(exported[1], name), "rb") as f:
             return f.read()
 
-    error = export_lib.one_step_error(read("generator.tflite"),
-                                      read(f"generator_{quantization}.tflite"), noise, scaler)
-    bound = export_lib.QUANTIZED_ERROR_BOUNDS[quantization]
+    error = verify.one_step_error(read("generator.tflite"),
+                                  read(f"generator_{quantization}.tflite"), noise, scaler)
+    bound = verify.QUANTIZED_ERROR_BOUNDS[quantization]
     assert 0 < error <= bound
     key = f"tflite_{quantization}_step_vs_tflite"
     assert summary["bounds"][key] == bound and 0 < summary["errors"][key] <= bound
@@ -273,7 +274,7 @@ def test_prime_of_three_tones_per_step(tmp_path):
     """C-RNN-GAN-3: the SavedModel's `prime` takes [1, n, 3, 4] primers (absent slots)."""
     run = make_run(str(tmp_path / "run3"), tones_per_step=3, seed=1)
     generator, _, scaler = training.load_generator(run)
-    module = export_lib.GeneratorModule(generator, scaler)
+    module = convert.GeneratorModule(generator, scaler)
     primer = primer_tones(12, tones_per_step=3)
     primer[0, ::2, 2] = 0.0  # the third slot of every other step is absent
     noise = uniform((1, 10, 12), seed=2)
@@ -299,8 +300,8 @@ def test_export_passes_with_chaotic_weights(tmp_path):
     for key, bound in bounds.items():
         assert errors[key] <= bound, (key, errors[key])
     # Chaos indeed: the free-running (and long-primed) runtimes part ways, reported only.
-    assert errors["tflite_vs_saved_model"] > 100 * export_lib.TFLITE_ERROR_BOUND
-    assert errors["tflite_prime_long_vs_saved_model"] > 100 * export_lib.TFLITE_ERROR_BOUND
+    assert errors["tflite_vs_saved_model"] > 100 * verify.TFLITE_ERROR_BOUND
+    assert errors["tflite_prime_long_vs_saved_model"] > 100 * verify.TFLITE_ERROR_BOUND
 
 
 def test_saved_model_rejects_wrong_shapes_clearly(saved_model):
@@ -409,7 +410,7 @@ def test_three_tones_per_step(tmp_path):
 
 def test_fixed_length_tflite(tmp_path, keras_model):
     generator, scaler = keras_model
-    model = export_lib.convert_tflite(generator, scaler, steps=16)
+    model = convert.convert_tflite(generator, scaler, steps=16)
     path = str(tmp_path / "fixed.tflite")
     with open(path, "wb") as f:
         f.write(model)

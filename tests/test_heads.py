@@ -16,6 +16,7 @@ import tensorflow as tf
 from crnn_gan import config as config_lib
 from crnn_gan import heads, training
 from crnn_gan.generator import Generator
+from export import convert, verify
 from export import export as export_lib
 from tfds_midi import codec, pipeline
 
@@ -313,9 +314,9 @@ def test_new_heads_export_with_builtin_ops_and_parity(exported_head):
     generator, scaler, out = exported_head
     with open(os.path.join(out, "generator.tflite"), "rb") as f:
         model = f.read()
-    assert export_lib.tflite_ops(model)["custom"] == set()
+    assert convert.tflite_ops(model)["custom"] == set()
     summary = json.loads(open(os.path.join(out, "export.json")).read())
-    assert summary["errors"]["tflite_step_vs_saved_model"] <= export_lib.TFLITE_ERROR_BOUND
+    assert summary["errors"]["tflite_step_vs_saved_model"] <= verify.TFLITE_ERROR_BOUND
     # In a fresh process, LiteRT alone: the raw outputs are valid tones.
     script = (
         "import sys, numpy as np\n"
@@ -378,8 +379,8 @@ def test_gan_with_pitch_class_input_trains_and_exports(tmp_path):
                                    scaler))
     summary = export_lib.export_loaded(generator, scaler, str(tmp_path / "out"),
                                        quantizations=())
-    assert summary["errors"]["tflite_step_vs_saved_model"] <= export_lib.TFLITE_ERROR_BOUND
-    assert export_lib.tflite_ops(open(tmp_path / "out" / "generator.tflite", "rb").read())[
+    assert summary["errors"]["tflite_step_vs_saved_model"] <= verify.TFLITE_ERROR_BOUND
+    assert convert.tflite_ops(open(tmp_path / "out" / "generator.tflite", "rb").read())[
         "custom"] == set()
 
 
