@@ -241,3 +241,71 @@ def test_mogren2016_downloads_through_the_real_download_code(tmp_path, http_serv
     assert loaded.keys() == songs.keys()
     for source, tones in songs.items():
         np.testing.assert_array_equal(loaded[source], tones)
+
+
+def _decoded_directly(corpus) -> tuple[dict, list]:
+    """What the builder must give for a folder: source -> (split, tones) of every file the
+    codec decodes, read straight from disk, and (source, reason) of the others in name order."""
+    songs, skipped = {}, []
+    for path in sorted(corpus.rglob("*.mid")):
+        source = path.relative_to(corpus).as_posix()
+        try:
+            songs[source] = builder_module.split_of(source), codec.midi_to_tones(path.read_bytes())
+        except codec.MidiFormatError as error:
+            skipped.append((source, error.reason))
+    return songs, skipped
+
+
+def _all_examples(builder) -> dict:
+    """source -> (split, example) of every prepared example; the keys are unique."""
+    examples = {}
+    for split in builder.info.splits:
+        for ex in tfds.as_numpy(builder.as_dataset(split=split)):
+            source = ex["source"].decode()
+            assert source not in examples
+            examples[source] = split, ex
+    return examples
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_streaming_gives_the_examples_decoded_directly(tmp_path, workers):
+    """Same corpus, same examples, keys, splits and metadata as decoding every file with the
+    codec (what the eager builder stored), in-process and with decoder processes."""
+    corpus = tmp_path / "midi"
+    sources = [f"{c}/piece_{i}.mid" for i, c in enumerate(["bach", "haydn", "mozart"] * 14)]
+    midi_fixtures.write_corpus(corpus, sources, num_tones=50)
+    for source, data in BROKEN.items():
+        (corpus / source).write_bytes(data)
+    expected, expected_skipped = _decoded_directly(corpus)
+    builder = tfds.builder("crnn_gan_midi/manual", data_dir=tmp_path / "data",
+                           decode_workers=workers)
+    builder.download_and_prepare(
+        download_config=tfds.download.DownloadConfig(manual_dir=str(corpus)))
+    examples = _all_examples(builder)
+    assert examples.keys() == expected.keys()
+    for source, (split, ex) in examples.items():
+        assert split == expected[source][0]
+        np.testing.assert_array_equal(ex["tones"], expected[source][1])
+        assert ex["composer"].decode() == source.split("/")[0]
+        assert ex["title"].decode() == pathlib.PurePosixPath(source).stem
+    meta = builder.info.metadata
+    assert meta["skipped"] == [{"source": s, "reason": r} for s, r in expected_skipped]
+    assert (meta["num_songs"], meta["num_skipped"], meta["num_composers"]) == (
+        len(expected), len(BROKEN), 3)
+    assert meta["num_tones"] == sum(len(tones) for _, tones in expected.values())
+    # The metadata is what a later load reads back.
+    again = tfds.builder("crnn_gan_midi/manual", data_dir=tmp_path / "data")
+    assert dict(again.info.metadata) == dict(meta)
+
+
+def test_a_split_whose_files_all_fail_is_left_out(tmp_path):
+    corpus = tmp_path / "midi"
+    sources = midi_fixtures.sources_covering_splits()
+    midi_fixtures.write_corpus(corpus, sources)
+    broken = [s for s in sources if builder_module.split_of(s) == "validation"]
+    for source in broken:
+        (corpus / source).write_bytes(b"MThd\x00\x00")
+    builder = _prepare_manual(corpus, tmp_path / "data")
+    assert set(builder.info.splits) == {"train", "test"}
+    assert [s["source"] for s in builder.info.metadata["skipped"]] == sorted(broken)
+    assert builder.info.metadata["num_songs"] == len(sources) - len(broken)
