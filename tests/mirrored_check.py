@@ -16,7 +16,11 @@ from crnn_gan import config as config_lib  # noqa: E402
 from crnn_gan import gan as gan_lib  # noqa: E402
 from crnn_gan import training  # noqa: E402
 
-CONFIG = config_lib.preset("tiny").replace(units=12, batch_size=8, seq_len=6, clip_norm=0.05,
+# Clipping binds for both players and pretraining (their gradients' global norms are about
+# 0.05, 0.1 and 0.13), and the learning rates make each step move the weights by far more
+# than the comparison's bound (see test_distribute).
+CONFIG = config_lib.preset("tiny").replace(units=12, batch_size=8, seq_len=6, clip_norm=0.03,
+                                           learning_rate=2.0, d_learning_rate_scale=1.0,
                                            pretrain_epochs=0)
 real = tf.constant(np.random.default_rng(0).normal(size=(8, 6, 4)), tf.float32)
 
@@ -74,6 +78,12 @@ for case, previous in {"both": (2.0, 1.0), "d_frozen": (0.2, 1.0), "g_frozen": (
         "g_weights_changed": not all(
             np.array_equal(v.numpy(), w.numpy()) for v, w in zip(
                 multi.generator.trainable_variables, base.generator.trainable_variables)),
+        # How far the step moved each player (default strategy): the comparison's bound
+        # means something only if it is far below these.
+        "max_d_update": max(float(np.abs(a.numpy() - b.numpy()).max()) for a, b in zip(
+            single.discriminator.trainable_variables, base.discriminator.trainable_variables)),
+        "max_g_update": max(float(np.abs(a.numpy() - b.numpy()).max()) for a, b in zip(
+            single.generator.trainable_variables, base.generator.trainable_variables)),
         "previous_losses_single": [float(single.previous_d_loss.numpy()),
                                    float(single.previous_g_adv_loss.numpy())],
         "previous_losses_multi": [float(multi.previous_d_loss.numpy()),

@@ -23,11 +23,15 @@ def mirrored_report():
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
+# Largest weight difference allowed between the mirrored and the default step.
+BOUND = 1e-5
+
+
 @pytest.mark.parametrize("case", ["both", "d_frozen", "g_frozen", "pretrain"])
 def test_mirrored_step_equals_default_strategy(mirrored_report, case):
     assert mirrored_report["replicas"] == 2
     report = mirrored_report[case]
-    assert report["max_weight_diff"] < 1e-5
+    assert report["max_weight_diff"] < BOUND
     for name in ("d_frozen", "g_frozen"):  # the same freezing decision
         assert report["logs_multi"][name] == report["logs_single"][name]
     assert report["previous_losses_multi"] == pytest.approx(report["previous_losses_single"],
@@ -36,6 +40,14 @@ def test_mirrored_step_equals_default_strategy(mirrored_report, case):
     expected_g = case in ("both", "d_frozen", "pretrain")
     assert report["d_weights_changed"] == expected_d  # a frozen side stays exactly still
     assert report["g_weights_changed"] == expected_g
+    # The step moves each updated player by far more than the bound, so a step that went
+    # wrong under the strategy would exceed it.
+    for player, moves in (("d", expected_d), ("g", expected_g)):
+        update = report[f"max_{player}_update"]
+        if moves:
+            assert update > 100 * BOUND, f"the step moved {player} by at most {update}"
+        else:
+            assert update == 0.0
 
 
 def test_each_replica_draws_its_own_noise(mirrored_report):

@@ -87,13 +87,53 @@ def _train_command(model_dir, manual_dir, data_dir, epochs):
             "--units=32", "--windows_per_song=40"]
 
 
+# Runs train.py (its arguments follow) with the run journal recording the training state
+# into $STATE_DIR: backed_up_<k>.npz just before the backup of epoch k is saved (what the
+# backup holds), restored_<k>.npz once the journal has restored a run to start after epoch k.
+_STATE_PROBE = """
+import os, runpy, sys
+import numpy as np
+root = sys.argv[1]
+sys.path.insert(0, root)
+from crnn_gan import run_dir
+
+def dump(model, name):
+    arrays = {f"model/{v.path}": v.numpy() for v in model.weights}
+    for player in ("d_optimizer", "g_optimizer"):
+        for k, v in enumerate(getattr(model, player).variables):
+            arrays[f"{player}/{k}/{v.path}"] = v.numpy()
+    arrays["previous_d_loss"] = model.previous_d_loss.numpy()
+    path = os.path.join(os.environ["STATE_DIR"], name)
+    np.savez(path + ".partial.npz", **arrays)
+    os.replace(path + ".partial.npz", path)
+
+commit, begin = run_dir.RunJournal._commit, run_dir.RunJournal.on_train_begin
+
+def _commit(self, epoch, logs=None):
+    dump(self.model, f"backed_up_{epoch + 1}.npz")
+    commit(self, epoch, logs)
+
+def on_train_begin(self, logs=None):
+    begin(self, logs)
+    dump(self.model, f"restored_{self.epochs_done}.npz")
+
+run_dir.RunJournal._commit, run_dir.RunJournal.on_train_begin = _commit, on_train_begin
+sys.argv = [os.path.join(root, "train.py"), *sys.argv[2:]]
+runpy.run_path(sys.argv[0], run_name="__main__")
+"""
+
+
 @pytest.mark.slow
 def test_sigkilled_run_resumes_and_finishes_with_the_same_epoch_count(tmp_path):
     manual_dir = tmp_path / "midi"
     midi_fixtures.write_corpus(manual_dir, midi_fixtures.sources_covering_splits((6, 1, 1)))
-    model_dir, data_dir = tmp_path / "run", tmp_path / "data"
-    command = _train_command(model_dir, manual_dir, data_dir, epochs=8)
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    model_dir, data_dir, states = tmp_path / "run", tmp_path / "data", tmp_path / "states"
+    states.mkdir()
+    # train.py, through the state probe; Adam, so that the optimizer has moments to restore.
+    command = [sys.executable, "-c", _STATE_PROBE, str(ROOT),
+               *_train_command(model_dir, manual_dir, data_dir, epochs=8)[2:],
+               "--optimizer=adam", "--learning_rate=0.001"]
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "STATE_DIR": str(states)}
     process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT, start_new_session=True)
     deadline = time.time() + 300
@@ -114,6 +154,23 @@ def test_sigkilled_run_resumes_and_finishes_with_the_same_epoch_count(tmp_path):
     first = int(re.search(r"^Epoch (\d+)/8$", result.stdout, re.MULTILINE).group(1))
     assert first - 1 in (done, done + 1), result.stdout[-3000:]
     assert "Epoch 1/8" not in result.stdout
+    # The resumed run starts from exactly the state the killed one backed up after that
+    # epoch: weights, both optimizers' state (iterations, Adam's moments) and the previous
+    # step's D loss (the freezing rule's input).
+    restored = sorted(states.glob("restored_*.npz"))
+    assert [p.name for p in restored] == ["restored_0.npz", f"restored_{first - 1}.npz"]
+    resumed = np.load(states / f"restored_{first - 1}.npz")
+    backed_up = np.load(states / f"backed_up_{first - 1}.npz")
+    assert sorted(resumed.files) == sorted(backed_up.files)
+    for name in backed_up.files:
+        np.testing.assert_array_equal(resumed[name], backed_up[name], err_msg=name)
+    fresh = np.load(states / "restored_0.npz")
+    moved = [name for name in backed_up.files
+             if not np.array_equal(backed_up[name], fresh[name])]
+    assert "previous_d_loss" in moved and float(backed_up["previous_d_loss"]) > 0
+    for prefix in ("model/crnn_gan/generator/", "model/crnn_gan/discriminator/",
+                   "d_optimizer/", "g_optimizer/"):
+        assert sum(name.startswith(prefix) for name in moved) >= 3, (prefix, moved)
     # Every epoch once: the killed attempt's rows of an uncommitted epoch were dropped.
     assert _epochs(model_dir) == list(range(8))
     assert (model_dir / "generator.weights.h5").exists()
