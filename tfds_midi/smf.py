@@ -103,7 +103,8 @@ def track_notes(chunk: bytes) -> tuple[list[tuple[int, int, int, int]], int]:
                     second = chunk[pos]
                     pos += 1
                     if kind == NOTE_ON or kind == NOTE_OFF:
-                        notes.append((tick, status, min(peeked, 127), min(second, 127)))
+                        notes.append((tick, status, peeked if peeked < 128 else 127,
+                                      second if second < 128 else 127))
             else:
                 count = _SYSTEM_DATA_BYTES.get(status)
                 if count is None:
