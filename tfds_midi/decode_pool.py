@@ -5,7 +5,8 @@ corpus larger than memory prepares: `decode_stream` keeps at most ``max_in_fligh
 read, decoding or decoded but not yet consumed, and yields each file's result in input order.
 
 Decoding (`tfds_midi.codec.midi_to_tones`) is pure Python and holds the GIL, so it runs in
-worker processes. Files go to the workers in turn (file k to worker k mod W); each worker
+worker processes where cores are idle (`default_workers`), else in the caller's thread, a
+batch of files at a time. Files go to the workers in turn (file k to worker k mod W); each worker
 answers in the order it was asked, so the caller reads file k's answer from worker k mod W.
 A writer thread per worker reads the files' bytes (the caller's `read`, e.g. any
 ``tf.io.gfile`` path) and queues them on the worker's stdin ahead of time, so that a worker
@@ -43,6 +44,9 @@ in-process: starting a worker costs about 0.2 s of CPU)."""
 
 IN_FLIGHT_PER_WORKER = 3
 """Default ``max_in_flight`` per worker: one decoding, two queued or answered."""
+
+IN_PROCESS_BATCH = 16
+"""Default ``max_in_flight`` in-process: files decoded ahead, as a batch, before yielding."""
 
 WORKER_DIED = "the decoder process died"
 """The start of the reason given for a file whose worker process died."""
@@ -88,9 +92,10 @@ def decode_stream(
         jobs: ``(name, read)`` per file: `name` for error messages, `read()` returns the
             file's bytes or raises `codec.MidiFormatError` (a file that cannot be read).
             Consumed lazily, at most `max_in_flight` jobs ahead of the consumer.
-        workers: worker processes; 0 or 1 decodes in the calling thread, one file at a time.
-        max_in_flight: files handed to workers but not yet yielded, at most; default
-            ``IN_FLIGHT_PER_WORKER * workers``.
+        workers: worker processes; 0 or 1 decodes in the calling thread, a batch of
+            `max_in_flight` files at a time.
+        max_in_flight: files read but not yet yielded, at most; default
+            ``IN_FLIGHT_PER_WORKER * workers``, or `IN_PROCESS_BATCH` in-process.
 
     Yields:
         Per job, in order: float32 tones ``[n, 4]`` (`codec.midi_to_tones`), or the
@@ -102,11 +107,18 @@ def decode_stream(
     from tfds_midi import codec
 
     if workers <= 1:
+        # In batches: alternating one file's decoding with TFDS's writing of it measured
+        # 10-20 % slower on 300 files (each disturbs the other's caches).
+        batch_size, batch = max(1, max_in_flight or IN_PROCESS_BATCH), []
         for name, read in jobs:
             try:
-                yield codec.midi_to_tones(read(), name=name)
+                batch.append(codec.midi_to_tones(read(), name=name))
             except codec.MidiFormatError as error:
-                yield error
+                batch.append(error)
+            if len(batch) >= batch_size:
+                yield from batch
+                batch = []
+        yield from batch
         return
     max_in_flight = max(1, max_in_flight or IN_FLIGHT_PER_WORKER * workers)
     pool = [_Worker() for _ in range(workers)]
