@@ -60,6 +60,8 @@ class Config:
             whole number of semitones in [-n, n] (0: none; needs representation "log").
         pitch_class_input: G's fed-back input and D's input also get the pitch-class
             features of every tone (`crnn_gan.tonal_input`); needs representation "log".
+        discriminator_pitch_classes: with `pitch_class_input`, D gets the pitch-class
+            features too (False: only G does, D sees the tones as they are).
         sampling_temperature: the categorical head samples softmax(logits / this) when G
             runs free (1: the fitted distribution).
         label_smoothing: D's target for real windows is 1 - this (0 = the paper).
@@ -93,6 +95,7 @@ class Config:
     output_head: str = "linear"
     sampling_temperature: float = 1.0
     pitch_class_input: bool = False
+    discriminator_pitch_classes: bool = True
     transpose_semitones: int = 0
     label_smoothing: float = 0.0
     supervised_weight: float = 0.0

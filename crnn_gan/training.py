@@ -109,7 +109,8 @@ def build_model(config: Config, model: str, seed: int = 0,
         discriminator = Discriminator(
             num_features=config.num_features, units=config.units,
             num_layers=config.num_layers, l2_scale=l2_scale,
-            implementation=config.implementation, pitch_class_input=config.pitch_class_input,
+            implementation=config.implementation,
+            pitch_class_input=config.pitch_class_input and config.discriminator_pitch_classes,
             name="discriminator")
         built = CRNNGAN(generator, discriminator, feature_matching=config.feature_matching,
                         freezing=config.freezing, freeze_threshold=config.freeze_threshold,

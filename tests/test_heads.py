@@ -14,7 +14,7 @@ import pytest
 import tensorflow as tf
 
 from crnn_gan import config as config_lib
-from crnn_gan import heads, training
+from crnn_gan import heads, tonal_input, training
 from crnn_gan.generator import Generator
 from export import convert, verify
 from export import export as export_lib
@@ -382,6 +382,26 @@ def test_gan_with_pitch_class_input_trains_and_exports(tmp_path):
     assert summary["errors"]["tflite_step_vs_saved_model"] <= verify.TFLITE_ERROR_BOUND
     assert convert.tflite_ops(open(tmp_path / "out" / "generator.tflite", "rb").read())[
         "custom"] == set()
+
+
+@pytest.mark.parametrize("discriminator_pitch_classes", [True, False])
+def test_discriminator_pitch_classes_switches_d_input_only(discriminator_pitch_classes):
+    config = config_lib.preset("tiny", representation="log", output_head="categorical",
+                               pitch_class_input=True, units=10,
+                               discriminator_pitch_classes=discriminator_pitch_classes)
+    model = training.build_model(config, "gan")
+    assert model.generator.pitch_class_input
+    assert model.discriminator.pitch_class_input == discriminator_pitch_classes
+    window = tf.random.uniform((2, config.seq_len, config.num_features))
+    model.discriminator(window)
+    width = {v.shape[0] for v in model.discriminator.trainable_variables
+             if len(v.shape) == 2 and v.shape[1] == 4 * config.units}
+    extra = tonal_input.pitch_class_features(
+        window, tf.ones((config.tones_per_step, 2))).shape[-1]
+    with_classes, without = config.num_features + extra, config.num_features
+    if not discriminator_pitch_classes:
+        with_classes, without = without, with_classes
+    assert with_classes in width and without not in width, width  # layer 0's input kernel
 
 
 def test_adversarial_learning_rate_scale_switches_with_the_phase():
