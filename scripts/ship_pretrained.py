@@ -84,6 +84,10 @@ def card(model: str, seed: str, result: dict, entry: dict, config: dict) -> str:
     train = " ".join(protocol["train_commands"][model]).replace("--seed=S", f"--seed={seed}")
     label = {"gan": "C-RNN-GAN", "gan3": "C-RNN-GAN-3"}[model]
     recipe = f"--preset={protocol['preset']} {entry['recipe']}".strip()
+    protocol_flags = " ".join(
+        [f"--name={entry['name']}"] + ([f'--recipe="{entry["recipe"]}"'] if entry["recipe"] else [])
+        + [f"--{key}={protocol[key]}" for key in ("epochs", "pretrain_epochs")
+           if protocol[key] is not None])
     return f"""# {label}, pretrained (`{FLAGS.output}/{model}/`)
 
 The best of {len(entry['runs'][model])} seeds (lowest post-hoc discriminative score) of the
@@ -114,8 +118,7 @@ Reproduce (train, then export):
 or the whole protocol (all seeds, the baseline and both GANs):
 
 ```sh
-.venv/bin/python benchmarks/bench_quality.py --name={entry['name']} --recipe="{entry['recipe']}" \\
-    --epochs={protocol['epochs']} --pretrain_epochs={protocol['pretrain_epochs']}
+.venv/bin/python benchmarks/bench_quality.py {protocol_flags}
 .venv/bin/python scripts/ship_pretrained.py --name={entry['name']}
 ```
 
