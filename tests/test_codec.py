@@ -109,6 +109,25 @@ def test_pitch_to_hz_computed_in_float64():
     np.testing.assert_array_equal(pitch_to_hz(p), expected)
 
 
+def test_pitch_to_hz_float64_is_the_uncast_value():
+    p = np.arange(128)
+    hz = pitch_to_hz(p, dtype=np.float64)
+    assert hz.dtype == np.float64
+    np.testing.assert_array_equal(hz, 440.0 * 2.0 ** ((p - 69.0) / 12.0))
+    np.testing.assert_array_equal(hz.astype(np.float32), pitch_to_hz(p))
+
+
+def test_hz_to_fractional_pitch_unrounded_with_nan_for_no_pitch():
+    number = codec.hz_to_fractional_pitch([440.0, 450.0, 0.0, -3.0, np.nan, np.inf])
+    assert number.dtype == np.float64
+    np.testing.assert_allclose(number[:2], [69.0, 69.0 + 12.0 * np.log2(450.0 / 440.0)])
+    assert np.isnan(number[2:5]).all() and number[5] == np.inf
+    hz = np.random.default_rng(0).uniform(-100.0, 20000.0, 1000)
+    np.testing.assert_array_equal(  # hz_to_pitch rounds it, NaN -> pitch 0
+        hz_to_pitch(hz, clip=False),
+        np.nan_to_num(np.rint(codec.hz_to_fractional_pitch(hz)), nan=0.0))
+
+
 def test_hz_to_pitch_inverts_pitch_to_hz():
     p = np.arange(128)
     np.testing.assert_array_equal(hz_to_pitch(pitch_to_hz(p)), p)

@@ -56,6 +56,10 @@ tempo does not affect the tone representation (which is in ticks), only playback
 DRUM_CHANNEL = 9
 """Zero-based MIDI channel of General MIDI percussion (channel 10); its notes are skipped."""
 
+PIANO_LOWEST, PIANO_HIGHEST = 21, 108
+"""The piano's keys as MIDI pitches (A0 .. C8): what `crnn_gan.heads` bounds G to and the
+quality protocol (`crnn_gan.quality.validity`) calls playable."""
+
 _MIDI_CHANNELS = 16
 _WRITER_CHANNELS = tuple(c for c in range(_MIDI_CHANNELS) if c != DRUM_CHANNEL)
 _HEADER_BYTES = 14  # "MThd" + 4-byte length + format, track count, division (2 bytes each).
@@ -85,25 +89,44 @@ class MidiFormatError(ValueError):
 # --------------------------------------------------------------------------------------
 
 
-def pitch_to_hz(pitch: Any) -> np.ndarray:
+def pitch_to_hz(pitch: Any, dtype: Any = np.float32) -> np.ndarray:
     """Converts MIDI pitches to frequencies (equal temperament, A4 = pitch 69 = 440 Hz).
 
     Args:
         pitch: MIDI pitch numbers, a scalar or an array of any shape (integers or reals).
+        dtype: of the result: float32 (tone arrays' type) or float64 (exact bounds, e.g.
+            `crnn_gan.heads`' piano range).
 
     Returns:
-        float32 array of the same shape, in Hz, computed in float64 and then cast.
+        An array of the same shape, in Hz, computed in float64 and then cast to `dtype`.
     """
     p = np.asarray(pitch, dtype=np.float64)
-    return (440.0 * 2.0 ** ((p - 69.0) / 12.0)).astype(np.float32)
+    return (440.0 * 2.0 ** ((p - 69.0) / 12.0)).astype(dtype)
+
+
+def hz_to_fractional_pitch(hz: Any) -> np.ndarray:
+    """Converts frequencies to unrounded MIDI pitch numbers ``69 + 12 * log2(hz / 440)``.
+
+    Args:
+        hz: Frequencies in Hz, a scalar or an array of any shape.
+
+    Returns:
+        float64 array of the same shape, not clipped (+inf Hz gives +inf); NaN where
+        ``hz <= 0`` or NaN (no pitch).
+    """
+    f = np.asarray(hz, dtype=np.float64)
+    positive = f > 0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        number = 69.0 + 12.0 * np.log2(np.where(positive, f, 440.0) / 440.0)
+    return np.where(positive, number, np.nan)
 
 
 def hz_to_pitch(hz: Any, clip: bool = True) -> np.ndarray:
     """Converts frequencies to the nearest MIDI pitch.
 
-    Computes ``round(69 + 12 * log2(hz / 440))`` (round half to even, like Python's
-    ``round``) and clips to 0..127. Frequencies ``<= 0`` or NaN (which have no pitch) map
-    to 0.
+    Computes ``round(69 + 12 * log2(hz / 440))`` (:func:`hz_to_fractional_pitch`, rounded
+    half to even like Python's ``round``) and clips to 0..127. Frequencies ``<= 0`` or NaN
+    (which have no pitch) map to 0.
 
     Args:
         hz: Frequencies in Hz, a scalar or an array of any shape.
@@ -114,11 +137,8 @@ def hz_to_pitch(hz: Any, clip: bool = True) -> np.ndarray:
         An array of the same shape: int64 pitches in 0..127, or with ``clip=False`` float64
         whole numbers.
     """
-    f = np.asarray(hz, dtype=np.float64)
-    positive = f > 0
-    with np.errstate(divide="ignore", invalid="ignore"):
-        p = np.rint(69.0 + 12.0 * np.log2(np.where(positive, f, 440.0) / 440.0))
-    p = np.where(positive, p, 0.0)
+    p = np.rint(hz_to_fractional_pitch(hz))
+    p = np.where(np.isnan(p), 0.0, p)
     if not clip:
         return p
     return np.clip(p, 0, 127).astype(np.int64)
