@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from crnn_gan import metrics, quality
+from tfds_midi import codec
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PRETRAINED = os.path.join(ROOT, "pretrained")
@@ -55,7 +56,7 @@ def test_pretrained_generator_in_a_fresh_process(tmp_path, model, runtime):
     assert validity["valid_fraction"] >= 0.99, validity  # the protocol's target
     # The card's scale consistency (the protocol measured it on the same noise through the
     # SavedModel); TFLite within float32 drift of it.
-    songs = [quality.present_tones(song) for song in quality.as_steps(tones)]
+    songs = [codec.present_tones(song) for song in quality.as_steps(tones)]
     scale = np.mean([metrics.scale_consistency(song).score for song in songs])
     card = open(os.path.join(folder, "CARD.md")).read()
     stated = float(re.search(r"\| scale consistency \| ([0-9.]+) \|", card).group(1))

@@ -113,7 +113,10 @@ def test_valid_fraction_matches_a_brute_force_loop():
 # Per-song features and diversity.
 # --------------------------------------------------------------------------------------
 
-def test_present_tones_follow_the_codecs_unpack_rule():
+def test_features_read_a_song_as_the_codecs_present_tones():
+    """A song's features are those of ``codec.present_tones`` (absent slots dropped, their
+    deltas carried, as ``codec.unpack_tones``), in either layout; its pitches are
+    ``codec.hz_to_pitch``'s, as the six statistics' (+inf Hz: pitch 127)."""
     from tfds_midi import codec
 
     rng = np.random.default_rng(7)
@@ -121,7 +124,14 @@ def test_present_tones_follow_the_codecs_unpack_rule():
         np.float32)
     expected = codec.unpack_tones(packed.reshape(40, 12))
     assert 0 < len(expected) < 120  # some slots absent, some present
-    np.testing.assert_allclose(quality.present_tones(packed), expected, rtol=1e-6, atol=1e-3)
+    np.testing.assert_allclose(codec.present_tones(packed), expected, rtol=1e-6, atol=1e-3)
+    for song in (packed, packed.reshape(40, 12)):
+        np.testing.assert_array_equal(quality.ioi_histogram(song),
+                                      quality.duration_histogram(expected[:, 3]))
+    song = np.array([_tone(hz=440.0), _tone(hz=np.inf), _tone(hz=-5.0)])
+    assert quality.pitch_range(song) == metrics.tone_span(song) == 127
+    np.testing.assert_array_equal(np.flatnonzero(quality.pitch_class_histogram(song)),
+                                  [0, 7, 9])  # pitch 0 (C), 127 (G), 69 (A)
 
 
 def test_features_of_a_hand_written_song():

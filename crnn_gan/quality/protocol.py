@@ -1,0 +1,230 @@
+"""The quality protocol: every measure of one generated set against real windows
+(`evaluate_set`) and the protocol's targets over seeds (`check_targets`), as
+``benchmarks/bench_quality.py`` runs them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+from crnn_gan import metrics
+from crnn_gan.quality.discriminative import DiscriminatorSpec, discriminative_score
+from crnn_gan.quality.distances import diversity, overlaps
+from crnn_gan.quality.features import DIVERSITY_FEATURES, FEATURES
+from crnn_gan.quality.steps import as_steps
+from crnn_gan.quality.validity import tone_validity
+
+#: Bumped whenever a measure changes, so that cached measurements are not reused.
+PROTOCOL_VERSION = 1
+
+
+def _statistics(songs: Sequence[np.ndarray]) -> list[dict]:
+    return [metrics.all_statistics(np.asarray(s).reshape(len(s), -1)) for s in songs]
+
+
+def _summary(stats: Sequence[Mapping]) -> dict[str, dict[str, float]]:
+    return {name: {"mean": mean, "std": std}
+            for name, (mean, std) in metrics.summarise(stats).items()}
+
+
+def real_summary(real_stats: Sequence[Mapping], generated_length: float
+                 ) -> dict[str, dict[str, float]]:
+    """Mean and std of the real windows' statistics, repetitions normalised to the
+    generated length as ``crnn_gan.evaluation`` does (each window's count times
+    ``l_g / l_r``; ``metrics.normalise_real_repetitions``).
+
+    Args:
+        real_stats: ``metrics.all_statistics`` of each real window.
+        generated_length: ``l_g``, the mean number of present tones of the generated
+            songs (the window length when they have none).
+    """
+    summary = _summary(real_stats)
+    values = [metrics.normalise_real_repetitions(s["repetitions"], s["num_tones"],
+                                                 generated_length)
+              if s["num_tones"] else 0.0 for s in real_stats]
+    summary["repetitions_raw"] = summary["repetitions"]
+    summary["repetitions"] = {"mean": float(np.mean(values)), "std": float(np.std(values))}
+    return summary
+
+
+def evaluate_set(generated: ArrayLike, real: ArrayLike, *, seed: int = 0,
+                 spec: DiscriminatorSpec = DiscriminatorSpec(),
+                 real_stats: Sequence[Mapping] | None = None,
+                 discriminator: bool = True) -> dict:
+    """Every measure of one generated set against real windows of the same format.
+
+    Args:
+        generated: float ``[N, T, k, 4]`` raw outputs (N >= 2).
+        real: float ``[R, T, 4 * k]`` (or ``[R, T, k, 4]``) real windows in the same
+            packed format; the statistics, diversity and overlaps use all of them, the
+            classifier a balanced subset.
+        seed: seeds the discriminative score.
+        spec: the classifier.
+        real_stats: precomputed ``metrics.all_statistics`` of the real windows (optional,
+            saves time when several sets share the same windows).
+        discriminator: False skips the discriminative score (``None`` in the result).
+
+    Returns:
+        ``validity`` (`tone_validity`), ``statistics`` (``generated`` and ``real``
+        summaries: mean and population std over songs/windows of the six statistics and
+        ``num_tones``; real repetitions normalised, ``repetitions_raw`` too),
+        ``diversity`` (`diversity`), ``overlap`` (`overlaps`), ``discriminative``
+        (`discriminative_score`), ``songs``, ``steps``, ``tones_per_step``,
+        ``real_windows``.
+    """
+    gen = as_steps(generated)
+    ref = as_steps(real, tones_per_step=gen.shape[2])
+    if ref.shape[1] != gen.shape[1]:
+        raise ValueError(f"real windows have {ref.shape[1]} steps, generated songs "
+                         f"{gen.shape[1]}")
+    gen_stats = _statistics(gen)
+    real_stats = list(real_stats) if real_stats is not None else _statistics(ref)
+    gen_summary = _summary(gen_stats)
+    length = gen_summary["num_tones"]["mean"] or float(gen.shape[1])
+    return {
+        "songs": int(gen.shape[0]), "steps": int(gen.shape[1]),
+        "tones_per_step": int(gen.shape[2]), "real_windows": int(ref.shape[0]),
+        "validity": tone_validity(gen),
+        "statistics": {"generated": gen_summary, "real": real_summary(real_stats, length)},
+        "diversity": diversity(gen, ref),
+        "overlap": overlaps(gen, ref),
+        "discriminative": (discriminative_score(ref, gen, seed=seed, spec=spec)
+                           if discriminator else None),
+    }
+
+
+# --------------------------------------------------------------------------------------
+# Targets.
+# --------------------------------------------------------------------------------------
+
+def _target(name: str, description: str, op: str, threshold: float,
+            values: Mapping[str, float | None], note: str | None = None) -> dict:
+    """One target: ``values`` (per seed, or one ``"all"`` value) against ``threshold``.
+
+    ``met`` is True only when every value exists, is finite and passes ``op``; None when
+    there is no value at all (not evaluated).
+    """
+    ops = {">=": np.greater_equal, "<=": np.less_equal, "<": np.less, ">": np.greater}
+    met_per_seed = {}
+    for key, value in values.items():
+        ok = value is not None and np.isfinite(value) and bool(ops[op](value, threshold))
+        met_per_seed[key] = bool(ok)
+    entry = {"name": name, "description": description, "op": op, "threshold": threshold,
+             "values": {k: (None if v is None or not np.isfinite(v) else float(v))
+                        for k, v in values.items()},
+             "met_per_seed": met_per_seed,
+             "met": (all(met_per_seed.values()) if any(v is not None for v in values.values())
+                     else None)}
+    if note:
+        entry["note"] = note
+    return entry
+
+
+def _stat(result: Mapping, side: str, name: str, key: str = "mean") -> float:
+    return float(result["statistics"][side][name][key])
+
+
+def check_targets(results: Mapping[str, Mapping[str, Mapping]], *,
+                  gan: str = "gan", baseline: str = "baseline", gan3: str = "gan3"
+                  ) -> list[dict]:
+    """The protocol's targets, each checked in every seed.
+
+    Args:
+        results: ``model -> seed (str) -> evaluate_set result``. Models that are missing
+            leave their targets out (or ``met: None`` when a comparison lacks a partner).
+
+    Returns:
+        One dict per target: ``name``, ``description``, ``op``, ``threshold``, ``values``
+        (per seed; ``"all"`` for the seed spread), ``met_per_seed`` and ``met`` (True only
+        if met in every seed). Targets:
+
+        * ``valid_tones/<gan|gan3>``: valid fraction of the raw outputs >= 0.99.
+        * ``scale_consistency/gan``: mean over songs >= 0.85.
+        * ``tone_span/gan``, ``unique_tones/gan``: ``|gen mean - real mean| / real std``
+          <= 1 (within one std of real windows).
+        * ``gan_vs_baseline/statistics``: number of the six statistics on which the GAN's
+          mean is strictly closer to the real mean than the baseline's (same seed) >= 5.
+        * ``gan_vs_baseline/discriminative``: GAN's score minus the baseline's < 0.
+        * ``polyphony/gan3``: ``|gen - real|`` <= 0.1.
+        * ``discriminative_score/gan``: < 0.35.
+        * ``seed_spread/<statistic>/gan``: std over seeds (ddof=1) of the per-seed means,
+          divided by the real std (mean over seeds of each seed's real std), <= 0.5.
+          Needs >= 2 seeds.
+        * ``diversity/<pitch_class|pitch_range|ioi>/gan``: generated / real mean pairwise
+          distance >= 0.7.
+    """
+    out = []
+    g, b, g3 = results.get(gan), results.get(baseline), results.get(gan3)
+    for model, label in ((gan, "GAN"), (gan3, "GAN-3")):
+        if results.get(model):
+            out.append(_target(
+                f"valid_tones/{model}", f"{label}: valid tones of the raw outputs >= 99 %",
+                ">=", 0.99, {s: r["validity"]["valid_fraction"]
+                             for s, r in results[model].items()}))
+    if g:
+        out.append(_target("scale_consistency/gan", "GAN: scale consistency >= 0.85", ">=",
+                           0.85, {s: _stat(r, "generated", "scale_consistency")
+                                  for s, r in g.items()}))
+        for name in ("tone_span", "unique_tones"):
+            values = {}
+            for s, r in g.items():
+                real_std = _stat(r, "real", name, "std")
+                gap = abs(_stat(r, "generated", name) - _stat(r, "real", name))
+                values[s] = gap / real_std if real_std > 0 else (0.0 if gap == 0 else None)
+            out.append(_target(f"{name}/gan", f"GAN: {name.replace('_', ' ')} within one "
+                               f"std of real windows (|gen - real| / real std)", "<=", 1.0,
+                               values))
+    if g:
+        closer, disc = {}, {}
+        for s, r in g.items():
+            rb = (b or {}).get(s)
+            if rb is None:
+                closer[s] = disc[s] = None
+                continue
+            closer[s] = sum(
+                abs(_stat(r, "generated", n) - _stat(r, "real", n))
+                < abs(_stat(rb, "generated", n) - _stat(rb, "real", n))
+                for n in metrics.STATISTICS)
+            if r.get("discriminative") and rb.get("discriminative"):
+                disc[s] = r["discriminative"]["score"] - rb["discriminative"]["score"]
+            else:
+                disc[s] = None
+        note = None if b else "no baseline run"
+        out.append(_target("gan_vs_baseline/statistics",
+                           "GAN closer to real than the baseline (same seed) on at least 5 "
+                           "of the 6 statistics", ">=", 5, closer, note))
+        out.append(_target("gan_vs_baseline/discriminative",
+                           "GAN's discriminative score minus the baseline's (same seed) < 0",
+                           "<", 0.0, disc, note))
+    if g3:
+        out.append(_target("polyphony/gan3", "GAN-3: polyphony within 0.1 of real (|gen - "
+                           "real|)", "<=", 0.1,
+                           {s: abs(_stat(r, "generated", "polyphony")
+                                   - _stat(r, "real", "polyphony")) for s, r in g3.items()}))
+    if g:
+        out.append(_target("discriminative_score/gan", "GAN: discriminative score < 0.35",
+                           "<", 0.35, {s: (r["discriminative"] or {}).get("score")
+                                       for s, r in g.items()}))
+        for name in metrics.STATISTICS:
+            means = [_stat(r, "generated", name) for r in g.values()]
+            real_std = float(np.mean([_stat(r, "real", name, "std") for r in g.values()]))
+            if len(means) < 2:
+                value, note = None, "needs at least 2 seeds"
+            else:
+                spread = float(np.std(means, ddof=1))
+                value = spread / real_std if real_std > 0 else (0.0 if spread == 0 else None)
+                note = None
+            entry = _target(f"seed_spread/{name}/gan",
+                            f"GAN: std over seeds of the mean {name.replace('_', ' ')} / real "
+                            f"std <= 0.5", "<=", 0.5, {"all": value}, note)
+            entry["per_seed_means"] = dict(zip(g.keys(), means))
+            out.append(entry)
+        for feature in DIVERSITY_FEATURES:
+            out.append(_target(
+                f"diversity/{feature}/gan",
+                f"GAN: mean pairwise {FEATURES[feature]} >= 0.7x the real windows'",
+                ">=", 0.7, {s: r["diversity"][feature]["ratio"] for s, r in g.items()}))
+    return out
