@@ -30,10 +30,11 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
+from tfds_midi import codec
+
 HEADS = ("linear", "bounded", "categorical")
 #: Values per feature of the categorical head: the 88 piano keys set the size.
 CATEGORICAL_BINS = 88
-PIANO_LOWEST, PIANO_HIGHEST = 21, 108
 #: Marks a side without a bound in `output_bounds`.
 UNBOUNDED = 1e9
 _LENGTH, _FREQUENCY, _VELOCITY, _DELTA = range(4)
@@ -149,8 +150,8 @@ def absent_values(scaler, tones_per_step: int) -> np.ndarray:
 
 def raw_bounds(tones_per_step: int) -> np.ndarray:
     """The valid range of each raw feature ``[F, 2]`` (ticks, Hz, velocity, ticks)."""
-    lowest_hz, highest_hz = (440.0 * 2.0 ** ((p - 69) / 12) for p in (PIANO_LOWEST,
-                                                                      PIANO_HIGHEST))
+    lowest_hz, highest_hz = codec.pitch_to_hz([codec.PIANO_LOWEST, codec.PIANO_HIGHEST],
+                                              dtype=np.float64)
     lowest_velocity = 1.0 if tones_per_step == 1 else 0.0  # 0 = an absent slot
     # Length >= 1 tick, not > 0: a softplus that underflows to 0 must still leave a tone.
     tone = [(1.0, np.inf), (lowest_hz, highest_hz), (lowest_velocity, 127.0), (0.0, np.inf)]
@@ -186,8 +187,8 @@ def output_bins(songs, scaler, tones_per_step: int) -> np.ndarray:
     present = tones[tones[:, _VELOCITY] >= 0.5]
     levels = (np.arange(CATEGORICAL_BINS) + 0.5) / CATEGORICAL_BINS
     columns = {}
-    pitch = np.arange(PIANO_LOWEST, PIANO_HIGHEST + 1, dtype=np.float64)
-    columns[_FREQUENCY] = 440.0 * 2.0 ** ((pitch - 69.0) / 12.0)
+    columns[_FREQUENCY] = codec.pitch_to_hz(
+        np.arange(codec.PIANO_LOWEST, codec.PIANO_HIGHEST + 1), dtype=np.float64)
     for column in (_LENGTH, _VELOCITY, _DELTA):
         values = np.unique(np.quantile(present[:, column], levels, method="nearest"))
         if column == _VELOCITY and tones_per_step > 1:
