@@ -5,7 +5,8 @@ r"""Training speed at the paper's size (350 units, seq_len 100, batch 20), side 
 Each variant runs in its own process (so each peak memory is its own) and prints one JSON
 line; this script prints the table and the ratios:
 - crnngan_block: CRNNGAN.train_step, fused BlockLSTM kernels (the CPU default);
-- crnngan_keras: CRNNGAN.train_step with Keras LSTM layers (the cuDNN path on a GPU);
+- crnngan_keras: CRNNGAN.train_step with Keras LSTM layers and autodiff of G's loop (the
+  reference: the path of a GPU, cuDNN, or a TPU);
 - keras_reference: plain stacked keras.layers.LSTM / Bidirectional of the same sizes, one
   forward and backward pass each for G and D, no feedback loop;
 - torch_peer: ../shared/peers/torch_crnngan_step.py, when a Python with torch is given

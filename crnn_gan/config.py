@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 OPTIMIZERS = ("sgd", "adam")
-IMPLEMENTATIONS = ("auto", "block", "keras")
+IMPLEMENTATIONS = ("auto", "block", "keras")  # crnn_gan.lstm.IMPLEMENTATIONS
 REPRESENTATIONS = ("hz", "log")  # tfds_midi.pipeline.REPRESENTATIONS
 OUTPUT_HEADS = ("linear", "bounded", "categorical")  # crnn_gan.heads.HEADS
 L2_UNITS = ("model", "raw")
@@ -49,8 +49,10 @@ class Config:
         freeze_threshold: the freezing ratio (paper: 0.7).
         windows_per_song: training windows drawn from each song per epoch.
         sample_steps: length of the songs generated every epoch, in steps.
-        implementation: LSTM kernels: "block" (fused BlockLSTM, fastest on CPU), "keras"
-            (Keras LSTM: cuDNN on GPU) or "auto" (keras on GPU, block otherwise).
+        implementation: LSTM kernels and G's gradients (`crnn_gan.lstm`): "block" (fused
+            BlockLSTM and hand-written backwards, fastest on CPU), "keras" (Keras LSTM
+            layers and autodiff: cuDNN on a GPU, a TPU) or "auto" (keras on a GPU or TPU,
+            block on CPU only).
         representation: the model's units for a tone (`tfds_midi.pipeline`): "hz" (the
             paper: ticks, Hz, velocity, ticks) or "log" (log(1 + ticks), MIDI pitch number,
             velocity, log(1 + ticks)); every interface (data, samples, exports) stays in Hz.

@@ -1,12 +1,14 @@
 """G's free-running feedback loop for training: the forward loop and a backward of its own.
 
 The loop is the one of `Generator.step` (an LSTM stack whose input at step t is the noise and
-the head's output of step t-1). Automatic differentiation of a `tf.while_loop` computes the
-weight gradients step by step, as many small matmuls, and keeps a copy of every per-step
-intermediate it pops back; `free_running` instead records each layer's gate activations, cell
-and hidden states, runs only the recurrence backwards step by step, and computes every weight
-gradient afterwards as one matmul over all steps (measured in benchmarks/bench_train.py).
-Inference and export use `Generator.call`'s plain loop (no extra outputs to record).
+the head's output of step t-1; each cell is `crnn_gan.lstm.lstm_step`). Automatic
+differentiation of a `tf.while_loop` computes the weight gradients step by step, as many small
+matmuls, and keeps a copy of every per-step intermediate it pops back; `free_running` instead
+records each layer's gate activations, cell and hidden states, runs only the recurrence
+backwards step by step, and computes every weight gradient afterwards as one matmul over all
+steps (measured in benchmarks/bench_train.py). This is the "fast" gradient of
+`crnn_gan.lstm.GRADIENTS`, chosen by `Generator.free_run(gradient=)`; "autodiff" and
+inference run `Generator.free_run`'s plain loop (no extra outputs to record).
 
 Gate layout: Keras' i, f, c, o (as `FusedLSTM`).
 """
@@ -15,15 +17,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from crnn_gan.lstm import gate_gradient_factors, gate_gradients, shift_in
-
-
-def _cell(gates, c):
-    """One LSTM cell from its pre-activations: ``(activations [B, 4U] (i, f, g, o), h, c)``."""
-    i, f, g, o = tf.split(gates, 4, axis=-1)
-    i, f, g, o = tf.sigmoid(i), tf.sigmoid(f), tf.tanh(g), tf.sigmoid(o)
-    c = f * c + i * g
-    return tf.concat([i, f, g, o], axis=-1), o * tf.tanh(c), c
+from crnn_gan.lstm import gate_gradient_factors, gate_gradients, lstm_step, shift_in
 
 
 def _flat(sequence):
@@ -70,18 +64,18 @@ def _free_running(noise_projection, feedback_kernel, *weights):
 
     def body(t, previous, states, records):
         activations_r, cells_r, hiddens_r, outputs_r = records
-        gates = (noise_projection[t] + tf.matmul(previous, feedback_kernel)
-                 + tf.matmul(states[0][0], recurrent_0) + bias_0)
         new_states, new_records = [], ([], [], [])
         below = None
         for layer in range(num_layers):
             if layer:
                 kernel, recurrent, bias = upper[layer - 1]
-                gates = (tf.matmul(below, kernel) + tf.matmul(states[layer][0], recurrent)
-                         + bias)
-            activations, h, c = _cell(gates, states[layer][1])
+                projection = tf.matmul(below, kernel)
+            else:
+                recurrent, bias = recurrent_0, bias_0
+                projection = noise_projection[t] + tf.matmul(previous, feedback_kernel)
+            activations, h, c = lstm_step(projection, states[layer], recurrent, bias)
             new_states.append((h, c))
-            new_records[0].append(activations_r[layer].write(t, activations))
+            new_records[0].append(activations_r[layer].write(t, tf.concat(activations, -1)))
             new_records[1].append(cells_r[layer].write(t, c))
             new_records[2].append(hiddens_r[layer].write(t, h))
             below = h

@@ -143,6 +143,10 @@ def pretraining_update(generator: Generator, optimizer, windows, seed: int, clip
     _, replicas, _ = _replica_context()
     variables = generator.trainable_variables
     with tf.GradientTape() as tape:
+        # G's gradient: teacher forcing runs each LSTM layer as one sequence, with the
+        # fused BlockLSTM and its hand-written backward ("block": CPU) or Keras' layer and
+        # autodiff ("keras": GPU, TPU), as `crnn_gan.lstm.resolve_implementation` resolves
+        # `generator.implementation` (`FusedLSTM.call`).
         loss = teacher_forced_loss(generator, windows, seed, optimizer.iterations)
         total = (loss + tf.add_n([0.0] + generator.losses)) / replicas
     optimizer.apply(reduce_and_clip(tape.gradient(total, variables), clip_norm), variables)
@@ -312,7 +316,10 @@ class CRNNGAN(keras.Model):
                               tf.concat([tf.shape(real)[:2], [generator.noise_dim]], 0))
         d_frozen, g_frozen = self.freeze_decisions()
         with tf.GradientTape(persistent=True) as tape:
-            fake = generator(noise, training=True)
+            # G's gradient through its free-running loop, chosen explicitly: "fast", the
+            # hand-written backward of crnn_gan.feedback_loop (CPU), or "autodiff" of the
+            # plain loop (GPU, TPU, heads without a hand-written backward).
+            fake = generator.free_run(noise, gradient=generator.free_run_gradient)
             # Separate passes over real and fake: G's gradient then flows back through
             # D's fake pass only (a quarter less D backward work than one pass over the
             # concatenated batch).

@@ -5,13 +5,16 @@ and G's own output of the previous step (zeros at t = 0, as in the paper; the or
 used noise there). A Dense maps the top layer to the step's features (4 per tone, normalised
 units: see `tfds_midi.pipeline.FeatureScaler`).
 
-Two ways to run the same weights:
-- `call(noise)`: free running, the feedback loop, any length at call time (a `tf.while_loop`
-  of `FusedLSTM.step`s, builtin ops only); with ``training=True`` the same loop with a
-  backward pass of its own (`crnn_gan.feedback_loop`);
+Ways to run the same weights:
+- `free_run(noise)` (and `call`): free running, the feedback loop, any length at call time
+  (a `tf.while_loop` of `FusedLSTM.step`s, builtin ops only): the one generation loop of
+  training, samples, generate.py and the exports. In training, `free_run(noise,
+  gradient=free_run_gradient)` picks its backward explicitly: "autodiff" of that loop, or
+  "fast", the same forward with the hand-written backward of `crnn_gan.feedback_loop`;
 - `teacher_forced(noise, previous)`: the feedback replaced by given previous steps (next-tone
   pretraining and the baseline); the whole sequence is known, so each layer runs as one
-  fused sequence kernel (BlockLSTM on CPU, cuDNN on GPU);
+  sequence (`FusedLSTM`: BlockLSTM and its hand-written backward on CPU, Keras' layer and
+  autodiff on a GPU or TPU);
 - `prime(steps)` then `free_run(noise, initial=...)`: G's state warmed on a primer (teacher
   forcing, in the loop's step kernels), then free running from there: continuing music.
 """
@@ -22,7 +25,7 @@ import keras
 import tensorflow as tf
 
 from crnn_gan import feedback_loop, heads, tonal_input
-from crnn_gan.lstm import FusedLSTM, _l2
+from crnn_gan.lstm import GRADIENTS, FusedLSTM, _l2, gradient_of
 
 #: The noise G's LSTM gets while `Generator.prime` feeds it a primer: the mean of its
 #: uniform noise, at every step and in every noise dimension.
@@ -38,7 +41,9 @@ class Generator(keras.Model):
         units: LSTM units per layer.
         num_layers: LSTM layers.
         l2_scale: L2 penalty scale on all weights.
-        implementation: LSTM kernels for teacher forcing ("auto", "block", "keras").
+        implementation: "auto", "block" or "keras" (`crnn_gan.lstm.IMPLEMENTATIONS`): the
+            LSTM kernels of teacher forcing and the gradient of the free-running loop in
+            training (`free_run_gradient`).
         output_head: "linear" (the paper), "bounded" or "categorical" (`crnn_gan.heads`).
             The bounded and categorical heads hold their ranges/values as non-trainable
             weights (`set_output_range`), saved with the checkpoints and frozen into exports.
@@ -242,21 +247,50 @@ class Generator(keras.Model):
             maximum_iterations=steps)
         return states, previous
 
-    def free_run(self, noise, static_batch=None, initial=None, return_state=False):
-        """The generation loop (one home: `call` and the exports run it).
+    @property
+    def has_fast_backward(self) -> bool:
+        """Whether `crnn_gan.feedback_loop`'s hand-written backward covers this G: the linear
+        head without the pitch-class input."""
+        return self.output_head == "linear" and not self.pitch_class_input
+
+    @property
+    def free_run_gradient(self) -> str:
+        """The gradient G's free-running loop gets in training (`free_run`'s `gradient`):
+        `crnn_gan.lstm.gradient_of` the implementation ("fast" on CPU, "autodiff" on a GPU
+        or TPU), and "autodiff" where the hand-written backward does not reach
+        (`has_fast_backward`)."""
+        return gradient_of(self.implementation) if self.has_fast_backward else "autodiff"
+
+    def free_run(self, noise, static_batch=None, initial=None, return_state=False,
+                 gradient="autodiff"):
+        """The generation loop (one home: `call`, training, generate.py and the exports).
 
         Args:
             noise: float32 ``[batch, steps, noise_dim]``, uniform in [0, 1].
             static_batch: the batch size as a Python int where it must be static (TFLite's
-                TensorArray element shape), else None.
+                TensorArray element shape: the exports), else None.
             initial: ``(states, previous)`` to start from (`prime`, or the state a previous
                 call returned); None: zero states and a zero previous output (the paper).
             return_state: also return the state after the last step.
+            gradient: the backward pass a `tf.GradientTape` gets (`crnn_gan.lstm.GRADIENTS`):
+                "autodiff" of this loop (the reference), or "fast": the same forward with
+                the hand-written backward of `crnn_gan.feedback_loop` (faster on CPU; linear
+                head, no pitch-class input, no `initial` or `return_state`).
 
         Returns:
             float32 ``[batch, steps, num_features]`` in normalised units; with
             `return_state`, ``(outputs, states, previous)``.
+
+        Raises:
+            ValueError: an unknown `gradient`, or "fast" where it does not apply.
         """
+        if gradient not in GRADIENTS:
+            raise ValueError(f"gradient must be one of {GRADIENTS}, got {gradient!r}")
+        if gradient == "fast":
+            if not self.has_fast_backward or initial is not None or return_state:
+                raise ValueError("the fast gradient needs the linear head without the "
+                                 "pitch-class input, no initial state and no returned state")
+            return self._free_run_fast_backward(noise)
         batch, steps = tf.shape(noise)[0], tf.shape(noise)[1]
         weights = self.weights_as_tensors()
         first_kernel = weights[0][0][0]
@@ -280,12 +314,8 @@ class Generator(keras.Model):
         return (outputs, states, previous) if return_state else outputs
 
     def call(self, noise, training=False):
-        """Free-running generation.
-
-        Which gradient runs (``training=True``): for the linear head, the hand-written
-        backward of `crnn_gan.feedback_loop` (faster on CPU; tested against autodiff of
-        `free_run`); for the bounded and categorical heads and the pitch-class input,
-        autodiff of `free_run`.
+        """Free-running generation, `free_run` (its gradient: autodiff; training picks its
+        gradient with `free_run(noise, gradient=free_run_gradient)`).
 
         Args:
             noise: float32 ``[batch, steps, noise_dim]``, uniform in [0, 1].
@@ -293,9 +323,13 @@ class Generator(keras.Model):
         Returns:
             float32 ``[batch, steps, num_features]`` in normalised units.
         """
+        del training  # generation is the same in training and inference
+        return self.free_run(tf.convert_to_tensor(noise, tf.float32))
+
+    def _free_run_fast_backward(self, noise):
+        """`free_run`'s outputs through `crnn_gan.feedback_loop.free_running` (the same
+        forward arithmetic; a hand-written backward)."""
         noise = tf.convert_to_tensor(noise, tf.float32)
-        if not (training and self.output_head == "linear" and not self.pitch_class_input):
-            return self.free_run(noise)
         lstm_weights, (head_kernel, head_bias), _ = self.weights_as_tensors()
         first_kernel = lstm_weights[0][0]
         noise_projection = tf.transpose(

@@ -1,11 +1,25 @@
-"""An LSTM layer with three ways to run the same weights: fused sequence, Keras, one step.
+"""The LSTM: its cell, the choice between the fast path and the reference, three ways to run.
+
+**Two implementations of the same weights and arithmetic** (`IMPLEMENTATIONS`; the choice
+is made once, here, by `resolve_implementation`):
+
+- "block", the fast path on CPU: each layer's sequence is one fused `BlockLSTM` kernel with
+  a backward pass of our own (`block_lstm_sequence`), and G's free-running training loop
+  gets the hand-written backward of `crnn_gan.feedback_loop` (gradient "fast"). Written
+  for speed on CPU (measured in benchmarks/bench_train.py); `BlockLSTM` is a CPU kernel.
+- "keras", the reference: Keras' LSTM layer (cuDNN on a GPU, XLA on a TPU) and G's plain
+  loop, both differentiated by autodiff (gradient "autodiff").
+- "auto" resolves to "keras" on a GPU or a TPU and to "block" on CPU only.
+
+Tests pin each hand-written backward to autodiff of the reference (tests/test_models.py).
+
+**One cell** (`lstm_step`): one time step's gates and new state from the input's
+projection; `FusedLSTM.step` (hence G's generation loop, its priming and the exports) and
+`crnn_gan.feedback_loop` run it.
 
 `FusedLSTM` owns a `keras.layers.LSTM` (its weights, regularisers and checkpoint format) and
-runs a whole sequence either with TensorFlow's fused `BlockLSTM` kernel (one op for the whole
-sequence) and a batched backward of its own (`block_lstm_sequence`: the fastest on CPU,
-measured in benchmarks/bench_train.py) or with the Keras layer itself (cuDNN on a GPU).
-`step` runs one time step with plain matmuls, for loops that feed outputs back (the
-generator) and for TFLite export (builtin ops only).
+runs a whole sequence with the implementation chosen; `step` runs one time step with plain
+matmuls (builtin TFLite ops only).
 
 Gate layout of the weights: Keras' i, f, c, o. `BlockLSTM` wants i, c, f, o (converted on
 the fly). Note: `BlockLSTMV2` (i, f, c, o) computes the right forward pass but its
@@ -23,13 +37,70 @@ def _l2(scale: float):
     return keras.regularizers.L2(scale / 2) if scale else None
 
 
-def resolve_implementation(implementation: str) -> str:
-    """"auto" -> "keras" (cuDNN) when a GPU is visible, else "block"."""
-    if implementation == "auto":
-        return "keras" if tf.config.list_logical_devices("GPU") else "block"
-    if implementation not in ("block", "keras"):
-        raise ValueError(f"implementation must be auto, block or keras, got {implementation!r}")
-    return implementation
+IMPLEMENTATIONS = ("auto", "block", "keras")
+#: The kinds of device on which "auto" picks the Keras layers: `BlockLSTM` has no kernel
+#: there (TPU) or cuDNN is faster (GPU).
+ACCELERATORS = ("GPU", "TPU")
+#: How G's free-running loop is differentiated in training (`gradient_of`): the
+#: hand-written backward of `crnn_gan.feedback_loop`, or autodiff of the plain loop.
+GRADIENTS = ("fast", "autodiff")
+
+
+def accelerator_kinds() -> set[str]:
+    """The `ACCELERATORS` this program computes on: kinds of logical device present (a Cloud
+    TPU's devices are listed once its system is initialised), and "TPU" inside a
+    `TPUStrategy`'s scope or step."""
+    kinds = {kind for kind in ACCELERATORS if tf.config.list_logical_devices(kind)}
+    if isinstance(tf.distribute.get_strategy(), tf.distribute.TPUStrategy):
+        kinds.add("TPU")
+    return kinds
+
+
+def resolve_implementation(implementation: str, device_kinds=None) -> str:
+    """"auto" -> "keras" where a GPU or a TPU computes, else "block"; the others unchanged.
+
+    Args:
+        implementation: one of `IMPLEMENTATIONS`.
+        device_kinds: the accelerator kinds to decide for (e.g. ``{"TPU"}``); None: this
+            program's (`accelerator_kinds`).
+
+    Raises:
+        ValueError: an implementation not in `IMPLEMENTATIONS`.
+    """
+    if implementation not in IMPLEMENTATIONS:
+        raise ValueError(f"implementation must be one of {IMPLEMENTATIONS}, got "
+                         f"{implementation!r}")
+    if implementation != "auto":
+        return implementation
+    kinds = accelerator_kinds() if device_kinds is None else set(device_kinds)
+    return "keras" if kinds & set(ACCELERATORS) else "block"
+
+
+def gradient_of(implementation: str, device_kinds=None) -> str:
+    """The gradient of G's free-running loop under an implementation: "fast" (the
+    hand-written backward) for "block", "autodiff" for "keras" (see `GRADIENTS`)."""
+    block = resolve_implementation(implementation, device_kinds) == "block"
+    return "fast" if block else "autodiff"
+
+
+def lstm_step(input_projection, state, recurrent_kernel, bias):
+    """One LSTM time step from its input's projection: the one home of the cell arithmetic.
+
+    Args:
+        input_projection: ``inputs @ kernel`` ``[batch, 4 * units]`` (gates i, f, c, o).
+        state: ``(h, c)``, each ``[batch, units]``.
+        recurrent_kernel: ``[units, 4 * units]``; bias: ``[4 * units]``.
+
+    Returns:
+        ``((i, f, g, o), h, c)``: the gate activations (sigmoid, sigmoid, tanh, sigmoid),
+        each ``[batch, units]``, and the new hidden and cell states.
+    """
+    h, c = state
+    gates = input_projection + tf.matmul(h, recurrent_kernel) + bias
+    i, f, g, o = tf.split(gates, 4, axis=-1)
+    i, f, g, o = tf.sigmoid(i), tf.sigmoid(f), tf.tanh(g), tf.sigmoid(o)
+    c = f * c + i * g
+    return (i, f, g, o), o * tf.tanh(c), c
 
 
 def _ifco_to_icfo(weights: tf.Tensor) -> tf.Tensor:
@@ -169,11 +240,12 @@ class FusedLSTM(keras.layers.Layer):
         Returns:
             ``(outputs [batch, time, units], h_last, c_last)``.
         """
-        if resolve_implementation(self.implementation) == "keras":
+        if resolve_implementation(self.implementation) == "block":
+            # Fast on CPU: the fused kernel and our batched backward (block_lstm_sequence).
+            outputs, h, c = self._block_lstm(inputs, initial_state)
+        else:  # The reference: Keras' layer (cuDNN, XLA), differentiated by autodiff.
             x = tf.reverse(inputs, [1]) if self.go_backwards else inputs
             outputs, h, c = self.lstm(x, initial_state=initial_state)
-        else:
-            outputs, h, c = self._block_lstm(inputs, initial_state)
         if self.go_backwards:
             outputs = tf.reverse(outputs, [1])
         return outputs, h, c
@@ -213,13 +285,9 @@ class FusedLSTM(keras.layers.Layer):
             ``(h, c)`` after the step.
         """
         kernel, recurrent_kernel, bias = weights or self.weights_as_tensors()
-        h, c = state
         if input_projection is None:
             input_projection = tf.matmul(inputs, kernel)
-        gates = input_projection + tf.matmul(h, recurrent_kernel) + bias
-        i, f, g, o = tf.split(gates, 4, axis=-1)
-        c = tf.sigmoid(f) * c + tf.sigmoid(i) * tf.tanh(g)
-        h = tf.sigmoid(o) * tf.tanh(c)
+        _, h, c = lstm_step(input_projection, state, recurrent_kernel, bias)
         return h, c
 
     def get_config(self):

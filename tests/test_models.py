@@ -8,7 +8,7 @@ import pytest
 import tensorflow as tf
 
 from crnn_gan import config as config_lib
-from crnn_gan import training
+from crnn_gan import feedback_loop, lstm, training
 from crnn_gan.discriminator import Discriminator
 from crnn_gan.gan import CRNNGAN, Baseline, feature_matching_loss
 from crnn_gan.generator import Generator, shift_right
@@ -71,15 +71,78 @@ def test_training_feedback_loop_equals_plain_loop_forward_and_gradient(tones_per
     noise = _noise(3, 7, generator.noise_dim)
     upstream = tf.random.normal([3, 7, generator.num_features], seed=99)
     results = []
-    for training_loop in (False, True):
+    for gradient in ("autodiff", "fast"):
         with tf.GradientTape() as tape:
             tape.watch(noise)
-            outputs = generator(noise, training=training_loop)
+            outputs = generator.free_run(noise, gradient=gradient)
             loss = tf.reduce_sum(tf.sin(outputs) * upstream)
         results.append([outputs, *tape.gradient(
             loss, [noise, *generator.trainable_variables])])
     for plain, fast in zip(*results):
         np.testing.assert_allclose(fast, plain, atol=1e-5)
+
+
+def test_auto_picks_the_keras_layers_on_gpu_and_tpu_and_blocklstm_on_cpu_only():
+    assert lstm.resolve_implementation("auto", device_kinds=[]) == "block"
+    assert lstm.resolve_implementation("auto", device_kinds={"GPU"}) == "keras"
+    assert lstm.resolve_implementation("auto", device_kinds={"TPU"}) == "keras"
+    assert lstm.resolve_implementation("auto", device_kinds={"GPU", "TPU"}) == "keras"
+    for chosen in ("block", "keras"):  # an explicit choice holds on every device
+        for kinds in ([], ["GPU"], ["TPU"]):
+            assert lstm.resolve_implementation(chosen, device_kinds=kinds) == chosen
+    assert lstm.gradient_of("auto", device_kinds=[]) == "fast"
+    assert lstm.gradient_of("auto", device_kinds=["TPU"]) == "autodiff"
+    assert lstm.gradient_of("keras", device_kinds=[]) == "autodiff"
+    with pytest.raises(ValueError, match="cudnn"):
+        lstm.resolve_implementation("cudnn", device_kinds=[])
+    # This machine's own answer follows its devices (the test machines: CPU only).
+    kinds = lstm.accelerator_kinds()
+    assert kinds == {k for k in ("GPU", "TPU") if tf.config.list_logical_devices(k)}
+    assert lstm.resolve_implementation("auto") == ("keras" if kinds else "block")
+
+
+def test_free_run_gradient_follows_the_implementation_and_the_head():
+    assert Generator(units=4, implementation="block").free_run_gradient == "fast"
+    assert Generator(units=4, implementation="keras").free_run_gradient == "autodiff"
+    categorical = Generator(units=4, implementation="block", output_head="categorical")
+    assert categorical.free_run_gradient == "autodiff"
+    categorical.build()
+    with pytest.raises(ValueError, match="linear head"):
+        categorical.free_run(_noise(1, 2, 4), gradient="fast")
+    with pytest.raises(ValueError, match="gradient"):
+        categorical.free_run(_noise(1, 2, 4), gradient="hand_written")
+
+
+@pytest.mark.parametrize("feature_matching", [True, False])
+def test_adversarial_step_with_fast_and_autodiff_gradients_updates_alike(feature_matching,
+                                                                         monkeypatch):
+    """One train_step per implementation from the same weights and batch: "block" (G's
+    hand-written feedback-loop backward, BlockLSTM's for D) and "keras" (autodiff of the
+    plain loop and of Keras' layers) move every weight alike."""
+    fast_loops = []
+    free_running = feedback_loop.free_running
+
+    def counting_free_running(*args):
+        fast_loops.append(1)
+        return free_running(*args)
+
+    monkeypatch.setattr(feedback_loop, "free_running", counting_free_running)
+    updates, weights = [], None
+    for implementation, fast_calls in (("block", 1), ("keras", 0)):
+        gan, real = _gan_and_batch(implementation=implementation, freezing=False,
+                                   feature_matching=feature_matching)
+        assert gan.generator.free_run_gradient == lstm.gradient_of(implementation)
+        if weights is None:
+            weights = gan.get_weights()
+        gan.set_weights(weights)
+        before = _weights(gan)
+        fast_loops.clear()
+        gan.train_step(real)
+        assert len(fast_loops) == fast_calls
+        updates.append([v.numpy() - b for b, v in zip(before, gan.trainable_variables)])
+    for fast, autodiff in zip(*updates):  # differences here: at most 2e-8
+        assert np.abs(autodiff).max() > 1e-5  # every weight moved far beyond the tolerance
+        np.testing.assert_allclose(fast, autodiff, rtol=1e-4, atol=1e-7)
 
 
 def test_step_equals_sequence():
