@@ -1,10 +1,11 @@
 """Listening: MIDI files rendered to audio with the ``fluidsynth`` program.
 
-The General MIDI soundfont is looked up in `SOUNDFONTS` (Debian's and Fedora's places)
-unless one is given. Nothing here raises for a missing program or soundfont: callers get a
-message that names what is missing and how to install it (`FLUIDSYNTH_INSTALL`).
-Used by ``evaluate.py --wav`` (`render_wavs`) and by ``generate.py --wav/--ogg``
-(`crnn_gan.generation.render_audio`, which shares `find_soundfont`).
+The one home of FluidSynth rendering: ``evaluate.py --wav`` (its excerpts), ``generate.py
+--wav/--ogg`` (its songs) and ``scripts/ship_pretrained.py`` (the samples) call
+`render_audio`. The General MIDI soundfont is looked up in `SOUNDFONTS` (Debian's and
+Fedora's places) unless one is given. Nothing here raises for a missing program or
+soundfont: callers get a message that names what is missing and how to install it
+(`FLUIDSYNTH_INSTALL`).
 """
 
 from __future__ import annotations
@@ -21,6 +22,10 @@ SOUNDFONTS = (
     "/usr/share/soundfonts/default.sf2",
 )
 FLUIDSYNTH_INSTALL = "sudo apt-get install fluidsynth fluid-soundfont-gm"
+#: Audio kinds -> FluidSynth's file type (``-T``): WAV, and Ogg Vorbis through libsndfile.
+KINDS = {"wav": "wav", "ogg": "oga"}
+#: Seconds FluidSynth may take over one file.
+TIMEOUT_S = 600
 
 
 def find_soundfont(soundfont: str | None = None) -> str | None:
@@ -31,15 +36,22 @@ def find_soundfont(soundfont: str | None = None) -> str | None:
     return next((path for path in SOUNDFONTS if os.path.isfile(path)), None)
 
 
-def render_wavs(midi_paths: Sequence[str], out_dir: str, soundfont: str | None = None
-                ) -> tuple[list[str], str | None]:
-    """Renders MIDI files to WAV (44.1 kHz, gain 0.8) in the local folder `out_dir`, one
-    ``NAME.wav`` per ``NAME.mid``.
+def render_audio(midi_paths: Sequence[str], kind: str = "wav", soundfont: str | None = None,
+                 out_dir: str | None = None) -> tuple[list[str], str | None]:
+    """Renders MIDI files to `kind` audio (44.1 kHz, gain 0.8) with FluidSynth.
+
+    Args:
+        midi_paths: local ``NAME.mid`` files.
+        kind: "wav" or "ogg" (a key of `KINDS`); also names the flag in messages.
+        soundfont: a General MIDI ``.sf2``; None: the first of `SOUNDFONTS` there is.
+        out_dir: the local folder of the ``NAME.<kind>`` files (made if missing); None:
+            beside each MIDI file.
 
     Returns:
-        (written WAV paths, None), or ([], a message saying what is missing and how to
-        install it), or (what was written, a message naming the files fluidsynth failed
-        on). Never raises for a missing synthesiser or soundfont.
+        (written files, None), or ([], a message naming what is missing, the program or a
+        soundfont, and the Debian packages to install), or (what was written, a message
+        naming the files FluidSynth failed on). Messages start with ``--<kind>:``. Never
+        raises for these.
     """
     binary = shutil.which("fluidsynth")
     font = find_soundfont(soundfont)
@@ -50,16 +62,25 @@ def render_wavs(midi_paths: Sequence[str], out_dir: str, soundfont: str | None =
         missing.append(f"a General MIDI soundfont ({soundfont} does not exist)" if soundfont
                        else f"a General MIDI soundfont (looked for {', '.join(SOUNDFONTS)})")
     if missing:
-        return [], (f"--wav: missing {' and '.join(missing)}; install with: "
-                    f"{FLUIDSYNTH_INSTALL} (or pass --soundfont=FILE.sf2)")
-    os.makedirs(out_dir, exist_ok=True)
+        return [], (f"--{kind}: missing {' and '.join(missing)}, so no audio was rendered; "
+                    f"install the Debian packages fluidsynth and fluid-soundfont-gm: "
+                    f"{FLUIDSYNTH_INSTALL}"
+                    + (" (or give --soundfont=FILE.sf2)" if font is None and not soundfont
+                       else ""))
+    if out_dir is not None:
+        os.makedirs(out_dir, exist_ok=True)
     written, failures = [], []
     for midi in midi_paths:
-        wav = os.path.join(out_dir, os.path.splitext(os.path.basename(midi))[0] + ".wav")
-        result = subprocess.run([binary, "-ni", "-g", "0.8", "-r", "44100", "-F", wav, font,
-                                 midi], capture_output=True, text=True, timeout=300)
-        if result.returncode == 0 and os.path.isfile(wav):
-            written.append(wav)
+        stem = os.path.splitext(midi if out_dir is None else
+                                os.path.join(out_dir, os.path.basename(midi)))[0]
+        out = f"{stem}.{kind}"
+        result = subprocess.run(
+            [binary, "-ni", "-g", "0.8", "-r", "44100", "-T", KINDS[kind], "-F", out, font,
+             midi], capture_output=True, text=True, timeout=TIMEOUT_S)
+        if result.returncode == 0 and os.path.isfile(out) and os.path.getsize(out) > 0:
+            written.append(out)
         else:
-            failures.append(f"{os.path.basename(midi)}: {result.stderr.strip()[:200]}")
-    return written, ("fluidsynth failed on " + "; ".join(failures)) if failures else None
+            failures.append(f"{os.path.basename(midi)}: "
+                            f"{(result.stderr or result.stdout).strip()[:200]}")
+    return written, (f"--{kind}: fluidsynth failed on " + "; ".join(failures)
+                     if failures else None)

@@ -169,7 +169,7 @@ def samples(shipped: dict[str, str]) -> None:
     midis.append(path)
     with open(os.path.join(FLAGS.samples, "real_excerpt.txt"), "w") as f:
         f.write(f"The first {FLAGS.steps} tones of {names[longest]} (test split).\n")
-    wavs, message = rendering.render_wavs(midis, FLAGS.samples)
+    wavs, message = rendering.render_audio(midis, "wav", out_dir=FLAGS.samples)
     if message:
         print(message)
         return

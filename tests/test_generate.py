@@ -22,7 +22,7 @@ import pytest
 import tensorflow as tf
 
 from crnn_gan import config as config_lib
-from crnn_gan import generation, training
+from crnn_gan import generation, rendering, training
 from crnn_gan.generator import PRIMING_NOISE, Generator, shift_right
 from export import export as export_lib
 from tests import midi_fixtures
@@ -331,23 +331,21 @@ def test_bad_requests_and_missing_models(models, tmp_path):
 
 def test_audio_or_a_message_naming_the_packages(models, tmp_path, monkeypatch):
     lines = []
-    real_which = generation.shutil.which
-    monkeypatch.setattr(generation.shutil, "which", lambda name: None)
+    real_which = rendering.shutil.which
+    monkeypatch.setattr(rendering.shutil, "which", lambda name: None)
     written = generation.generate(request(tmp_path / "none", model_dir=models["run"], steps=20,
                                           wav=True, ogg=True), lines.append)
     assert os.path.exists(written[0])  # the MIDI is written all the same
     for kind in ("wav", "ogg"):
         message = next(line for line in lines if line.startswith(f"--{kind}:"))
-        assert "FluidSynth is not installed" in message
+        assert "missing the fluidsynth program" in message
         assert "fluidsynth and fluid-soundfont-gm" in message
-    monkeypatch.setattr(generation.shutil, "which", real_which)
-    from crnn_gan import rendering
-
+    monkeypatch.setattr(rendering.shutil, "which", real_which)
     if not (real_which("fluidsynth") and rendering.find_soundfont()):
         pytest.skip("FluidSynth or a General MIDI soundfont is not installed")
-    audio, message = generation.render_audio(written, "wav")
+    audio, message = rendering.render_audio(written, "wav")
     assert message is None and read(audio[0])[:4] == b"RIFF"
-    audio, message = generation.render_audio(written, "ogg")
+    audio, message = rendering.render_audio(written, "ogg")
     assert message is None and read(audio[0])[:4] == b"OggS"
 
 

@@ -182,7 +182,8 @@ def _listen(evaluation: Evaluation, request: Request, out: str) -> None:
         if "://" in out:
             e.warnings.append("--wav needs a local --output_dir")
         else:
-            wavs, problem = rendering.render_wavs(midi_paths, f"{out}/wav", request.soundfont)
+            wavs, problem = rendering.render_audio(midi_paths, "wav", request.soundfont,
+                                                   out_dir=f"{out}/wav")
             e.files["wav"] = wavs
             if problem:
                 e.warnings.append(problem)
