@@ -192,7 +192,7 @@ def run_way(way: str, corpus: str, data_dir: str, workers: int | None) -> dict:
 
     import tensorflow_datasets as tfds
 
-    import tfds_midi  # noqa: F401  (registers crnn_gan_midi)
+    import tfds_midi.crnn_gan_midi  # noqa: F401  (registers crnn_gan_midi)
     from tfds_midi.crnn_gan_midi import crnn_gan_midi_dataset_builder as module
 
     kwargs = {}

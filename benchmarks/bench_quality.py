@@ -237,7 +237,7 @@ def prepare_dataset() -> None:
     """Prepares the dataset once, before trainings that would otherwise race to do it."""
     import tensorflow_datasets as tfds
 
-    import tfds_midi  # noqa: F401  (registers crnn_gan_midi)
+    import tfds_midi.crnn_gan_midi  # noqa: F401  (registers crnn_gan_midi)
 
     builder = tfds.builder(FLAGS.dataset, data_dir=FLAGS.data_dir)
     if not builder.is_prepared():

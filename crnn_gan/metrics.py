@@ -3,8 +3,7 @@
 The six statistics of the paper -- polyphony, scale consistency, repetitions, tone span,
 unique tones and intensity span -- plus the number of tones, for generated and for real
 music alike. The tone format's rules (which tones are present, Hz to MIDI pitch) are
-``tfds_midi.codec``'s; the statistics themselves use only numpy. (Importing ``tfds_midi``
-registers its TFDS builder, which imports TensorFlow.)
+``tfds_midi.codec``'s; the statistics themselves use only numpy (no TensorFlow).
 
 Input: a tone array in raw units, float ``[n, 4]`` with columns ``(length_ticks,
 frequency_hz, velocity, delta_ticks)`` at 384 ticks per quarter note, where

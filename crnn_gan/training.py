@@ -26,7 +26,7 @@ import numpy as np
 import tensorflow as tf
 
 from crnn_gan import callbacks as run_callbacks
-from crnn_gan import distribute, metrics, run_dir
+from crnn_gan import distribute, gfile, metrics, run_dir
 from crnn_gan.config import Config
 from crnn_gan.discriminator import Discriminator
 from crnn_gan.gan import CRNNGAN, Baseline
@@ -142,7 +142,7 @@ def load_training_songs(spec: RunSpec, config: Config) -> list[np.ndarray]:
     """The training split as raw songs (packed for C-RNN-GAN-3); prepares it if needed."""
     import tensorflow_datasets as tfds
 
-    import tfds_midi  # noqa: F401  (registers crnn_gan_midi)
+    import tfds_midi.crnn_gan_midi  # noqa: F401  (registers crnn_gan_midi)
 
     download_config = tfds.download.DownloadConfig(manual_dir=spec.manual_dir)
     if spec.data_dir and "://" in spec.data_dir and not tfds.builder(
@@ -225,8 +225,7 @@ def train(config: Config, spec: RunSpec, songs=None) -> keras.callbacks.History:
     if tf.io.gfile.exists(scaler_path) and tf.io.gfile.exists(stats_path):
         # Resuming: keep the scaling the weights were trained with.
         scaler = pipeline.FeatureScaler.load(scaler_path)
-        with tf.io.gfile.GFile(stats_path) as f:
-            real_stats = {k: tuple(v) for k, v in json.load(f).items()}
+        real_stats = {k: tuple(v) for k, v in json.loads(gfile.read_text(stats_path)).items()}
     else:
         scaler = pipeline.FeatureScaler.fit(songs, config.representation)
         real_stats = real_window_statistics(songs, config.sample_steps, seed=spec.seed)
@@ -330,8 +329,7 @@ class EpochSummary(keras.callbacks.Callback):
 
 def load_generator(model_dir: str):
     """The final generator of a run, its Config and its FeatureScaler."""
-    with tf.io.gfile.GFile(f"{model_dir}/config.json") as f:
-        config = Config(**json.load(f)["config"])
+    config = Config(**json.loads(gfile.read_text(f"{model_dir}/config.json"))["config"])
     generator = build_generator(config)
     generator.build()
     generator.load_weights(f"{model_dir}/generator.weights.h5")

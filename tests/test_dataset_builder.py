@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
-import tfds_midi  # noqa: F401  (registers crnn_gan_midi)
+import tfds_midi.crnn_gan_midi  # noqa: F401  (registers crnn_gan_midi)
 from tests import midi_fixtures
 from tfds_midi import codec, music21_corpus
 from tfds_midi.crnn_gan_midi import crnn_gan_midi_dataset_builder as builder_module

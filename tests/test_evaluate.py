@@ -76,7 +76,7 @@ def tfds_real(tmp_path_factory) -> pathlib.Path:
     root = tmp_path_factory.mktemp("tfds")
     midi_fixtures.write_corpus(root / "manual", midi_fixtures.sources_covering_splits(),
                                num_tones=60)
-    import tfds_midi  # noqa: F401
+    import tfds_midi.crnn_gan_midi  # noqa: F401  (registers crnn_gan_midi)
 
     builder = tfds.builder("crnn_gan_midi/manual", data_dir=str(root / "data"))
     builder.download_and_prepare(

@@ -16,7 +16,7 @@ Workers are separate Python processes running this file as a script, not a multi
 pool, for the reason `music21_corpus` gives: the caller usually has TensorFlow loaded, whose
 threads make fork unsafe, and a spawn pool would re-import the caller's main module
 (train.py: TensorFlow again, in every worker). A worker imports only numpy, mido and the
-codec (not the `tfds_midi` package, which registers the TFDS builder: TensorFlow).
+codec (the `tfds_midi` package set up from its folder: no TensorFlow).
 
 A worker that dies (killed for memory, a crash) costs only the file it was decoding, which
 is reported as a `MidiFormatError`; a fresh worker takes over the files queued behind it.
@@ -228,7 +228,7 @@ def _worker_main() -> None:
 
     here = os.path.dirname(os.path.abspath(__file__))
     sys.path = [p for p in sys.path if os.path.abspath(p or ".") != here]
-    # The codec without the package's __init__ (which registers the builder: TensorFlow).
+    # The codec from the package's folder, whether or not the repository is on sys.path.
     package = types.ModuleType("tfds_midi")
     package.__path__ = [here]
     sys.modules["tfds_midi"] = package

@@ -27,7 +27,7 @@ def get_builder(name: str, data_dir: str | None = None):
     """
     import tensorflow_datasets as tfds
 
-    import tfds_midi  # noqa: F401  (registers crnn_gan_midi)
+    import tfds_midi.crnn_gan_midi  # noqa: F401  (registers crnn_gan_midi)
 
     dataset, _, config = name.partition("/")
     try:

@@ -108,7 +108,7 @@ def load_tfds_songs(spec: str, data_dir: str | None = None) -> tuple[list[np.nda
     """
     import tensorflow_datasets as tfds
 
-    import tfds_midi  # noqa: F401  (registers crnn_gan_midi)
+    import tfds_midi.crnn_gan_midi  # noqa: F401  (registers crnn_gan_midi)
 
     name, split = parse_tfds_spec(spec)
     try:

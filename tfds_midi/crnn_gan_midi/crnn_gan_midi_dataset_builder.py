@@ -26,6 +26,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
+from crnn_gan import gfile
 from tfds_midi import codec, decode_pool, music21_corpus
 from tfds_midi.prepare import PrepareError
 
@@ -337,7 +338,7 @@ def _read_content(file: _File) -> bytes:
     if isinstance(file.content, bytes):
         return file.content
     try:
-        return _read_bytes(file.content)
+        return gfile.read_bytes(fspath(file.content))
     except (OSError, tf.errors.OpError) as error:
         raise codec.MidiFormatError(file.source, str(error)) from None
 
@@ -358,8 +359,3 @@ def _first_decodable(files: list[_File], tally: _Tally) -> np.ndarray | None:
             tally.skip(file.index, file.source, error.reason)
             files.pop(0)
     return None
-
-
-def _read_bytes(path) -> bytes:
-    with tf.io.gfile.GFile(fspath(path), "rb") as f:
-        return f.read()
