@@ -1,4 +1,11 @@
-"""Where a run executes: CPU threads, distribution strategies, file-system checks."""
+"""Where a run executes, and the arithmetic across its replicas.
+
+Where: CPU threads, distribution strategies, file-system checks. Across replicas (what the
+models' train steps call, inside `strategy.run` or without a strategy, where they behave as
+one replica): `global_mean`, `reduce_and_clip` (each player's gradient summed over replicas,
+then clipped by its global norm), and `global_batch_shape` and `replica_share` (each
+replica's rows of a value drawn for the whole global batch).
+"""
 
 from __future__ import annotations
 
@@ -113,3 +120,70 @@ def check_filesystem(path: str | None, flag: str) -> None:
                "that tf.io.gfile knows")
         raise ValueError(f"{flag}={path}: no file system is registered for '{scheme}://'; "
                          f"{fix}.")
+
+
+def replica_context():
+    """(context or None, number of replicas in sync, this replica's id).
+
+    In a cross-replica context (no `strategy.run`, or no strategy at all): (None, 1, 0), i.e.
+    one replica.
+    """
+    context = tf.distribute.get_replica_context()
+    if context is None:
+        return None, 1, 0
+    return context, context.num_replicas_in_sync, context.replica_id_in_sync_group
+
+
+def global_mean(value):
+    """The mean of `value` over all replicas (each holding an equal share of the batch)."""
+    context, replicas, _ = replica_context()
+    if replicas == 1:
+        return value
+    return context.all_reduce(tf.distribute.ReduceOp.SUM, value) / replicas
+
+
+def global_batch_shape(local_shape):
+    """``[local_batch * replicas, ...]``: the shape of the global batch of which this
+    replica's share has `local_shape` ``[local_batch, ...]`` (an int32 vector)."""
+    _, replicas, _ = replica_context()
+    return tf.concat([[local_shape[0] * replicas], local_shape[1:]], 0)
+
+
+def replica_share(global_batch, local_batch):
+    """This replica's rows ``[local_batch, ...]`` of a value ``[local_batch * replicas, ...]``
+    computed alike on every replica (replica k: rows k * local_batch onwards)."""
+    _, _, replica = replica_context()
+    return global_batch[replica * local_batch:(replica + 1) * local_batch]
+
+
+def reduce_and_clip(gradients, clip_norm: float):
+    """Global-norm clipping of the gradient summed over replicas.
+
+    Keras' optimizers clip each replica's partial gradient before summing, which is not
+    the global norm; so gradients are summed here, clipped, and handed to the optimizer
+    divided by the number of replicas (it sums them again).
+
+    A gradient whose global norm is not finite (an overflow somewhere in the step) becomes
+    zeros, so that the update is skipped instead of writing NaN into every weight (clipping
+    by an infinite norm gives NaN); a NaN or Inf *loss* still stops the run
+    (`NonFiniteLossGuard`). Measured once in the quality protocol: a finite-loss step whose
+    update turned every weight into NaN in the 24th epoch of one seed.
+
+    Args:
+        gradients: this replica's gradients (of losses already divided by the number of
+            replicas).
+        clip_norm: the global norm bound; 0 = no clipping.
+    """
+    context, replicas, _ = replica_context()
+    if replicas > 1:
+        gradients = context.all_reduce(tf.distribute.ReduceOp.SUM, gradients)
+    norm = tf.linalg.global_norm(gradients)  # once: the check and the clipping share it
+    finite = tf.math.is_finite(norm)
+    gradients = [tf.where(finite, g, tf.zeros_like(g)) for g in gradients]
+    if clip_norm:
+        gradients, _ = tf.clip_by_global_norm(gradients, clip_norm,
+                                              use_norm=tf.where(finite, norm, 0.0))
+    if replicas > 1:
+        gradients = [g / replicas for g in gradients]
+    return gradients
+

@@ -35,78 +35,36 @@ import keras
 import tensorflow as tf
 
 from crnn_gan.discriminator import Discriminator
+from crnn_gan.distribute import (
+    global_batch_shape,
+    global_mean,
+    reduce_and_clip,
+    replica_context,
+    replica_share,
+)
 from crnn_gan.generator import Generator
 
 EPSILON = 1e-7
-
-
-def _replica_context():
-    """(context or None, number of replicas in sync, this replica's id)."""
-    context = tf.distribute.get_replica_context()
-    if context is None:  # cross-replica context: behave as one replica
-        return None, 1, 0
-    return context, context.num_replicas_in_sync, context.replica_id_in_sync_group
-
-
-def global_mean(value):
-    """The mean of `value` over all replicas (each holding an equal share of the batch)."""
-    context, replicas, _ = _replica_context()
-    if replicas == 1:
-        return value
-    return context.all_reduce(tf.distribute.ReduceOp.SUM, value) / replicas
 
 
 def uniform_noise(seed: int, step, local_shape):
     """Uniform [0, 1) noise for this replica's share of the global batch.
 
     The noise of the whole global batch is a function of (seed, step) only; each replica
-    takes its own slice. So replicas get different noise, and a run on N replicas sees the
-    same noise as one replica on the same global batch (which makes them comparable), and a
-    resumed run continues the same sequence (the step is the optimizer's iteration count).
+    takes its own slice (`crnn_gan.distribute.replica_share`). So replicas get different
+    noise, and a run on N replicas sees the same noise as one replica on the same global
+    batch (which makes them comparable), and a resumed run continues the same sequence (the
+    step is the optimizer's iteration count).
 
     Args:
         seed: the run's seed.
         step: an int64 scalar that changes every training step.
         local_shape: ``[local_batch, steps, noise_dim]``.
     """
-    _, replicas, replica = _replica_context()
-    local_batch = local_shape[0]
-    global_shape = tf.concat([[local_batch * replicas], local_shape[1:]], 0)
     noise = tf.random.stateless_uniform(
-        global_shape, tf.stack([tf.cast(seed, tf.int64), tf.cast(step, tf.int64)]))
-    return noise[replica * local_batch:(replica + 1) * local_batch]
-
-
-def reduce_and_clip(gradients, clip_norm: float):
-    """Global-norm clipping of the gradient summed over replicas.
-
-    Keras' optimizers clip each replica's partial gradient before summing, which is not
-    the global norm; so gradients are summed here, clipped, and handed to the optimizer
-    divided by the number of replicas (it sums them again).
-
-    A gradient whose global norm is not finite (an overflow somewhere in the step) becomes
-    zeros, so that the update is skipped instead of writing NaN into every weight (clipping
-    by an infinite norm gives NaN); a NaN or Inf *loss* still stops the run
-    (`NonFiniteLossGuard`). Measured once in the quality protocol: a finite-loss step whose
-    update turned every weight into NaN in the 24th epoch of one seed.
-
-    Args:
-        gradients: this replica's gradients (of losses already divided by the number of
-            replicas).
-        clip_norm: the global norm bound; 0 = no clipping.
-    """
-    context, replicas, _ = _replica_context()
-    if replicas > 1:
-        gradients = context.all_reduce(tf.distribute.ReduceOp.SUM, gradients)
-    norm = tf.linalg.global_norm(gradients)  # once: the check and the clipping share it
-    finite = tf.math.is_finite(norm)
-    gradients = [tf.where(finite, g, tf.zeros_like(g)) for g in gradients]
-    if clip_norm:
-        gradients, _ = tf.clip_by_global_norm(gradients, clip_norm,
-                                              use_norm=tf.where(finite, norm, 0.0))
-    if replicas > 1:
-        gradients = [g / replicas for g in gradients]
-    return gradients
+        global_batch_shape(local_shape),
+        tf.stack([tf.cast(seed, tf.int64), tf.cast(step, tf.int64)]))
+    return replica_share(noise, local_shape[0])
 
 
 def teacher_forced_loss(generator: Generator, windows, seed: int, step):
@@ -140,7 +98,7 @@ def pretraining_update(generator: Generator, optimizer, windows, seed: int, clip
     Returns:
         The squared error before the update (without regularisation).
     """
-    _, replicas, _ = _replica_context()
+    _, replicas, _ = replica_context()
     variables = generator.trainable_variables
     with tf.GradientTape() as tape:
         # G's gradient: teacher forcing runs each LSTM layer as one sequence, with the
@@ -311,7 +269,7 @@ class CRNNGAN(keras.Model):
 
     def _adversarial_step(self, real):
         generator, discriminator = self.generator, self.discriminator
-        _, replicas, _ = _replica_context()
+        _, replicas, _ = replica_context()
         noise = uniform_noise(self.seed, self.g_optimizer.iterations,
                               tf.concat([tf.shape(real)[:2], [generator.noise_dim]], 0))
         d_frozen, g_frozen = self.freeze_decisions()
