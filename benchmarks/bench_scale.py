@@ -72,8 +72,6 @@ def run_variant(name: str, preset: str, steps: int, fixed_global_batch: bool,
     with strategy.scope():
         model = training.build_model(config, "gan")
     model.window_length.assign(config.seq_len)
-    if name.startswith("multi_worker"):
-        training._log_values_as_vectors(model)  # Keras 3 multi-worker log reduction
 
     class Timer(keras.callbacks.Callback):
         def on_train_batch_end(self, batch, logs=None):

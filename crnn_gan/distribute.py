@@ -3,8 +3,9 @@
 Where: CPU threads, distribution strategies, file-system checks. Across replicas (what the
 models' train steps call, inside `strategy.run` or without a strategy, where they behave as
 one replica): `global_mean`, `reduce_and_clip` (each player's gradient summed over replicas,
-then clipped by its global norm), and `global_batch_shape` and `replica_share` (each
-replica's rows of a value drawn for the whole global batch).
+then clipped by its global norm), `global_batch_shape` and `replica_share` (each replica's
+rows of a value drawn for the whole global batch), and `fit_logs` (train-step logs in the form
+Keras' reduction of them needs).
 """
 
 from __future__ import annotations
@@ -187,3 +188,22 @@ def reduce_and_clip(gradients, clip_norm: float):
         gradients = [g / replicas for g in gradients]
     return gradients
 
+
+def fit_logs(logs: dict) -> dict:
+    """What a train step returns to Keras' `fit`: `logs` of scalars, or under multi-worker
+    training the same values as vectors of one element.
+
+    Keras 3 reduces each value a train step returns over the workers of a
+    MultiWorkerMirroredStrategy with ``strategy.reduce("MEAN", value, axis=0)``, which fails
+    on scalars ("Invalid reduction dimension 0 for input with 0 dimensions",
+    tensorflow/tensorflow#72388); a vector of one element reduces to the mean over the
+    workers, a scalar again. The test is Keras' own (a collective strategy in multi-worker
+    mode); on one machine the logs stay scalars, since Keras then averages the replicas'
+    values without an axis.
+    """
+    strategy = tf.distribute.get_strategy()
+    multi_worker = (isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
+                    and strategy.extended._in_multi_worker_mode())
+    if not multi_worker:
+        return logs
+    return {name: tf.reshape(value, [1]) for name, value in logs.items()}

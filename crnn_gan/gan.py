@@ -36,6 +36,7 @@ import tensorflow as tf
 
 from crnn_gan.discriminator import Discriminator
 from crnn_gan.distribute import (
+    fit_logs,
     global_batch_shape,
     global_mean,
     reduce_and_clip,
@@ -326,7 +327,7 @@ class CRNNGAN(keras.Model):
         return self._results()
 
     def _results(self):
-        return {name: tracker.result() for name, tracker in self.trackers.items()}
+        return fit_logs({name: tracker.result() for name, tracker in self.trackers.items()})
 
     def get_config(self):
         return {
@@ -398,7 +399,7 @@ class Baseline(keras.Model):
         loss = pretraining_update(self.generator, self.optimizer, windows, self.seed,
                                   self.clip_norm)
         self.loss_tracker.update_state(loss)
-        return {"pretrain_loss": self.loss_tracker.result()}
+        return fit_logs({"pretrain_loss": self.loss_tracker.result()})
 
     def get_config(self):
         return {**super().get_config(),

@@ -242,8 +242,6 @@ def train(config: Config, spec: RunSpec, songs=None) -> keras.callbacks.History:
         model.generator.set_output_range(songs, scaler)
         if spec.model == "gan":
             model.discriminator.set_pitch_affine(scaler)
-    if spec.strategy == "multi_worker":
-        _log_values_as_vectors(model)
     dataset = pipeline.window_dataset(songs, scaler, config.seq_len, config.batch_size,
                                       windows_per_song=config.windows_per_song, seed=spec.seed,
                                       transpose_semitones=config.transpose_semitones)
@@ -279,23 +277,6 @@ def train(config: Config, spec: RunSpec, songs=None) -> keras.callbacks.History:
         run_dir.save_weights_atomic(model.generator, f"{model_dir}/generator.weights.h5")
         journal.finish()
     return history
-
-
-def _log_values_as_vectors(model: keras.Model) -> None:
-    """Works around Keras 3's multi-worker log reduction (tensorflow/tensorflow#72388).
-
-    Under a multi-worker MultiWorkerMirroredStrategy, Keras reduces each value that
-    `train_step` returns with `strategy.reduce("MEAN", value, axis=0)`, which fails on the
-    scalars every model returns ("Invalid reduction dimension 0 for input with 0
-    dimensions"). Returned as vectors of one element, the same reduction gives the mean
-    over the workers' values, a scalar again.
-    """
-    step = model.train_step
-
-    def train_step(data):
-        return {name: tf.reshape(value, [1]) for name, value in step(data).items()}
-
-    model.train_step = train_step
 
 
 class _CSVLogger(keras.callbacks.CSVLogger):
