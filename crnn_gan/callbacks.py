@@ -12,7 +12,7 @@ import tensorflow as tf
 
 from crnn_gan import gfile, metrics
 from tfds_midi import codec
-from tfds_midi.pipeline import FeatureScaler, curriculum_length
+from tfds_midi.pipeline import FeatureScaler
 
 
 class NonFiniteLossError(RuntimeError):
@@ -20,24 +20,11 @@ class NonFiniteLossError(RuntimeError):
 
 
 class ScheduleCallback(keras.callbacks.Callback):
-    """Sets the phase (pretraining or adversarial) and the window length of each epoch.
-
-    Epoch e < `pretrain_epochs` pretrains on windows of min(curriculum_step * (e + 1),
-    seq_len) steps; later epochs are adversarial on full windows.
-    """
-
-    def __init__(self, pretrain_epochs: int, seq_len: int, curriculum_step: int):
-        super().__init__()
-        self.pretrain_epochs = pretrain_epochs
-        self.seq_len = seq_len
-        self.curriculum_step = curriculum_step
+    """Tells the model each epoch's index at its start: the model applies its own
+    `crnn_gan.schedule.Schedule` (`CRNNGAN.apply_schedule`, `Baseline.apply_schedule`)."""
 
     def on_epoch_begin(self, epoch, logs=None):
-        pretraining = epoch < self.pretrain_epochs
-        length = (curriculum_length(epoch, self.seq_len, self.curriculum_step)
-                  if pretraining else self.seq_len)
-        self.model.window_length.assign(length)
-        self.model.set_pretraining(pretraining)
+        self.model.apply_schedule(epoch)
 
 
 class NonFiniteLossGuard(keras.callbacks.Callback):

@@ -2,8 +2,10 @@
 
 One `fit` runs the whole experiment: the first `pretrain_epochs` epochs train G alone on
 next-tone prediction (teacher forcing, squared error) with a curriculum on the window length;
-the remaining epochs are adversarial. `ScheduleCallback` (crnn_gan.callbacks) switches the
-phase and the window length at each epoch's start.
+the remaining epochs are adversarial. The epochs' phases and window lengths are the model's
+`Schedule` (crnn_gan.schedule); `apply_schedule(epoch)`, called at each epoch's start by
+`ScheduleCallback` (crnn_gan.callbacks), sets the two values the compiled `train_step` reads
+and says why each is held as it is.
 
 Adversarial step (one batch of real windows ``[batch, T, F]``, normalised units):
 - G generates from fresh uniform noise; D scores real and generated windows in one pass.
@@ -31,6 +33,8 @@ Adversarial step (one batch of real windows ``[batch, T, F]``, normalised units)
 
 from __future__ import annotations
 
+import dataclasses
+
 import keras
 import tensorflow as tf
 
@@ -44,6 +48,7 @@ from crnn_gan.distribute import (
     replica_share,
 )
 from crnn_gan.generator import Generator
+from crnn_gan.schedule import PRETRAIN, Schedule
 
 EPSILON = 1e-7
 
@@ -129,6 +134,20 @@ def feature_matching_loss(real_features, fake_features):
     return tf.reduce_sum(tf.square(real_mean - fake_mean))
 
 
+def _add_window_length(model: keras.Model):
+    """The model's int32 window-length variable (see `CRNNGAN.apply_schedule`)."""
+    return model.add_weight(shape=(), initializer="zeros", dtype="int32", trainable=False,
+                            name="window_length", aggregation="only_first_replica")
+
+
+def _schedule_config(schedule: Schedule | None):
+    return None if schedule is None else dataclasses.asdict(schedule)
+
+
+def _schedule_from_config(config: dict | None) -> Schedule | None:
+    return None if config is None else Schedule(**config)
+
+
 @keras.saving.register_keras_serializable(package="crnn_gan")
 class CRNNGAN(keras.Model):
     """The GAN: G, D, the freezing rule, feature matching and pretraining.
@@ -152,13 +171,16 @@ class CRNNGAN(keras.Model):
             batch to G's adversarial loss (TimeGAN's supervised term; 0 = the paper).
         adversarial_learning_rate_scale: G's learning rate in the adversarial phase is its
             pretraining rate times this (1 = the paper: one rate throughout).
+        schedule: each epoch's phase and window length (`apply_schedule`); None: the
+            caller sets `pretraining` and `window_length` itself (tests, benchmarks).
     """
 
     def __init__(self, generator: Generator, discriminator: Discriminator,
                  feature_matching: bool = True, freezing: bool = True,
                  freeze_threshold: float = 0.7, clip_norm: float = 0.0, seed: int = 0,
                  label_smoothing: float = 0.0, supervised_weight: float = 0.0,
-                 adversarial_learning_rate_scale: float = 1.0, **kwargs):
+                 adversarial_learning_rate_scale: float = 1.0,
+                 schedule: Schedule | None = None, **kwargs):
         super().__init__(**kwargs)
         self.generator = generator
         self.discriminator = discriminator
@@ -170,7 +192,8 @@ class CRNNGAN(keras.Model):
         self.label_smoothing = label_smoothing
         self.supervised_weight = supervised_weight
         self.adversarial_learning_rate_scale = adversarial_learning_rate_scale
-        self.pretraining = False  # set by ScheduleCallback; a Python bool: one trace a phase
+        self.schedule = schedule
+        self.pretraining = False  # the phase train_step is traced for: see apply_schedule
         tracker = keras.metrics.Mean
         self.trackers = {name: tracker(name=name) for name in (
             "d_loss", "g_loss", "g_adv_loss", "d_acc_real", "d_acc_fake", "d_frozen",
@@ -189,10 +212,7 @@ class CRNNGAN(keras.Model):
         self.previous_g_adv_loss = self.add_weight(
             shape=(), initializer="zeros", trainable=False, name="previous_g_adv_loss",
             aggregation="only_first_replica")
-        # Window length of the pretraining curriculum (steps); set by ScheduleCallback.
-        self.window_length = self.add_weight(
-            shape=(), initializer="zeros", dtype="int32", trainable=False, name="window_length",
-            aggregation="only_first_replica")
+        self.window_length = _add_window_length(self)  # see apply_schedule
         self.built = True
 
     def compile(self, d_optimizer, g_optimizer, **kwargs):
@@ -229,6 +249,30 @@ class CRNNGAN(keras.Model):
         """Generates: noise ``[batch, steps, noise_dim]`` -> ``[batch, steps, F]``."""
         return self.generator(noise, training=training)
 
+    def apply_schedule(self, epoch: int) -> None:
+        """Sets what `train_step` reads for epoch `epoch` (from 0) from `schedule`: the phase
+        and the window length. Called at every epoch's start, also the first of a resumed run.
+
+        The two are held differently, for the compiled step's sake:
+        - The phase is `pretraining`, a Python bool that `train_step` reads when it is
+          traced: each phase compiles only its own step (G's next-tone update, or the
+          two-player step), and a phase change retraces (`set_pretraining`), once a run.
+          A `tf.cond` on a variable would trace both steps into one graph and run the
+          optimisers' updates inside a branch, which fails under MirroredStrategy (see the
+          freezing in `_adversarial_step`).
+        - The window length is `window_length`, an int32 variable that the compiled
+          pretraining step slices the batch with (``real[:, :window_length]``), so the
+          curriculum's new length every epoch needs no retrace. Being a weight, it is also
+          in checkpoints and backups (unused there: this method sets it again on resume).
+
+        Raises:
+            ValueError: the model has no schedule.
+        """
+        if self.schedule is None:
+            raise ValueError("apply_schedule needs a model built with a schedule")
+        self.window_length.assign(self.schedule.window_length(epoch))
+        self.set_pretraining(self.schedule.phase(epoch) == PRETRAIN)
+
     def set_pretraining(self, pretraining: bool) -> None:
         """Switches phase; the next batch uses a train function traced for that phase.
 
@@ -257,6 +301,7 @@ class CRNNGAN(keras.Model):
     def train_step(self, real):
         if isinstance(real, tuple):
             real = real[0]
+        # A Python bool, read once when the step is traced (see apply_schedule).
         if self.pretraining:
             return self._pretrain_step(real)
         return self._adversarial_step(real)
@@ -339,6 +384,7 @@ class CRNNGAN(keras.Model):
             "seed": self.seed, "label_smoothing": self.label_smoothing,
             "supervised_weight": self.supervised_weight,
             "adversarial_learning_rate_scale": self.adversarial_learning_rate_scale,
+            "schedule": _schedule_config(self.schedule),
         }
 
     @classmethod
@@ -346,6 +392,7 @@ class CRNNGAN(keras.Model):
         config = dict(config)
         config["generator"] = keras.saving.deserialize_keras_object(config["generator"])
         config["discriminator"] = keras.saving.deserialize_keras_object(config["discriminator"])
+        config["schedule"] = _schedule_from_config(config.get("schedule"))
         return cls(**config)
 
 
@@ -356,25 +403,32 @@ class Baseline(keras.Model):
     ``compile(optimizer)`` and ``fit`` on batches of normalised windows ``[batch, T, F]``;
     the loss is the teacher-forced squared error plus L2. Generation (`call`) is G's free
     running feedback loop, exactly as for the GAN, so samples compare like for like.
-    Honours the pretraining curriculum through `window_length` like `CRNNGAN`.
+    Follows the schedule's window lengths like `CRNNGAN` (`apply_schedule`); every epoch
+    trains on next-tone prediction, whatever the schedule's phase.
+
+    Args:
+        generator: G.
+        clip_norm: global-norm clipping of G's gradient (0 = off).
+        seed: seeds the noise.
+        schedule: each epoch's window length; None: the caller sets `window_length`.
     """
 
+    pretraining = True  # every epoch (what EpochSummary reports)
+
     def __init__(self, generator: Generator, clip_norm: float = 0.0, seed: int = 0,
-                 **kwargs):
+                 schedule: Schedule | None = None, **kwargs):
         super().__init__(**kwargs)
         self.generator = generator
         self.clip_norm = clip_norm
         self.seed = seed
+        self.schedule = schedule
         self.loss_tracker = keras.metrics.Mean(name="pretrain_loss")
-        self.pretraining = True
 
     def build(self, input_shape=None):
         if self.built:  # idempotent: deserialisation may have built it already
             return
         self.generator.build()
-        self.window_length = self.add_weight(
-            shape=(), initializer="zeros", dtype="int32", trainable=False, name="window_length",
-            aggregation="only_first_replica")
+        self.window_length = _add_window_length(self)  # see CRNNGAN.apply_schedule
         self.built = True
 
     def build_for_training(self):
@@ -382,8 +436,15 @@ class Baseline(keras.Model):
             self.build()
         self.optimizer.build(self.generator.trainable_variables)
 
-    def set_pretraining(self, pretraining: bool) -> None:
-        del pretraining  # the baseline always trains on next-tone prediction
+    def apply_schedule(self, epoch: int) -> None:
+        """Sets the window length of epoch `epoch` (see `CRNNGAN.apply_schedule`).
+
+        Raises:
+            ValueError: the model has no schedule.
+        """
+        if self.schedule is None:
+            raise ValueError("apply_schedule needs a model built with a schedule")
+        self.window_length.assign(self.schedule.window_length(epoch))
 
     @property
     def metrics(self):
@@ -404,10 +465,12 @@ class Baseline(keras.Model):
     def get_config(self):
         return {**super().get_config(),
                 "generator": keras.saving.serialize_keras_object(self.generator),
-                "clip_norm": self.clip_norm, "seed": self.seed}
+                "clip_norm": self.clip_norm, "seed": self.seed,
+                "schedule": _schedule_config(self.schedule)}
 
     @classmethod
     def from_config(cls, config):
         config = dict(config)
         config["generator"] = keras.saving.deserialize_keras_object(config["generator"])
+        config["schedule"] = _schedule_from_config(config.get("schedule"))
         return cls(**config)

@@ -31,6 +31,7 @@ from crnn_gan.config import Config
 from crnn_gan.discriminator import Discriminator
 from crnn_gan.gan import CRNNGAN, Baseline
 from crnn_gan.generator import Generator
+from crnn_gan.schedule import Schedule
 from tfds_midi import codec, pipeline
 
 MODEL_KINDS = ("gan", "baseline")
@@ -102,8 +103,10 @@ def build_model(config: Config, model: str, seed: int = 0,
         return keras.optimizers.SGD(learning_rate)
 
     generator = build_generator(config, l2_scale)
+    schedule = Schedule(config.pretrain_epochs, config.seq_len, config.curriculum_step)
     if model == "baseline":
-        built = Baseline(generator, clip_norm=config.clip_norm, seed=seed, name="baseline")
+        built = Baseline(generator, clip_norm=config.clip_norm, seed=seed, schedule=schedule,
+                         name="baseline")
         built.compile(optimizer=optimizer(config.learning_rate))
     else:
         discriminator = Discriminator(
@@ -118,7 +121,7 @@ def build_model(config: Config, model: str, seed: int = 0,
                         label_smoothing=config.label_smoothing,
                         supervised_weight=config.supervised_weight,
                         adversarial_learning_rate_scale=config.adversarial_learning_rate_scale,
-                        name="crnn_gan")
+                        schedule=schedule, name="crnn_gan")
         built.compile(
             d_optimizer=optimizer(config.learning_rate * config.d_learning_rate_scale),
             g_optimizer=optimizer(config.learning_rate))
@@ -250,8 +253,7 @@ def train(config: Config, spec: RunSpec, songs=None) -> keras.callbacks.History:
     journal = run_dir.RunJournal(model_dir, backup_dir, is_chief=is_chief,
                                  commit_last=spec.strategy != "multi_worker")
     callbacks = [
-        run_callbacks.ScheduleCallback(config.pretrain_epochs, config.seq_len,
-                                       config.curriculum_step),
+        run_callbacks.ScheduleCallback(),
         run_callbacks.NonFiniteLossGuard(),
         journal,
     ]

@@ -1,4 +1,4 @@
-"""The window pipeline: shapes, fresh offsets every epoch, skipping, scaling, curriculum."""
+"""The window pipeline: shapes, fresh offsets every epoch, skipping, scaling."""
 
 from __future__ import annotations
 
@@ -77,10 +77,3 @@ def test_scaler_round_trip_statistics_and_saving(tmp_path):
     np.testing.assert_array_equal(loaded.std, scaler.std)
     with pytest.raises(ValueError, match="no data"):
         pipeline.FeatureScaler.fit([])
-
-
-def test_curriculum_grows_like_the_original_code():
-    assert [pipeline.curriculum_length(e, 100) for e in range(6)] == [4, 8, 12, 16, 20, 24]
-    assert pipeline.curriculum_length(40, 100) == 100
-    with pytest.raises(ValueError, match="epoch"):
-        pipeline.curriculum_length(-1, 100)

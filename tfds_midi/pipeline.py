@@ -21,18 +21,6 @@ import tensorflow as tf
 
 from tfds_midi import codec
 
-# The original code's curriculum: pretraining epoch e trains on windows of
-# min(CURRICULUM_STEP * (e + 1), seq_len) tones.
-CURRICULUM_STEP = 4
-
-
-def curriculum_length(epoch: int, seq_len: int, step: int = CURRICULUM_STEP) -> int:
-    """Window length for pretraining epoch `epoch` (0-based): min(step * (epoch + 1), seq_len)."""
-    if epoch < 0:
-        raise ValueError(f"epoch must be >= 0, got {epoch}")
-    return min(step * (epoch + 1), seq_len)
-
-
 #: How a tone's four raw values become the model's features (before standardisation):
 #: "hz": as they are (the paper: ticks, Hz, velocity, ticks); "log": length and delta as
 #: log(1 + ticks), frequency as the MIDI pitch number 69 + 12 log2(Hz / 440) (a semitone is
