@@ -97,3 +97,17 @@ def test_scripts_write_the_same_bytes_for_many_nested_same_pitch_notes(scripts):
         tones = np.stack([length, np.full(40, hz), np.full(40, 80.0),
                           np.r_[np.zeros(39), 1.0]], axis=1).astype(np.float32)
         _assert_same_as_codec(scripts, tones[:, None, :])
+
+
+def test_both_scripts_hold_one_text_of_the_copies():
+    """The copies (reader, packer, unpacker, writer: from the "MIDI -> tones" marker to
+    ``main``) are the same text in both scripts, so the tests above cover both alike and the
+    `duplicates` tool's pair of the two files is this deliberate copy."""
+    def copies(name):
+        text = (EXPORT_DIR / f"{name}.py").read_text()
+        start = text.index("# --- MIDI -> tones, for --primer.")
+        return text[start:text.index("\ndef main(", start)]
+
+    first, second = (copies(name) for name in SCRIPT_NAMES)
+    assert "def midi_to_tones(" in first and "def tones_to_midi(" in first
+    assert first == second
