@@ -1,0 +1,56 @@
+"""The training schedule: which phase each epoch trains in, and on windows of which length.
+
+One `fit` runs the whole experiment (`crnn_gan.gan`): epochs ``0 .. pretrain_epochs - 1``
+pretrain G on next-tone prediction with the original code's curriculum on the window length,
+``min(curriculum_step * (epoch + 1), seq_len)`` steps; every later epoch is adversarial on
+whole windows of `seq_len` steps. The Baseline follows the same window lengths and always
+trains on next-tone prediction.
+
+The models hold a `Schedule` (a constructor argument) and apply it at each epoch's start
+(`CRNNGAN.apply_schedule`, called by `crnn_gan.callbacks.ScheduleCallback`); how their
+compiled train step reads the phase and the window length is said there.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+#: The two phases of a run.
+PRETRAIN, ADVERSARIAL = "pretrain", "adversarial"
+
+
+@dataclasses.dataclass(frozen=True)
+class Schedule:
+    """The phase and the window length of every epoch (epochs count from 0).
+
+    Attributes:
+        pretrain_epochs: epochs of next-tone pretraining before the adversarial ones (0:
+            adversarial from the start).
+        seq_len: the data's window length in steps (what adversarial epochs train on).
+        curriculum_step: pretraining epoch e trains on windows of
+            ``min(curriculum_step * (e + 1), seq_len)`` steps (the original code: 4).
+    """
+
+    pretrain_epochs: int
+    seq_len: int
+    curriculum_step: int
+
+    def __post_init__(self):
+        if self.pretrain_epochs < 0:
+            raise ValueError(f"pretrain_epochs must be >= 0, got {self.pretrain_epochs}")
+        for name in ("seq_len", "curriculum_step"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+
+    def phase(self, epoch: int) -> str:
+        """`PRETRAIN` for the first `pretrain_epochs` epochs, `ADVERSARIAL` after them."""
+        if epoch < 0:
+            raise ValueError(f"epoch must be >= 0, got {epoch}")
+        return PRETRAIN if epoch < self.pretrain_epochs else ADVERSARIAL
+
+    def window_length(self, epoch: int) -> int:
+        """Steps of the windows epoch `epoch` trains on: the curriculum's while pretraining,
+        `seq_len` after."""
+        if self.phase(epoch) == ADVERSARIAL:
+            return self.seq_len
+        return min(self.curriculum_step * (epoch + 1), self.seq_len)
