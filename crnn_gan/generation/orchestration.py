@@ -11,23 +11,13 @@ import numpy as np
 import tensorflow as tf
 
 from crnn_gan import gfile, metrics, rendering
+from crnn_gan.generation import sampling
 from crnn_gan.generation.models import load_model
 from crnn_gan.generation.request import (
     DEFAULT_STEPS,
     PROGRESS_MIN_STEPS,
     GenerationError,
     Request,
-)
-from crnn_gan.generation.sampling import (
-    PROBE_SONGS,
-    PROBE_STEPS,
-    SONG_BATCH,
-    TICKS_PER_SECOND,
-    Progress,
-    generate_steps,
-    primer_steps,
-    steps_for_seconds,
-    tfds_primer,
 )
 from tfds_midi import codec
 
@@ -44,7 +34,7 @@ def song_seconds(tones: np.ndarray) -> float:
     if not len(tones):
         return 0.0
     start = codec.tone_start_ticks(tones)
-    return float((start + tones[:, codec.LENGTH]).max() / TICKS_PER_SECOND)
+    return float((start + tones[:, codec.LENGTH]).max() / sampling.TICKS_PER_SECOND)
 
 
 def summary_line(tones: np.ndarray) -> str:
@@ -75,21 +65,22 @@ def generate(request: Request, log: Callable[[str], None] = print) -> list[str]:
     if request.primer_midi:
         primer_tones, primer_name = codec.midi_to_tones(request.primer_midi), request.primer_midi
     elif request.primer_from:
-        primer_tones, source = tfds_primer(request.primer_from, request.primer_index,
+        primer_tones, source = sampling.tfds_primer(request.primer_from, request.primer_index,
                                            request.data_dir)
         primer_name = f"{request.primer_from}[{request.primer_index}] ({source})"
     model = load_model(request.model_dir, request.export, request.checkpoint,
                        request.pretrained)
     primer = None
     if primer_tones is not None:
-        primer = primer_steps(primer_tones, model.tones_per_step, request.primer_max_tones)
+        primer = sampling.primer_steps(primer_tones, model.tones_per_step,
+                                       request.primer_max_tones)
     log(f"model: {model.description} ({model.tones_per_step} tone(s) a step, "
         f"{model.num_layers} x {model.units} units)")
     if request.seconds is not None:
-        steps, ticks = steps_for_seconds(model, request.seconds)
+        steps, ticks = sampling.steps_for_seconds(model, request.seconds)
         log(f"--seconds={request.seconds:g}: {steps} steps at the model's typical tempo, "
-            f"{ticks:.1f} ticks ({ticks / TICKS_PER_SECOND:.3f} s at 120 bpm) a step on "
-            f"average over {PROBE_SONGS} x {PROBE_STEPS} probe steps")
+            f"{ticks:.1f} ticks ({ticks / sampling.TICKS_PER_SECOND:.3f} s at 120 bpm) a step "
+            f"on average over {sampling.PROBE_SONGS} x {sampling.PROBE_STEPS} probe steps")
     else:
         steps = request.steps or DEFAULT_STEPS
     if primer is not None:
@@ -100,12 +91,12 @@ def generate(request: Request, log: Callable[[str], None] = print) -> list[str]:
     tf.io.gfile.makedirs(request.output_dir)
     total = request.num_songs * steps
     show = request.progress if request.progress is not None else total >= PROGRESS_MIN_STEPS
-    progress = Progress(total) if show else None
+    progress = sampling.Progress(total) if show else None
     written = []
-    for first in range(0, request.num_songs, SONG_BATCH):
-        seeds = [request.seed + k for k in range(first, min(first + SONG_BATCH,
+    for first in range(0, request.num_songs, sampling.SONG_BATCH):
+        seeds = [request.seed + k for k in range(first, min(first + sampling.SONG_BATCH,
                                                             request.num_songs))]
-        raw = generate_steps(model, seeds, steps, primer, progress)
+        raw = sampling.generate_steps(model, seeds, steps, primer, progress)
         if not np.isfinite(raw).all():
             raise GenerationError(f"{model.description} produced NaN or Inf: it diverged")
         for k, song in zip(range(first, first + len(seeds)), raw):
