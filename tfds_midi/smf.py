@@ -71,6 +71,8 @@ def track_notes(chunk: bytes) -> tuple[list[tuple[int, int, int, int]], int]:
     last_status = None
     try:
         while pos < size:
+            # The delta time's variable-length quantity, read inline rather than through a
+            # helper like `_skip_varlen_data`: a call per event is costly in this loop.
             byte = chunk[pos]
             pos += 1
             delta = byte & 0x7F
