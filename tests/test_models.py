@@ -288,7 +288,11 @@ def test_compiled_fit_with_freezing_freezes_each_player_on_some_steps_and_update
     config = TINY.replace(units=16, seq_len=12, batch_size=8, pretrain_epochs=0,
                           freeze_threshold=1.0)
     assert config.freezing and config.optimizer == "sgd"
-    gan = training.build_model(config, "gan", seed=3)
+    # The weights' initial values come from Keras's global seed (train.py sets it from
+    # --seed); fix it here so the trajectory does not depend on the tests run before
+    # (seeds 0-5 freeze D on 16-22 of the 24 steps and G on 1-7; 1 is well inside).
+    keras.utils.set_random_seed(1)
+    gan = training.build_model(config, "gan", seed=1)
     gan.window_length.assign(config.seq_len)
     recorder = _StepRecorder()
     history = gan.fit(_wave_windows(config.seq_len), epochs=3, verbose=0, callbacks=[recorder])
