@@ -207,3 +207,23 @@ def fit_logs(logs: dict) -> dict:
     if not multi_worker:
         return logs
     return {name: tf.reshape(value, [1]) for name, value in logs.items()}
+
+
+def uniform_noise(seed: int, step, local_shape):
+    """Uniform [0, 1) noise for this replica's share of the global batch.
+
+    The noise of the whole global batch is a function of (seed, step) only; each replica
+    takes its own slice (`crnn_gan.distribute.replica_share`). So replicas get different
+    noise, and a run on N replicas sees the same noise as one replica on the same global
+    batch (which makes them comparable), and a resumed run continues the same sequence (the
+    step is the optimizer's iteration count).
+
+    Args:
+        seed: the run's seed.
+        step: an int64 scalar that changes every training step.
+        local_shape: ``[local_batch, steps, noise_dim]``.
+    """
+    noise = tf.random.stateless_uniform(
+        global_batch_shape(local_shape),
+        tf.stack([tf.cast(seed, tf.int64), tf.cast(step, tf.int64)]))
+    return replica_share(noise, local_shape[0])

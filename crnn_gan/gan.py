@@ -1,14 +1,16 @@
 """CRNNGAN: the adversarial schedule of the paper as a Keras model with a custom `train_step`.
 
 One `fit` runs the whole experiment: the first `pretrain_epochs` epochs train G alone on
-next-tone prediction (teacher forcing, squared error) with a curriculum on the window length;
+next-tone prediction (`crnn_gan.pretraining`, which also holds the Baseline: teacher forcing,
+squared error or cross-entropy) with a curriculum on the window length;
 the remaining epochs are adversarial. The epochs' phases and window lengths are the model's
 `Schedule` (crnn_gan.schedule); `apply_schedule(epoch)`, called at each epoch's start by
 `ScheduleCallback` (crnn_gan.callbacks), sets the two values the compiled `train_step` reads
 and says why each is held as it is.
 
 Adversarial step (one batch of real windows ``[batch, T, F]``, normalised units):
-- G generates from fresh uniform noise; D scores real and generated windows in one pass.
+- G generates from fresh uniform noise; D scores real and generated windows in two passes
+  (G's gradient flows back through the generated pass only).
 - ``d_loss = -mean(log D(x) + log(1 - D(G(z))))``.
 - ``g_adv_loss = -mean(log D(G(z)))``: the non-saturating form of the paper's
   ``log(1 - D(G(z)))`` (same fixed point; positive, so it compares with d_loss).
@@ -33,88 +35,28 @@ Adversarial step (one batch of real windows ``[batch, T, F]``, normalised units)
 
 from __future__ import annotations
 
-import dataclasses
-
 import keras
 import tensorflow as tf
 
 from crnn_gan.discriminator import Discriminator
 from crnn_gan.distribute import (
     fit_logs,
-    global_batch_shape,
     global_mean,
     reduce_and_clip,
     replica_context,
-    replica_share,
+    uniform_noise,
 )
 from crnn_gan.generator import Generator
-from crnn_gan.schedule import PRETRAIN, Schedule
+from crnn_gan.pretraining import pretraining_update, teacher_forced_loss
+from crnn_gan.schedule import (
+    PRETRAIN,
+    Schedule,
+    add_window_length,
+    schedule_from_config,
+    schedule_to_config,
+)
 
 EPSILON = 1e-7
-
-
-def uniform_noise(seed: int, step, local_shape):
-    """Uniform [0, 1) noise for this replica's share of the global batch.
-
-    The noise of the whole global batch is a function of (seed, step) only; each replica
-    takes its own slice (`crnn_gan.distribute.replica_share`). So replicas get different
-    noise, and a run on N replicas sees the same noise as one replica on the same global
-    batch (which makes them comparable), and a resumed run continues the same sequence (the
-    step is the optimizer's iteration count).
-
-    Args:
-        seed: the run's seed.
-        step: an int64 scalar that changes every training step.
-        local_shape: ``[local_batch, steps, noise_dim]``.
-    """
-    noise = tf.random.stateless_uniform(
-        global_batch_shape(local_shape),
-        tf.stack([tf.cast(seed, tf.int64), tf.cast(step, tf.int64)]))
-    return replica_share(noise, local_shape[0])
-
-
-def teacher_forced_loss(generator: Generator, windows, seed: int, step):
-    """G's next-step loss with teacher forcing (`Generator.next_step_loss`: squared error,
-    or cross-entropy for the categorical head).
-
-    Args:
-        generator: G.
-        windows: ``[batch, T, F]`` normalised real steps.
-        seed: the run's seed.
-        step: the training step (see `uniform_noise`).
-
-    Returns:
-        Scalar loss over this replica's windows (without regularisation).
-    """
-    noise = uniform_noise(seed, step,
-                          tf.concat([tf.shape(windows)[:2], [generator.noise_dim]], 0))
-    return generator.next_step_loss(noise, windows)
-
-
-def pretraining_update(generator: Generator, optimizer, windows, seed: int, clip_norm: float):
-    """One next-tone pretraining update of G (shared by CRNNGAN's pretraining and Baseline).
-
-    Args:
-        generator: G.
-        optimizer: G's optimizer (its iteration count also seeds the noise).
-        windows: ``[batch, T, F]`` normalised real steps (this replica's share).
-        seed: the run's seed.
-        clip_norm: global-norm clipping (0 = off).
-
-    Returns:
-        The squared error before the update (without regularisation).
-    """
-    _, replicas, _ = replica_context()
-    variables = generator.trainable_variables
-    with tf.GradientTape() as tape:
-        # G's gradient: teacher forcing runs each LSTM layer as one sequence, with the
-        # fused BlockLSTM and its hand-written backward ("block": CPU) or Keras' layer and
-        # autodiff ("keras": GPU, TPU), as `crnn_gan.lstm.resolve_implementation` resolves
-        # `generator.implementation` (`FusedLSTM.call`).
-        loss = teacher_forced_loss(generator, windows, seed, optimizer.iterations)
-        total = (loss + tf.add_n([0.0] + generator.losses)) / replicas
-    optimizer.apply(reduce_and_clip(tape.gradient(total, variables), clip_norm), variables)
-    return loss
 
 
 def feature_matching_loss(real_features, fake_features):
@@ -132,20 +74,6 @@ def feature_matching_loss(real_features, fake_features):
     real_mean = global_mean(tf.reduce_mean(tf.stop_gradient(real_features), axis=[0, 1]))
     fake_mean = global_mean(tf.reduce_mean(fake_features, axis=[0, 1]))
     return tf.reduce_sum(tf.square(real_mean - fake_mean))
-
-
-def _add_window_length(model: keras.Model):
-    """The model's int32 window-length variable (see `CRNNGAN.apply_schedule`)."""
-    return model.add_weight(shape=(), initializer="zeros", dtype="int32", trainable=False,
-                            name="window_length", aggregation="only_first_replica")
-
-
-def _schedule_config(schedule: Schedule | None):
-    return None if schedule is None else dataclasses.asdict(schedule)
-
-
-def _schedule_from_config(config: dict | None) -> Schedule | None:
-    return None if config is None else Schedule(**config)
 
 
 @keras.saving.register_keras_serializable(package="crnn_gan")
@@ -212,7 +140,7 @@ class CRNNGAN(keras.Model):
         self.previous_g_adv_loss = self.add_weight(
             shape=(), initializer="zeros", trainable=False, name="previous_g_adv_loss",
             aggregation="only_first_replica")
-        self.window_length = _add_window_length(self)  # see apply_schedule
+        self.window_length = add_window_length(self)  # see apply_schedule
         self.built = True
 
     def compile(self, d_optimizer, g_optimizer, **kwargs):
@@ -384,7 +312,7 @@ class CRNNGAN(keras.Model):
             "seed": self.seed, "label_smoothing": self.label_smoothing,
             "supervised_weight": self.supervised_weight,
             "adversarial_learning_rate_scale": self.adversarial_learning_rate_scale,
-            "schedule": _schedule_config(self.schedule),
+            "schedule": schedule_to_config(self.schedule),
         }
 
     @classmethod
@@ -392,85 +320,5 @@ class CRNNGAN(keras.Model):
         config = dict(config)
         config["generator"] = keras.saving.deserialize_keras_object(config["generator"])
         config["discriminator"] = keras.saving.deserialize_keras_object(config["discriminator"])
-        config["schedule"] = _schedule_from_config(config.get("schedule"))
-        return cls(**config)
-
-
-@keras.saving.register_keras_serializable(package="crnn_gan")
-class Baseline(keras.Model):
-    """The baseline: G's network trained only on next-tone prediction, with plain `fit`.
-
-    ``compile(optimizer)`` and ``fit`` on batches of normalised windows ``[batch, T, F]``;
-    the loss is the teacher-forced squared error plus L2. Generation (`call`) is G's free
-    running feedback loop, exactly as for the GAN, so samples compare like for like.
-    Follows the schedule's window lengths like `CRNNGAN` (`apply_schedule`); every epoch
-    trains on next-tone prediction, whatever the schedule's phase.
-
-    Args:
-        generator: G.
-        clip_norm: global-norm clipping of G's gradient (0 = off).
-        seed: seeds the noise.
-        schedule: each epoch's window length; None: the caller sets `window_length`.
-    """
-
-    pretraining = True  # every epoch (what EpochSummary reports)
-
-    def __init__(self, generator: Generator, clip_norm: float = 0.0, seed: int = 0,
-                 schedule: Schedule | None = None, **kwargs):
-        super().__init__(**kwargs)
-        self.generator = generator
-        self.clip_norm = clip_norm
-        self.seed = seed
-        self.schedule = schedule
-        self.loss_tracker = keras.metrics.Mean(name="pretrain_loss")
-
-    def build(self, input_shape=None):
-        if self.built:  # idempotent: deserialisation may have built it already
-            return
-        self.generator.build()
-        self.window_length = _add_window_length(self)  # see CRNNGAN.apply_schedule
-        self.built = True
-
-    def build_for_training(self):
-        if not self.built:
-            self.build()
-        self.optimizer.build(self.generator.trainable_variables)
-
-    def apply_schedule(self, epoch: int) -> None:
-        """Sets the window length of epoch `epoch` (see `CRNNGAN.apply_schedule`).
-
-        Raises:
-            ValueError: the model has no schedule.
-        """
-        if self.schedule is None:
-            raise ValueError("apply_schedule needs a model built with a schedule")
-        self.window_length.assign(self.schedule.window_length(epoch))
-
-    @property
-    def metrics(self):
-        return [self.loss_tracker]
-
-    def call(self, noise, training=False):
-        return self.generator(noise, training=training)
-
-    def train_step(self, real):
-        if isinstance(real, tuple):
-            real = real[0]
-        windows = real[:, : tf.convert_to_tensor(self.window_length)]
-        loss = pretraining_update(self.generator, self.optimizer, windows, self.seed,
-                                  self.clip_norm)
-        self.loss_tracker.update_state(loss)
-        return fit_logs({"pretrain_loss": self.loss_tracker.result()})
-
-    def get_config(self):
-        return {**super().get_config(),
-                "generator": keras.saving.serialize_keras_object(self.generator),
-                "clip_norm": self.clip_norm, "seed": self.seed,
-                "schedule": _schedule_config(self.schedule)}
-
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        config["generator"] = keras.saving.deserialize_keras_object(config["generator"])
-        config["schedule"] = _schedule_from_config(config.get("schedule"))
+        config["schedule"] = schedule_from_config(config.get("schedule"))
         return cls(**config)

@@ -54,3 +54,19 @@ class Schedule:
         if self.phase(epoch) == ADVERSARIAL:
             return self.seq_len
         return min(self.curriculum_step * (epoch + 1), self.seq_len)
+
+
+def add_window_length(model):
+    """The model's int32 window-length variable (see `CRNNGAN.apply_schedule`)."""
+    return model.add_weight(shape=(), initializer="zeros", dtype="int32", trainable=False,
+                            name="window_length", aggregation="only_first_replica")
+
+
+def schedule_to_config(schedule: Schedule | None) -> dict | None:
+    """The schedule as a model's get_config entry."""
+    return None if schedule is None else dataclasses.asdict(schedule)
+
+
+def schedule_from_config(config: dict | None) -> Schedule | None:
+    """The inverse of `schedule_to_config`."""
+    return None if config is None else Schedule(**config)

@@ -29,8 +29,9 @@ from crnn_gan import callbacks as run_callbacks
 from crnn_gan import distribute, gfile, metrics, run_dir
 from crnn_gan.config import Config
 from crnn_gan.discriminator import Discriminator
-from crnn_gan.gan import CRNNGAN, Baseline
+from crnn_gan.gan import CRNNGAN
 from crnn_gan.generator import Generator
+from crnn_gan.pretraining import Baseline
 from crnn_gan.schedule import Schedule
 from tfds_midi import codec, pipeline
 

@@ -13,8 +13,7 @@ tf.config.set_logical_device_configuration(
 
 sys.path.insert(0, sys.argv[1])
 from crnn_gan import config as config_lib  # noqa: E402
-from crnn_gan import gan as gan_lib  # noqa: E402
-from crnn_gan import training  # noqa: E402
+from crnn_gan import distribute, training  # noqa: E402
 
 # Clipping binds for both players and pretraining (their gradients' global norms are about
 # 0.05, 0.1 and 0.13), and the learning rates make each step move the weights by far more
@@ -52,7 +51,8 @@ def step(strategy, model, previous_losses, pretraining=False):
 def noise_per_replica(strategy):
     @tf.function
     def run():
-        return strategy.run(lambda: gan_lib.uniform_noise(3, tf.constant(5, tf.int64), [4, 6, 4]))
+        return strategy.run(
+            lambda: distribute.uniform_noise(3, tf.constant(5, tf.int64), [4, 6, 4]))
     return [t.numpy() for t in strategy.experimental_local_results(run())]
 
 
@@ -92,5 +92,5 @@ for case, previous in {"both": (2.0, 1.0), "d_frozen": (0.2, 1.0), "g_frozen": (
 noise = noise_per_replica(mirrored)
 report["noise_replicas_differ"] = bool(np.abs(noise[0] - noise[1]).max() > 1e-3)
 report["noise_is_global_batch_slices"] = bool(np.allclose(
-    np.concatenate(noise), gan_lib.uniform_noise(3, tf.constant(5, tf.int64), [8, 6, 4])))
+    np.concatenate(noise), distribute.uniform_noise(3, tf.constant(5, tf.int64), [8, 6, 4])))
 print(json.dumps(report))

@@ -419,7 +419,7 @@ def test_adversarial_learning_rate_scale_switches_with_the_phase():
 
 
 def test_a_non_finite_gradient_skips_the_update_instead_of_poisoning_the_weights():
-    from crnn_gan.gan import reduce_and_clip
+    from crnn_gan.distribute import reduce_and_clip
 
     finite = [tf.constant([3.0, 4.0]), tf.constant([[0.0]])]
     np.testing.assert_allclose(reduce_and_clip(finite, 1.0)[0], [0.6, 0.8], rtol=1e-6)

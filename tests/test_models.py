@@ -10,9 +10,10 @@ import tensorflow as tf
 from crnn_gan import config as config_lib
 from crnn_gan import feedback_loop, lstm, training
 from crnn_gan.discriminator import Discriminator
-from crnn_gan.gan import CRNNGAN, Baseline, feature_matching_loss
+from crnn_gan.gan import CRNNGAN, feature_matching_loss
 from crnn_gan.generator import Generator, shift_right
 from crnn_gan.lstm import FusedLSTM
+from crnn_gan.pretraining import Baseline
 
 TINY = config_lib.preset("tiny")
 

@@ -6,7 +6,8 @@ import pytest
 
 from crnn_gan import config as config_lib
 from crnn_gan import training
-from crnn_gan.gan import CRNNGAN, Baseline
+from crnn_gan.gan import CRNNGAN
+from crnn_gan.pretraining import Baseline
 from crnn_gan.schedule import ADVERSARIAL, PRETRAIN, Schedule
 
 

@@ -12,8 +12,8 @@ import pytest
 import tensorflow as tf
 
 from crnn_gan import config as config_lib
+from crnn_gan import distribute, training
 from crnn_gan import gan as gan_lib
-from crnn_gan import training
 from tests import midi_fixtures
 
 TINY = config_lib.preset("tiny")
@@ -38,7 +38,7 @@ def _values(variables):
 
 
 def _step_noise(gan, real):
-    """The noise of the next adversarial step, drawn here without `gan_lib.uniform_noise`:
+    """The noise of the next adversarial step, drawn here without `distribute.uniform_noise`:
     stateless uniform [0, 1) seeded by (the run's seed, G's optimizer step)."""
     step = int(gan.g_optimizer.iterations.numpy())
     shape = [real.shape[0], real.shape[1], gan.generator.noise_dim]
@@ -275,11 +275,11 @@ def test_noise_changes_with_the_step_and_repeats_after_a_resume(
     # The noise is stateless uniform seeded by (seed, step), nothing else.
     shape = [3, 5, 4]
     for step in (0, 1, 7):
-        noise = gan_lib.uniform_noise(11, tf.constant(step, tf.int64), shape)
+        noise = distribute.uniform_noise(11, tf.constant(step, tf.int64), shape)
         np.testing.assert_array_equal(noise, tf.random.stateless_uniform(
             shape, seed=tf.constant([11, step], tf.int64)))
-    assert not np.array_equal(gan_lib.uniform_noise(11, tf.constant(1, tf.int64), shape),
-                              gan_lib.uniform_noise(11, tf.constant(2, tf.int64), shape))
+    assert not np.array_equal(distribute.uniform_noise(11, tf.constant(1, tf.int64), shape),
+                              distribute.uniform_noise(11, tf.constant(2, tf.int64), shape))
 
     # In a run: the noise G gets at every adversarial step, straight through and resumed
     # (the step names the gradient of G's loop; samples and statistics generate without).
