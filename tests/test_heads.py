@@ -80,6 +80,14 @@ def test_log_representation_units():
     np.testing.assert_allclose(pipeline.encode_tone_columns(
         codec.pitch_to_hz(np.asarray([[0, 21, 0, 0], [0, 108, 0, 0]])), "log")[:, 1],
         [21, 108], atol=1e-4)
+    # The model's pitch unit is the codec's pitch rule (tfds_midi.codec is its home): above
+    # MIDI pitch 0 the encoding equals hz_to_fractional_pitch, the decoding pitch_to_hz.
+    hz = np.random.default_rng(0).uniform(8.2, 5000.0, size=(50, 4))
+    encoded = pipeline.encode_tone_columns(hz, "log")
+    np.testing.assert_allclose(encoded[:, 1], codec.hz_to_fractional_pitch(hz[:, 1]),
+                               rtol=1e-12)
+    np.testing.assert_allclose(pipeline.decode_tone_columns(encoded, "log")[:, 1],
+                               codec.pitch_to_hz(encoded[:, 1], dtype=np.float64), rtol=1e-12)
 
 
 def test_scaler_json_keeps_the_representation_and_reads_old_files():
