@@ -213,7 +213,7 @@ def uniform_noise(seed: int, step, local_shape):
     """Uniform [0, 1) noise for this replica's share of the global batch.
 
     The noise of the whole global batch is a function of (seed, step) only; each replica
-    takes its own slice (`crnn_gan.distribute.replica_share`). So replicas get different
+    takes its own slice (`replica_share`). So replicas get different
     noise, and a run on N replicas sees the same noise as one replica on the same global
     batch (which makes them comparable), and a resumed run continues the same sequence (the
     step is the optimizer's iteration count).

@@ -264,6 +264,17 @@ def test_new_config_fields_are_validated(field, bad):
         config_lib.preset("tiny", **{field: bad})
 
 
+def test_config_choice_lists_equal_their_homes():
+    """config.py keeps copies of the choices (it imports neither Keras nor TensorFlow, so
+    that entry points can set threads first); each must equal the list of the module that
+    implements the choice."""
+    from crnn_gan import lstm
+
+    assert config_lib.IMPLEMENTATIONS == lstm.IMPLEMENTATIONS
+    assert config_lib.REPRESENTATIONS == pipeline.REPRESENTATIONS
+    assert config_lib.OUTPUT_HEADS == heads.HEADS
+
+
 def test_l2_in_raw_units_matches_the_original_codes_weight():
     """The original code added 0.1 * l2 to a squared error in raw units; in normalised
     units the data loss is smaller by std**2, so the same balance needs 0.1 / std**2."""
