@@ -53,6 +53,21 @@ def generate_songs(generator, scaler: FeatureScaler, num_songs: int, steps: int,
     return [codec.unpack_tones(song) for song in raw]
 
 
+def statistics_means(songs: list[np.ndarray]) -> dict[str, float]:
+    """The mean of each of the six statistics (`crnn_gan.metrics`) over songs of tones."""
+    summary = metrics.summarise([metrics.all_statistics(tones) for tones in songs])
+    return {name: summary[name][0] for name in metrics.STATISTICS}
+
+
+def statistics_distance(means: dict[str, float],
+                        real_statistics: dict[str, tuple[float, float]]) -> float:
+    """Mean over the six statistics of |generated mean - real mean| / real std (in real
+    stds; 0 = the real windows' means): `stat_distance` and `validation_distance`."""
+    distances = [abs(means[name] - mean) / (std or 1.0)
+                 for name, (mean, std) in real_statistics.items() if name in metrics.STATISTICS]
+    return float(np.mean(distances)) if distances else 0.0
+
+
 class SampleWriter(keras.callbacks.Callback):
     """Every epoch: MIDI samples under ``samples/epoch_NNNN/`` and their six statistics.
 
@@ -81,14 +96,9 @@ class SampleWriter(keras.callbacks.Callback):
         tf.io.gfile.makedirs(folder)
         for k, tones in enumerate(songs):
             gfile.write_bytes(f"{folder}/sample_{k:03d}.mid", codec.tones_to_midi_bytes(tones))
-        summary = metrics.summarise([metrics.all_statistics(tones) for tones in songs])
-        row = {"epoch": epoch + 1}
-        for name in metrics.STATISTICS:
-            row[name] = summary[name][0]
-        distances = [abs(row[name] - mean) / (std or 1.0)
-                     for name, (mean, std) in self.real_statistics.items()
-                     if name in metrics.STATISTICS]
-        row["stat_distance"] = float(np.mean(distances)) if distances else 0.0
+        means = statistics_means(songs)
+        row = {"epoch": epoch + 1, **means}
+        row["stat_distance"] = statistics_distance(means, self.real_statistics)
         if logs is not None:
             logs.update({f"stat_{name}": row[name] for name in metrics.STATISTICS})
             logs["stat_distance"] = row["stat_distance"]
@@ -105,3 +115,31 @@ class SampleWriter(keras.callbacks.Callback):
         writer.writerow(row)
         # gfile has no append on every file system: rewrite the whole (small) file.
         gfile.write_text(path, previous + buffer.getvalue())
+
+
+class ValidationDistance(keras.callbacks.Callback):
+    """Every epoch: ``logs["validation_distance"]``, the `statistics_distance` of
+    `num_songs` songs of `steps` steps to windows of the validation split.
+
+    The songs come from the same noise every epoch, so epochs differ by their weights
+    alone; the real windows are songs the model never trained on. With
+    `Config.checkpoint_choice="validation"` the run ends with the generator of the epoch
+    after pretraining where this is lowest (`crnn_gan.training.train`). Goes before the
+    callbacks that read the logs (checkpoints, CSV, TensorBoard).
+    """
+
+    def __init__(self, scaler: FeatureScaler, validation_statistics: dict[str, tuple[float,
+                 float]], num_songs: int, steps: int, seed: int = 0):
+        super().__init__()
+        self.scaler = scaler
+        self.validation_statistics = validation_statistics
+        self.num_songs = num_songs
+        self.steps = steps
+        self.seed = seed
+
+    def on_epoch_end(self, epoch, logs=None):
+        songs = generate_songs(self.model.generator, self.scaler, self.num_songs, self.steps,
+                               seed=self.seed)
+        if logs is not None:
+            logs["validation_distance"] = statistics_distance(statistics_means(songs),
+                                                              self.validation_statistics)

@@ -17,6 +17,7 @@ IMPLEMENTATIONS = ("auto", "block", "keras")  # crnn_gan.lstm.IMPLEMENTATIONS
 REPRESENTATIONS = ("hz", "log")  # tfds_midi.pipeline.REPRESENTATIONS
 OUTPUT_HEADS = ("linear", "bounded", "categorical")  # crnn_gan.heads.HEADS
 L2_UNITS = ("model", "raw")
+CHECKPOINT_CHOICES = ("last", "validation")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,6 +72,10 @@ class Config:
             adversarial loss (TimeGAN's supervised term; 0 = the paper).
         adversarial_learning_rate_scale: G's learning rate in the adversarial phase,
             relative to `learning_rate` (1 = the paper).
+        checkpoint_choice: the generator a run ends with (``generator.weights.h5``, what
+            export reads): "last" (the last epoch's, the paper) or "validation" (of the
+            epochs after pretraining, the one whose songs' six statistics are closest to
+            windows of the validation split: `crnn_gan.callbacks.ValidationDistance`).
     """
 
     units: int = 350
@@ -102,6 +107,7 @@ class Config:
     label_smoothing: float = 0.0
     supervised_weight: float = 0.0
     adversarial_learning_rate_scale: float = 1.0
+    checkpoint_choice: str = "last"
 
     def __post_init__(self):
         positive = ("units", "num_layers", "seq_len", "batch_size", "curriculum_step",
@@ -128,7 +134,8 @@ class Config:
             raise ValueError(f"Config.optimizer must be one of {OPTIMIZERS}, "
                              f"got {self.optimizer!r}")
         for name, allowed in (("l2_units", L2_UNITS), ("representation", REPRESENTATIONS),
-                              ("output_head", OUTPUT_HEADS)):
+                              ("output_head", OUTPUT_HEADS),
+                              ("checkpoint_choice", CHECKPOINT_CHOICES)):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"Config.{name} must be one of {allowed}, "
                                  f"got {getattr(self, name)!r}")

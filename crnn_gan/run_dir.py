@@ -415,30 +415,40 @@ class AtomicCheckpoint(keras.callbacks.Callback):
 
     With `monitor`, only when ``logs[monitor]`` is below the best so far, which starts as
     the lowest value in the committed rows of `history` (a CSV log), so a resumed run keeps
-    its best checkpoint unless an epoch beats it.
+    its best checkpoint unless an epoch beats it; `best_epoch` is that epoch (0-based, None
+    before any). With `from_epoch`, epochs before it (0-based) are neither saved nor
+    counted.
     """
 
-    def __init__(self, path: str, monitor: str | None = None, history: str | None = None):
+    def __init__(self, path: str, monitor: str | None = None, history: str | None = None,
+                 from_epoch: int = 0):
         super().__init__()
         partial_weights_path(path)  # checks the name
         self.path = path
         self.monitor = monitor
         self.history = history
+        self.from_epoch = from_epoch
         self.best = float("inf")
+        self.best_epoch = None
 
     def on_train_begin(self, logs=None):
-        self.best = float("inf")
+        self.best, self.best_epoch = float("inf"), None
         if self.monitor and self.history and tf.io.gfile.exists(self.history):
             for row in csv.DictReader(io.StringIO(gfile.read_text(self.history))):
                 try:
-                    self.best = min(self.best, float(row[self.monitor]))
+                    epoch, value = int(row["epoch"]), float(row[self.monitor])
                 except (KeyError, TypeError, ValueError):
                     continue
+                if epoch >= self.from_epoch and value < self.best:
+                    self.best, self.best_epoch = value, epoch
 
     def on_epoch_end(self, epoch, logs=None):
+        if epoch < self.from_epoch:
+            return
         if self.monitor:
             value = (logs or {}).get(self.monitor)
             if value is None or not float(value) < self.best:
                 return
             self.best = float(value)
+        self.best_epoch = epoch
         save_weights_atomic(self.model, self.path)

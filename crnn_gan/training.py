@@ -7,12 +7,17 @@ may do with an existing run, and how the files below survive a kill):
     real_statistics.json   the six statistics of real training windows (mean, std)
     progress.json          epochs done, finished or not
     checkpoints/latest.weights.h5, checkpoints/best.weights.h5 (lowest stat_distance)
+    checkpoints/chosen.weights.h5, validation_statistics.json, checkpoint_choice.json
+                           with checkpoint_choice "validation": the epoch after pretraining
+                           with the lowest validation_distance, the validation windows'
+                           statistics, and which epoch generator.weights.h5 is
     backup/                BackupAndRestore state: run the same command again to resume, or
                            with a higher --epochs to train a finished run on
     logs/                  TensorBoard: losses, D accuracies, freeze fractions, statistics
     history.csv            the same per epoch; statistics.csv: the six statistics per epoch
     samples/epoch_NNNN/    generated songs as MIDI
-    generator.weights.h5   the final generator (what export reads)
+    generator.weights.h5   the final generator (what export reads): the last epoch's, or
+                           the chosen one (Config.checkpoint_choice)
 """
 
 from __future__ import annotations
@@ -36,6 +41,9 @@ from crnn_gan.schedule import Schedule
 from tfds_midi import codec, pipeline
 
 MODEL_KINDS = ("gan", "baseline")
+# Songs generated after every epoch for `validation_distance` (checkpoint_choice
+# "validation"): the quality protocol's 64, so one choice is about as noisy as one measure.
+VALIDATION_SONGS = 64
 
 
 @dataclasses.dataclass(frozen=True)
@@ -142,8 +150,10 @@ def real_window_statistics(songs, steps: int, num_windows: int = 200, seed: int 
     return metrics.summarise(stats)
 
 
-def load_training_songs(spec: RunSpec, config: Config) -> list[np.ndarray]:
-    """The training split as raw songs (packed for C-RNN-GAN-3); prepares it if needed."""
+def load_training_songs(spec: RunSpec, config: Config, split: str = "train"
+                        ) -> list[np.ndarray]:
+    """A split (default: the training split) as raw songs (packed for C-RNN-GAN-3);
+    prepares the dataset if needed."""
     import tensorflow_datasets as tfds
 
     import tfds_midi.crnn_gan_midi  # noqa: F401  (registers crnn_gan_midi)
@@ -152,9 +162,9 @@ def load_training_songs(spec: RunSpec, config: Config) -> list[np.ndarray]:
     if spec.data_dir and "://" in spec.data_dir and not tfds.builder(
             spec.dataset, data_dir=spec.data_dir).is_prepared():
         _prepare_remotely(spec.dataset, spec.data_dir, download_config)
-    split = tfds.load(spec.dataset, split="train", data_dir=spec.data_dir,
-                      download_and_prepare_kwargs={"download_config": download_config})
-    return pipeline.load_songs(split, config.tones_per_step)
+    examples = tfds.load(spec.dataset, split=split, data_dir=spec.data_dir,
+                         download_and_prepare_kwargs={"download_config": download_config})
+    return pipeline.load_songs(examples, config.tones_per_step)
 
 
 def _prepare_remotely(dataset: str, data_dir: str, download_config) -> None:
@@ -182,13 +192,16 @@ def _prepare_remotely(dataset: str, data_dir: str, download_config) -> None:
                 tf.io.gfile.copy(f"{folder}/{name}", f"{target}/{name}", overwrite=True)
 
 
-def train(config: Config, spec: RunSpec, songs=None) -> keras.callbacks.History:
+def train(config: Config, spec: RunSpec, songs=None,
+          validation_songs=None) -> keras.callbacks.History:
     """Runs, resumes or trains on a training run (see `crnn_gan.run_dir` for which).
 
     Args:
         config: hyper-parameters.
         spec: model kind, data and output locations.
         songs: raw training songs; default: the train split of `spec.dataset`.
+        validation_songs: raw songs that `checkpoint_choice="validation"` measures against;
+            default: the validation split of `spec.dataset` (unused with "last").
 
     Returns:
         Keras' History of this invocation's epochs (empty for a finished run).
@@ -236,6 +249,20 @@ def train(config: Config, spec: RunSpec, songs=None) -> keras.callbacks.History:
         if is_chief:
             run_dir.save_atomic(scaler.save, scaler_path)
             run_dir.write_text_atomic(stats_path, json.dumps(real_stats, indent=2))
+    validation_stats = None
+    if config.checkpoint_choice == "validation":
+        validation_path = f"{model_dir}/validation_statistics.json"
+        if tf.io.gfile.exists(validation_path):
+            validation_stats = {k: tuple(v) for k, v in
+                                json.loads(gfile.read_text(validation_path)).items()}
+        else:
+            if validation_songs is None:
+                validation_songs = load_training_songs(spec, config, split="validation")
+            validation_stats = real_window_statistics(validation_songs, config.sample_steps,
+                                                      seed=spec.seed)
+            if is_chief:
+                run_dir.write_text_atomic(validation_path,
+                                          json.dumps(validation_stats, indent=2))
     usable = len(pipeline.songs_for_training(songs, config.seq_len))
     logging.info("%d of %d training songs hold a window of %d steps (the others are skipped).",
                  usable, len(songs), config.seq_len)
@@ -258,7 +285,18 @@ def train(config: Config, spec: RunSpec, songs=None) -> keras.callbacks.History:
         run_callbacks.NonFiniteLossGuard(),
         journal,
     ]
+    chosen = None
     if is_chief:
+        if validation_stats is not None:
+            # Before the checkpoints and logs that read validation_distance.
+            chosen = run_dir.AtomicCheckpoint(
+                f"{model_dir}/checkpoints/chosen.weights.h5", monitor="validation_distance",
+                history=f"{model_dir}/history.csv", from_epoch=config.pretrain_epochs)
+            callbacks += [
+                run_callbacks.ValidationDistance(scaler, validation_stats, VALIDATION_SONGS,
+                                                 config.sample_steps, seed=spec.seed),
+                chosen,
+            ]
         callbacks += [
             run_callbacks.SampleWriter(model_dir, scaler, spec.samples_per_epoch,
                                        config.sample_steps, real_stats, seed=spec.seed),
@@ -277,9 +315,22 @@ def train(config: Config, spec: RunSpec, songs=None) -> keras.callbacks.History:
     history = model.fit(dataset, epochs=config.epochs, callbacks=callbacks, verbose=2,
                         shuffle=False)
     if is_chief:
+        if chosen is not None:
+            _end_with_chosen(model, chosen, model_dir)
         run_dir.save_weights_atomic(model.generator, f"{model_dir}/generator.weights.h5")
         journal.finish()
     return history
+
+
+def _end_with_chosen(model, chosen, model_dir: str) -> None:
+    """checkpoint_choice "validation": loads the chosen epoch's weights into `model` (the
+    last epoch's stay when no epoch after pretraining ran) and records the choice."""
+    record = {"checkpoint_choice": "validation", "epoch": None, "validation_distance": None}
+    if chosen.best_epoch is not None and tf.io.gfile.exists(chosen.path):
+        model.load_weights(chosen.path)
+        record.update(epoch=chosen.best_epoch + 1, validation_distance=chosen.best)
+    run_dir.write_text_atomic(f"{model_dir}/checkpoint_choice.json",
+                              json.dumps(record, indent=2))
 
 
 class _CSVLogger(keras.callbacks.CSVLogger):
@@ -300,13 +351,14 @@ class EpochSummary(keras.callbacks.Callback):
     """One summary line per epoch: phase, losses, D accuracies, freezing, stat_distance."""
 
     KEYS = ("pretrain_loss", "d_loss", "g_loss", "g_adv_loss", "d_acc_real", "d_acc_fake",
-            "d_frozen", "g_frozen", "stat_distance")
+            "d_frozen", "g_frozen", "stat_distance", "validation_distance")
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
         phase = "pretrain" if self.model.pretraining else "adversarial"
         keys = [k for k in self.KEYS if k in logs
-                and (k != "pretrain_loss") == (phase == "adversarial" or k == "stat_distance")]
+                and (k != "pretrain_loss") == (phase == "adversarial"
+                                               or k in ("stat_distance", "validation_distance"))]
         values = "  ".join(f"{k}={float(logs[k]):.4g}" for k in keys)
         print(f"epoch {epoch + 1} [{phase}] {values}", flush=True)
 

@@ -190,3 +190,28 @@ def test_sigkill_between_checkpoint_write_and_rename_keeps_the_old_one_and_resum
     assert _progress(tmp_path) == {"epochs_done": 3, "finished": True}
     assert not list(tmp_path.rglob(f"*{run_dir.PARTIAL}*"))
 
+
+
+def test_monitored_checkpoint_resumes_its_best_from_history_counting_only_from_from_epoch(
+        tmp_path):
+    """AtomicCheckpoint(monitor, history, from_epoch): a resumed run's best is the lowest
+    committed value at or after from_epoch; earlier epochs are neither saved nor counted."""
+    import keras
+
+    history = tmp_path / "history.csv"
+    history.write_text("epoch,score\n0,0.1\n1,0.5\n2,0.3\n3,0.4\n")
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    path = tmp_path / "chosen.weights.h5"
+    checkpoint = run_dir.AtomicCheckpoint(str(path), monitor="score", history=str(history),
+                                          from_epoch=1)
+    checkpoint.set_model(model)
+    checkpoint.on_train_begin()
+    assert (checkpoint.best, checkpoint.best_epoch) == (0.3, 2)
+    checkpoint.on_epoch_end(4, {"score": 0.35})
+    assert not path.exists() and checkpoint.best_epoch == 2
+    checkpoint.on_epoch_end(5, {"score": 0.2})
+    assert path.exists() and (checkpoint.best, checkpoint.best_epoch) == (0.2, 5)
+    path.unlink()
+    checkpoint.from_epoch = 7
+    checkpoint.on_epoch_end(6, {"score": 0.0})
+    assert not path.exists()

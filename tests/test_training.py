@@ -68,6 +68,40 @@ def test_a_run_writes_everything_in_model_dir(tmp_path):
     assert float(history[-1]["d_loss"]) > 0
 
 
+def test_checkpoint_choice_validation_ends_with_the_adversarial_epoch_closest_to_validation(
+        tmp_path):
+    """checkpoint_choice="validation": generator.weights.h5 is the generator of the epoch
+    after pretraining with the lowest validation_distance (history.csv), and generating
+    with it gives that distance again; "last" writes no choice."""
+    from crnn_gan import callbacks
+
+    config = TINY.replace(epochs=5, checkpoint_choice="validation")
+    spec = training.RunSpec(model_dir=str(tmp_path / "run"), samples_per_epoch=0)
+    training.train(config, spec, songs=_songs(), validation_songs=_songs(num=4, seed=1))
+    with open(tmp_path / "run" / "history.csv") as f:
+        distances = [float(row["validation_distance"]) for row in csv.DictReader(f)]
+    assert len(distances) == 5 and len(set(distances)) == 5
+    candidates = distances[config.pretrain_epochs:]  # pretraining's epochs never count
+    choice = json.loads((tmp_path / "run" / "checkpoint_choice.json").read_text())
+    assert choice["epoch"] == config.pretrain_epochs + 1 + int(np.argmin(candidates))
+    assert choice["validation_distance"] == min(candidates)
+    # This fixture's run chooses an earlier epoch than the last, so the check below tells
+    # the chosen weights from the last epoch's.
+    assert choice["epoch"] < config.epochs
+    generator, _, scaler = training.load_generator(str(tmp_path / "run"))
+    validation = {k: tuple(v) for k, v in json.loads(
+        (tmp_path / "run" / "validation_statistics.json").read_text()).items()}
+    songs = callbacks.generate_songs(generator, scaler, training.VALIDATION_SONGS,
+                                     config.sample_steps, seed=spec.seed)
+    again = callbacks.statistics_distance(callbacks.statistics_means(songs), validation)
+    assert again == pytest.approx(choice["validation_distance"], rel=1e-6)
+
+    spec_last = training.RunSpec(model_dir=str(tmp_path / "last"), samples_per_epoch=0)
+    training.train(TINY.replace(epochs=2), spec_last, songs=_songs())
+    assert not (tmp_path / "last" / "checkpoint_choice.json").exists()
+    assert not (tmp_path / "last" / "checkpoints" / "chosen.weights.h5").exists()
+
+
 def test_nan_loss_stops_cleanly_and_keeps_the_last_good_checkpoint(tmp_path):
     spec = training.RunSpec(model_dir=str(tmp_path), samples_per_epoch=0)
     training.train(TINY.replace(epochs=2), spec, songs=_songs())
