@@ -22,6 +22,24 @@ _DESCRIPTIONS = {"tflite": "TFLite / LiteRT, float32, builtin ops only",
                  "tflite_float16": "TFLite, float16 weights (computed in float32)"}
 
 
+def _sampling(s: dict) -> str:
+    """What the noise does in the export's output head (older exports: not recorded)."""
+    head = s.get("output_head")
+    if head == "categorical":
+        return ("\nEach tone feature is **sampled**: the head gives a distribution over fixed "
+                "values (the 88 piano keys; quantiles of the data's lengths, velocities and "
+                "deltas) and the feature's noise picks one by inverse CDF, at sampling "
+                f"temperature {s['sampling_temperature']:g} (softmax(logits / temperature), "
+                "baked into the graph; 1 is the distribution that training fitted, lower is "
+                "more conservative). Every output is a valid tone.\n")
+    if head in ("linear", "bounded"):
+        return (f"\nThe output head is `{head}`: the noise enters the LSTM as input and the "
+                "tones are the head's continuous outputs"
+                + (" squashed into their valid ranges" if head == "bounded" else
+                   " (unbounded: invalid tones are possible)") + ".\n")
+    return ""
+
+
 def readme(summary: dict) -> str:
     """The README.md of an export folder."""
     s = summary
@@ -76,7 +94,7 @@ tones_per_step). Any source of uniform noise works; the example scripts use
 `numpy.random.default_rng(seed).uniform(size=(1, steps, {nd}))` (for streaming, one
 `uniform(size=(1, {nd}))` per step from the same generator: the same numbers), so a seed
 always gives the same music in both formats.
-
+{_sampling(s)}
 ## Outputs: tones, in raw units
 
 `tones` is float32 `[..., {tps}, 4]`, {tps} tone slot(s) per step, columns:

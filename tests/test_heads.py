@@ -307,8 +307,10 @@ def test_gan_trains_with_the_new_levers(tmp_path, head):
 def exported_head(request, tmp_path_factory):
     head, tones_per_step = request.param
     base = tmp_path_factory.mktemp(f"export_{head}")
+    # The categorical export samples at a temperature other than 1 (the small preset's).
     config = config_lib.preset("tiny", tones_per_step=tones_per_step, units=32,
-                               representation="log", output_head=head)
+                               representation="log", output_head=head,
+                               sampling_temperature=0.8 if head == "categorical" else 1.0)
     keras.utils.set_random_seed(0)
     generator = training.build_generator(config)
     generator.build()
@@ -336,6 +338,12 @@ def test_new_heads_export_with_builtin_ops_and_parity(exported_head):
     assert convert.tflite_ops(model)["custom"] == set()
     summary = json.loads(open(os.path.join(out, "export.json")).read())
     assert summary["errors"]["tflite_step_vs_saved_model"] <= verify.TFLITE_ERROR_BOUND
+    assert summary["output_head"] == generator.output_head
+    assert summary["sampling_temperature"] == generator.sampling_temperature
+    if generator.output_head == "categorical":
+        assert generator.sampling_temperature == 0.8
+        readme = open(os.path.join(out, "README.md")).read()
+        assert "sampling temperature 0.8" in readme
     # In a fresh process, LiteRT alone: the raw outputs are valid tones.
     script = (
         "import sys, numpy as np\n"
