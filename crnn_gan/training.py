@@ -150,8 +150,7 @@ def real_window_statistics(songs, steps: int, num_windows: int = 200, seed: int 
     return metrics.summarise(stats)
 
 
-def load_training_songs(spec: RunSpec, config: Config, split: str = "train"
-                        ) -> list[np.ndarray]:
+def load_split_songs(spec: RunSpec, config: Config, split: str = "train") -> list[np.ndarray]:
     """A split (default: the training split) as raw songs (packed for C-RNN-GAN-3);
     prepares the dataset if needed."""
     import tensorflow_datasets as tfds
@@ -165,6 +164,12 @@ def load_training_songs(spec: RunSpec, config: Config, split: str = "train"
     examples = tfds.load(spec.dataset, split=split, data_dir=spec.data_dir,
                          download_and_prepare_kwargs={"download_config": download_config})
     return pipeline.load_songs(examples, config.tones_per_step)
+
+
+def _read_statistics(path: str) -> dict[str, tuple[float, float]]:
+    """A statistics JSON of the run (real_statistics.json, validation_statistics.json):
+    statistic -> (mean, std), as `real_window_statistics` returns it."""
+    return {k: tuple(v) for k, v in json.loads(gfile.read_text(path)).items()}
 
 
 def _prepare_remotely(dataset: str, data_dir: str, download_config) -> None:
@@ -230,7 +235,7 @@ def train(config: Config, spec: RunSpec, songs=None,
     if state.status == "finished":
         return keras.callbacks.History()
     if songs is None:
-        songs = load_training_songs(spec, config)
+        songs = load_split_songs(spec, config)
     if state.status == "overwrite":
         run_dir.clear(model_dir, backup_dir, is_chief=is_chief)
     if is_chief:
@@ -242,7 +247,7 @@ def train(config: Config, spec: RunSpec, songs=None,
     if tf.io.gfile.exists(scaler_path) and tf.io.gfile.exists(stats_path):
         # Resuming: keep the scaling the weights were trained with.
         scaler = pipeline.FeatureScaler.load(scaler_path)
-        real_stats = {k: tuple(v) for k, v in json.loads(gfile.read_text(stats_path)).items()}
+        real_stats = _read_statistics(stats_path)
     else:
         scaler = pipeline.FeatureScaler.fit(songs, config.representation)
         real_stats = real_window_statistics(songs, config.sample_steps, seed=spec.seed)
@@ -253,11 +258,10 @@ def train(config: Config, spec: RunSpec, songs=None,
     if config.checkpoint_choice == "validation":
         validation_path = f"{model_dir}/validation_statistics.json"
         if tf.io.gfile.exists(validation_path):
-            validation_stats = {k: tuple(v) for k, v in
-                                json.loads(gfile.read_text(validation_path)).items()}
+            validation_stats = _read_statistics(validation_path)
         else:
             if validation_songs is None:
-                validation_songs = load_training_songs(spec, config, split="validation")
+                validation_songs = load_split_songs(spec, config, split="validation")
             validation_stats = real_window_statistics(validation_songs, config.sample_steps,
                                                       seed=spec.seed)
             if is_chief:
@@ -352,13 +356,14 @@ class EpochSummary(keras.callbacks.Callback):
 
     KEYS = ("pretrain_loss", "d_loss", "g_loss", "g_adv_loss", "d_acc_real", "d_acc_fake",
             "d_frozen", "g_frozen", "stat_distance", "validation_distance")
+    # Logged in both phases; the other keys only in their own phase.
+    EVERY_PHASE = ("stat_distance", "validation_distance")
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
         phase = "pretrain" if self.model.pretraining else "adversarial"
         keys = [k for k in self.KEYS if k in logs
-                and (k != "pretrain_loss") == (phase == "adversarial"
-                                               or k in ("stat_distance", "validation_distance"))]
+                and (k != "pretrain_loss") == (phase == "adversarial" or k in self.EVERY_PHASE)]
         values = "  ".join(f"{k}={float(logs[k]):.4g}" for k in keys)
         print(f"epoch {epoch + 1} [{phase}] {values}", flush=True)
 
