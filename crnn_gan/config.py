@@ -18,6 +18,7 @@ REPRESENTATIONS = ("hz", "log")  # tfds_midi.pipeline.REPRESENTATIONS
 OUTPUT_HEADS = ("linear", "bounded", "categorical")  # crnn_gan.heads.HEADS
 L2_UNITS = ("model", "raw")
 CHECKPOINT_CHOICES = ("last", "validation")
+GRADIENT_ESTIMATORS = ("straight_through", "score_function")  # crnn_gan.gan
 
 
 @dataclasses.dataclass(frozen=True)
@@ -72,6 +73,10 @@ class Config:
             adversarial loss (TimeGAN's supervised term; 0 = the paper).
         adversarial_learning_rate_scale: G's learning rate in the adversarial phase,
             relative to `learning_rate` (1 = the paper).
+        gradient_estimator: how G's adversarial loss reaches its weights through the
+            categorical head's draws (`crnn_gan.gan`): "straight_through" (the draws' values
+            with the expectation's gradient) or "score_function" (REINFORCE with log D per
+            window as the reward; needs output_head "categorical" and no feature matching).
         checkpoint_choice: the generator a run ends with (``generator.weights.h5``, what
             export reads): "last" (the last epoch's, the paper) or "validation" (of the
             epochs after pretraining, the one whose songs' six statistics are closest to
@@ -108,6 +113,7 @@ class Config:
     supervised_weight: float = 0.0
     adversarial_learning_rate_scale: float = 1.0
     checkpoint_choice: str = "last"
+    gradient_estimator: str = "straight_through"
 
     def __post_init__(self):
         positive = ("units", "num_layers", "seq_len", "batch_size", "curriculum_step",
@@ -135,7 +141,8 @@ class Config:
                              f"got {self.optimizer!r}")
         for name, allowed in (("l2_units", L2_UNITS), ("representation", REPRESENTATIONS),
                               ("output_head", OUTPUT_HEADS),
-                              ("checkpoint_choice", CHECKPOINT_CHOICES)):
+                              ("checkpoint_choice", CHECKPOINT_CHOICES),
+                              ("gradient_estimator", GRADIENT_ESTIMATORS)):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"Config.{name} must be one of {allowed}, "
                                  f"got {getattr(self, name)!r}")
@@ -151,6 +158,12 @@ class Config:
         if self.pitch_class_input and self.representation != "log":
             raise ValueError("Config.pitch_class_input needs representation='log' (the "
                              f"pitch in MIDI units), got {self.representation!r}")
+        if self.gradient_estimator == "score_function" and (
+                self.output_head != "categorical" or self.feature_matching):
+            raise ValueError("Config.gradient_estimator='score_function' needs "
+                             "output_head='categorical' and feature_matching=False, got "
+                             f"output_head={self.output_head!r}, "
+                             f"feature_matching={self.feature_matching!r}")
         if not self.sampling_temperature > 0:
             raise ValueError(f"Config.sampling_temperature must be > 0, "
                              f"got {self.sampling_temperature!r}")

@@ -19,6 +19,11 @@ Adversarial step (one batch of real windows ``[batch, T, F]``, normalised units)
   definition; the original code compared per-sample, per-step outputs). g_adv_loss is
   still computed: freezing compares it with d_loss, since the feature-matching loss lives
   on another scale (about 1e-3 against 0.4-1.1) and would freeze G forever.
+- G's gradient through its categorical draws (`gradient_estimator`): "straight_through"
+  (each draw's value, the expectation's gradient: biased, and the only one that feature
+  matching can use) or "score_function" (REINFORCE on log D per window,
+  `score_function_loss`: unbiased; G's free run then needs no backward, and the draws'
+  log-probability comes from one teacher-forced pass over them).
 - Both players' gradients come from the same forward pass (simultaneous updates, as the
   original code's single session run of both optimisers).
 - Freezing (paper's rule): D's update is skipped while the previous step's D loss <
@@ -57,6 +62,37 @@ from crnn_gan.schedule import (
 )
 
 EPSILON = 1e-7
+
+
+GRADIENT_ESTIMATORS = ("straight_through", "score_function")
+#: Smallest std (nats of log D) the score function's advantages are divided by.
+REWARD_STD_FLOOR = 1e-3
+
+
+def score_function_loss(log_probability, p_fake):
+    """G's adversarial loss by the score function (REINFORCE): its gradient is an unbiased
+    estimate of the gradient of E[log D(G(z))] for a G whose outputs are discrete draws.
+
+    Each generated window's reward is log D(window) (the non-saturating objective, one
+    value per window: D's sequence output already weighs every step); the advantage is
+    the reward standardised over the batch (its mean is the baseline; dividing by its std,
+    at least `REWARD_STD_FLOOR`, keeps the step size independent of how confident D is).
+
+    Args:
+        log_probability: ``[batch, T]`` log-probability of G's draws
+            (`Generator.sample_log_probability`).
+        p_fake: D's P(real) per generated window ``[batch]``.
+
+    Returns:
+        Scalar: ``-mean(advantage * log_probability)`` over the batch and the steps.
+    """
+    reward = tf.stop_gradient(tf.math.log(p_fake + EPSILON))
+    mean = global_mean(tf.reduce_mean(reward))
+    std = tf.sqrt(global_mean(tf.reduce_mean(tf.square(reward - mean))))
+    # The floor: rewards that differ only by rounding (a D that outputs the same value for
+    # every window) must give ~zero advantages, not rounding noise blown up to unit size.
+    advantage = (reward - mean) / tf.maximum(std, REWARD_STD_FLOOR)
+    return -tf.reduce_mean(advantage[:, None] * log_probability)
 
 
 def feature_matching_loss(real_features, fake_features):
@@ -99,8 +135,15 @@ class CRNNGAN(keras.Model):
             batch to G's adversarial loss (TimeGAN's supervised term; 0 = the paper).
         adversarial_learning_rate_scale: G's learning rate in the adversarial phase is its
             pretraining rate times this (1 = the paper: one rate throughout).
+        gradient_estimator: one of `GRADIENT_ESTIMATORS`: how G's adversarial loss reaches
+            its weights through the categorical head's draws ("score_function" needs the
+            categorical head and no feature matching).
         schedule: each epoch's phase and window length (`apply_schedule`); None: the
             caller sets `pretraining` and `window_length` itself (tests, benchmarks).
+
+    Raises:
+        ValueError: an unknown `gradient_estimator`, or "score_function" with feature
+            matching or another head than the categorical.
     """
 
     def __init__(self, generator: Generator, discriminator: Discriminator,
@@ -108,8 +151,17 @@ class CRNNGAN(keras.Model):
                  freeze_threshold: float = 0.7, clip_norm: float = 0.0, seed: int = 0,
                  label_smoothing: float = 0.0, supervised_weight: float = 0.0,
                  adversarial_learning_rate_scale: float = 1.0,
+                 gradient_estimator: str = "straight_through",
                  schedule: Schedule | None = None, **kwargs):
         super().__init__(**kwargs)
+        if gradient_estimator not in GRADIENT_ESTIMATORS:
+            raise ValueError(f"gradient_estimator must be one of {GRADIENT_ESTIMATORS}, "
+                             f"got {gradient_estimator!r}")
+        if gradient_estimator == "score_function" and (
+                feature_matching or generator.output_head != "categorical"):
+            raise ValueError("gradient_estimator='score_function' needs the categorical head "
+                             "and no feature matching")
+        self.gradient_estimator = gradient_estimator
         self.generator = generator
         self.discriminator = discriminator
         self.feature_matching = feature_matching
@@ -247,11 +299,15 @@ class CRNNGAN(keras.Model):
         noise = uniform_noise(self.seed, self.g_optimizer.iterations,
                               tf.concat([tf.shape(real)[:2], [generator.noise_dim]], 0))
         d_frozen, g_frozen = self.freeze_decisions()
+        score_function = self.gradient_estimator == "score_function"
+        if score_function:  # the draws only: G's gradient comes from their log-probability
+            fake = generator.free_run(noise)
         with tf.GradientTape(persistent=True) as tape:
-            # G's gradient through its free-running loop, chosen explicitly: "fast", the
-            # hand-written backward of crnn_gan.feedback_loop (CPU), or "autodiff" of the
-            # plain loop (GPU, TPU, heads without a hand-written backward).
-            fake = generator.free_run(noise, gradient=generator.free_run_gradient)
+            if not score_function:
+                # G's gradient through its free-running loop, chosen explicitly: "fast", the
+                # hand-written backward of crnn_gan.feedback_loop (CPU), or "autodiff" of
+                # the plain loop (GPU, TPU, heads without a hand-written backward).
+                fake = generator.free_run(noise, gradient=generator.free_run_gradient)
             # Separate passes over real and fake: G's gradient then flows back through
             # D's fake pass only (a quarter less D backward work than one pass over the
             # concatenated batch).
@@ -265,7 +321,10 @@ class CRNNGAN(keras.Model):
                 + (1.0 - real_target) * tf.math.log(1.0 - p_real + EPSILON)
                 + tf.math.log(1.0 - p_fake + EPSILON))
             g_adv_loss = -tf.reduce_mean(tf.math.log(p_fake + EPSILON))
-            if self.feature_matching:
+            if score_function:
+                g_loss = score_function_loss(
+                    generator.sample_log_probability(noise, fake), p_fake)
+            elif self.feature_matching:
                 # Global means: the loss (and gradient) is the same on every replica.
                 g_loss = feature_matching_loss(real_features, fake_features)
             else:
@@ -312,6 +371,7 @@ class CRNNGAN(keras.Model):
             "seed": self.seed, "label_smoothing": self.label_smoothing,
             "supervised_weight": self.supervised_weight,
             "adversarial_learning_rate_scale": self.adversarial_learning_rate_scale,
+            "gradient_estimator": self.gradient_estimator,
             "schedule": schedule_to_config(self.schedule),
         }
 

@@ -370,6 +370,22 @@ class Generator(keras.Model):
         return heads.next_step_loss(self.output_head, dense, windows, bins=self.output_range,
                                     bounds=self.output_range)
 
+    def sample_log_probability(self, noise, steps):
+        """Log-probability ``[batch, T]`` (nats, summed over a step's features) that G drew
+        `steps` ``[batch, T, num_features]`` (its own free-running outputs from `noise`,
+        normalised units): teacher forcing on them reproduces the states that drew them
+        (`crnn_gan.heads.sample_log_probability`). Categorical head only.
+
+        G's noise is both its LSTM input and the draw's sampling variable, so a step's
+        logits may depend on the uniform number that draws from them; the score function
+        treats each draw as one from softmax(logits / temperature), exact where G ignores
+        that dependence (as maximum likelihood teaches it to: there the noise carries no
+        information about the target).
+        """
+        dense = self.teacher_forced_dense(noise, shift_right(steps))
+        return heads.sample_log_probability(dense, steps, self.output_range,
+                                            self.sampling_temperature)
+
     def get_config(self):
         return {**super().get_config(), "tones_per_step": self.tones_per_step,
                 "units": self.units, "num_layers": self.num_layers, "l2_scale": self.l2_scale,

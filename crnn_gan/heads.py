@@ -18,7 +18,9 @@ One home for what G may emit and for its next-step loss. Three heads (`Config.ou
   model units) that are valid by construction, and a G whose noise drives real choices
   instead of being averaged away. Next-step loss: cross-entropy of the true value's nearest
   bin (maximum likelihood, not the mean of a multimodal distribution). Gradients through
-  the sample: straight-through (the value is the sample; its gradient is the expectation's).
+  the sample: straight-through (the value is the sample; its gradient is the expectation's),
+  or, in the adversarial phase, the score function of the samples' log-probability
+  (`sample_log_probability`; `Config.generator_gradient`).
 
 Shapes: ``F = 4 * tones_per_step`` features per step; ``K = CATEGORICAL_BINS`` values per
 feature (padded by repeating a feature's last value); the head's Dense has ``F`` outputs
@@ -141,6 +143,43 @@ def next_step_loss(head: str, dense_output, targets, bins=None, bounds=None):
     weights = tf.reshape(tf.stack([present, present, ones, ones], axis=-1),
                          tf.shape(entropy))
     return tf.reduce_sum(weights * entropy) / tf.maximum(tf.reduce_sum(weights), 1.0)
+
+
+def sample_log_probability(dense_output, values, bins, temperature=1.0):
+    """Log-probability of G's own categorical samples, for the score-function gradient.
+
+    Args:
+        dense_output: the head's Dense output at each step ``[batch, T, F * K]``, from the
+            state that sampled `values` (teacher forcing on G's own outputs reproduces it).
+        values: the sampled steps ``[batch, T, F]``, model units (every value is one of
+            `bins`; C-RNN-GAN-3: absent slots hold `absent_values`).
+        bins: categorical values ``[F, K]``.
+        temperature: the sampling temperature the values were drawn at.
+
+    Returns:
+        ``[batch, T]``: the sum over a step's features of log P(feature's value) under
+        softmax(logits / temperature), in nats. A value held by several bins (the padding,
+        repeated quantiles) gets their summed probability. For C-RNN-GAN-3 the pitch, length
+        and delta of an absent slot are left out: they were drawn but replaced, so they
+        changed nothing that D saw.
+    """
+    logits = _as_logits(dense_output, bins) / temperature
+    log_probabilities = tf.nn.log_softmax(logits, axis=-1)  # [batch, T, F, K]
+    held = tf.equal(values[..., None], bins)  # [batch, T, F, K]: the bins holding the value
+    # log of the summed probability of the holding bins (-inf where none holds it).
+    log_p = tf.reduce_logsumexp(
+        tf.where(held, log_probabilities, tf.fill(tf.shape(log_probabilities), -1e9)),
+        axis=-1)  # [batch, T, F]
+    features = bins.shape[0]
+    if features == 4:
+        return tf.reduce_sum(log_p, axis=-1)
+    absent = tf.equal(values[..., _VELOCITY::4], bins[_VELOCITY::4, 0])  # [batch, T, k]
+    present = tf.cast(tf.logical_not(absent), log_p.dtype)
+    ones = tf.ones_like(present)
+    # Per tone: length, pitch, velocity, delta; only the velocity draw counts when absent.
+    weights = tf.reshape(tf.stack([present, present, ones, present], axis=-1),
+                         tf.shape(log_p))
+    return tf.reduce_sum(tf.where(weights > 0, log_p, 0.0), axis=-1)
 
 
 def absent_values(scaler, tones_per_step: int) -> np.ndarray:

@@ -130,6 +130,7 @@ def build_model(config: Config, model: str, seed: int = 0,
                         label_smoothing=config.label_smoothing,
                         supervised_weight=config.supervised_weight,
                         adversarial_learning_rate_scale=config.adversarial_learning_rate_scale,
+                        gradient_estimator=config.gradient_estimator,
                         schedule=schedule, name="crnn_gan")
         built.compile(
             d_optimizer=optimizer(config.learning_rate * config.d_learning_rate_scale),
