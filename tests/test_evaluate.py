@@ -284,6 +284,8 @@ def test_unprepared_tfds_dataset_is_a_clear_error(tmp_path):
     ({"model": "gan", "config": {"tones_per_step": 3, "feature_matching": True}}, "GAN-3"),
     ({"model": "gan", "config": {"tones_per_step": 1, "feature_matching": False}},
      "GAN (no FM)"),
+    ({"model": "gan", "config": {"tones_per_step": 1, "feature_matching": False,
+                                 "gradient_estimator": "score_function"}}, "GAN"),
 ])
 def test_run_labels(info, label):
     assert sources.run_label(info) == label

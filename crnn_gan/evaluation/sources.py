@@ -152,12 +152,14 @@ def random_windows(songs: Sequence[np.ndarray], names: Sequence[str], window: in
 
 def run_label(info: dict) -> str:
     """GAN / baseline plus ``-3`` for three tones per step and ``(no FM)`` for a GAN
-    without feature matching."""
+    without feature matching trained with the straight-through gradient (the paper's
+    game without its G loss; a score-function GAN has no feature matching by design)."""
     config = info.get("config", {})
     label = "baseline" if info.get("model") == "baseline" else "GAN"
     if int(config.get("tones_per_step", 1)) > 1:
         label += f"-{int(config['tones_per_step'])}"
-    if label.startswith("GAN") and config.get("feature_matching") is False:
+    if (label.startswith("GAN") and config.get("feature_matching") is False
+            and config.get("gradient_estimator", "straight_through") == "straight_through"):
         label += " (no FM)"
     return label
 
