@@ -14,6 +14,7 @@ tf.config.set_logical_device_configuration(
 sys.path.insert(0, sys.argv[1])
 from crnn_gan import config as config_lib  # noqa: E402
 from crnn_gan import distribute, training  # noqa: E402
+from tfds_midi import pipeline  # noqa: E402
 
 # Clipping binds for both players and pretraining (their gradients' global norms are about
 # 0.05, 0.1 and 0.13), and the learning rates make each step move the weights by far more
@@ -21,13 +22,30 @@ from crnn_gan import distribute, training  # noqa: E402
 CONFIG = config_lib.preset("tiny").replace(units=12, batch_size=8, seq_len=6, clip_norm=0.03,
                                            learning_rate=2.0, d_learning_rate_scale=1.0,
                                            pretrain_epochs=0)
+# G's adversarial gradient by the score function (categorical head): its advantages are
+# standardised with the global batch's mean and std, so the step must equal the default one.
+SCORE_FUNCTION = CONFIG.replace(representation="log", output_head="categorical",
+                                feature_matching=False, freezing=False,
+                                gradient_estimator="score_function")
 real = tf.constant(np.random.default_rng(0).normal(size=(8, 6, 4)), tf.float32)
 
 
-def make(strategy, weights=None):
+def raw_songs():
+    """Raw songs (ticks, Hz, velocity, ticks) for the categorical head's values."""
+    rng = np.random.default_rng(1)
+    return [np.stack([rng.choice([96.0, 192.0, 384.0], 40),
+                      440.0 * 2 ** ((rng.integers(40, 90, 40) - 69) / 12),
+                      rng.integers(40, 110, 40).astype(float),
+                      rng.choice([0.0, 192.0, 384.0], 40)], axis=1) for _ in range(3)]
+
+
+def make(strategy, weights=None, config=CONFIG):
     with strategy.scope():
-        model = training.build_model(CONFIG, "gan", seed=7)
-        model.window_length.assign(CONFIG.seq_len)
+        model = training.build_model(config, "gan", seed=7)
+        model.window_length.assign(config.seq_len)
+        if config.output_head == "categorical":
+            songs = raw_songs()
+            model.generator.set_output_range(songs, pipeline.FeatureScaler.fit(songs, "log"))
     if weights is not None:
         model.set_weights(weights)
     return model
@@ -61,11 +79,12 @@ default = tf.distribute.get_strategy()
 mirrored = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
 report["replicas"] = mirrored.num_replicas_in_sync
 for case, previous in {"both": (2.0, 1.0), "d_frozen": (0.2, 1.0), "g_frozen": (2.0, 0.1),
-                       "pretrain": (2.0, 1.0)}.items():
-    base = make(default)
+                       "pretrain": (2.0, 1.0), "score_function": (2.0, 1.0)}.items():
+    config = SCORE_FUNCTION if case == "score_function" else CONFIG
+    base = make(default, config=config)
     initial = base.get_weights()
-    single = make(default, initial)
-    multi = make(mirrored, initial)
+    single = make(default, initial, config)
+    multi = make(mirrored, initial, config)
     logs_single = step(default, single, previous, case == "pretrain")
     logs_multi = step(mirrored, multi, previous, case == "pretrain")
     report[case] = {

@@ -27,7 +27,8 @@ def mirrored_report():
 BOUND = 1e-5
 
 
-@pytest.mark.parametrize("case", ["both", "d_frozen", "g_frozen", "pretrain"])
+@pytest.mark.parametrize("case", ["both", "d_frozen", "g_frozen", "pretrain",
+                                  "score_function"])
 def test_mirrored_step_equals_default_strategy(mirrored_report, case):
     assert mirrored_report["replicas"] == 2
     report = mirrored_report[case]
@@ -36,8 +37,8 @@ def test_mirrored_step_equals_default_strategy(mirrored_report, case):
         assert report["logs_multi"][name] == report["logs_single"][name]
     assert report["previous_losses_multi"] == pytest.approx(report["previous_losses_single"],
                                                             abs=1e-5)
-    expected_d = case in ("both", "g_frozen")
-    expected_g = case in ("both", "d_frozen", "pretrain")
+    expected_d = case in ("both", "g_frozen", "score_function")
+    expected_g = case in ("both", "d_frozen", "pretrain", "score_function")
     assert report["d_weights_changed"] == expected_d  # a frozen side stays exactly still
     assert report["g_weights_changed"] == expected_g
     # The step moves each updated player by far more than the bound, so a step that went
