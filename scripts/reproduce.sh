@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Reproduces the experiment set of the paper's Figure 3 (Mogren 2016): C-RNN-GAN with
-# feature matching, the baseline and C-RNN-GAN-3, each with pretraining, on
+# Reproduces the experiment set of the paper's Figure 3 (Mogren 2016): C-RNN-GAN (with the
+# preset's G loss: feature matching in paper, the score function in small), the baseline
+# and C-RNN-GAN-3, each with pretraining, on
 # crnn_gan_midi/default; then evaluate.py over the three runs and real music.
 #
 #   scripts/reproduce.sh [small|paper|tiny]      (default: small)
