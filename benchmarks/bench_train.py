@@ -1,6 +1,7 @@
 r"""Training speed at the paper's size (350 units, seq_len 100, batch 20), side by side.
 
     python benchmarks/bench_train.py [--steps 5] [--torch_python .venv-torch/bin/python]
+        [--only small_straight_through,small_score_function]
 
 Each variant runs in its own process (so each peak memory is its own) and prints one JSON
 line; this script prints the table and the ratios:
@@ -12,7 +13,12 @@ line; this script prints the table and the ratios:
 - torch_peer: ../shared/peers/torch_crnngan_step.py, when a Python with torch is given
   (torch lives in its own virtualenv: python3 -m venv .venv-torch &&
   .venv-torch/bin/pip install torch==2.13.0 numpy);
-- pretrain_block: G's teacher-forced next-tone pretraining step (steps per second).
+- pretrain_block: G's teacher-forced next-tone pretraining step (steps per second);
+- small_straight_through, small_score_function: one adversarial step of the `small` preset
+  (categorical head, 128 units, 32 steps, batch 16) with G's gradient through its draws by
+  the straight-through estimator (a backward pass through the free-running loop) and by
+  the score function (the preset's: no backward through the loop, one teacher-forced pass
+  over the draws).
 
 TensorFlow variants run with train.py's CPU threads (`--intra_op_threads=-1`: one thread per
 op on this small machine, see crnn_gan/distribute.py); a name ending in "@tf_threads" runs
@@ -75,6 +81,24 @@ def run_variant(name: str, steps: int) -> dict:
         step = tf.function(lambda: gan.train_step(real))
         ms = _time(step, steps)
         return {"ms_per_step": ms, "steps_per_second": 1000 / ms}
+    if name.startswith("small_"):
+        import numpy as np
+
+        from tfds_midi import pipeline
+        config = config_lib.preset("small").replace(
+            implementation="block", gradient_estimator=name[len("small_"):],
+            feature_matching=name == "small_straight_through")
+        rng = np.random.default_rng(0)
+        songs = [np.stack([rng.choice([96.0, 192.0, 384.0, 768.0], 200),
+                           440.0 * 2 ** ((rng.integers(40, 90, 200) - 69) / 12),
+                           rng.integers(40, 110, 200).astype(float),
+                           rng.choice([0.0, 192.0, 384.0], 200)], axis=1) for _ in range(8)]
+        gan = training.build_model(config, "gan")
+        gan.generator.set_output_range(songs, pipeline.FeatureScaler.fit(songs, "log"))
+        gan.window_length.assign(config.seq_len)
+        small_real = tf.random.normal([config.batch_size, config.seq_len, F])
+        step = tf.function(lambda: gan.train_step(small_real))
+        return {"ms_per_step": _time(step, steps)}
     if name == "keras_reference":
         generator = keras.Sequential([keras.Input((None, 2 * F)),
                                       keras.layers.LSTM(U, return_sequences=True),
@@ -131,6 +155,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--torch_python", default=str(ROOT / ".venv-torch" / "bin" / "python"))
+    parser.add_argument("--only", help="Run only these variants (comma-separated).")
     parser.add_argument("--variant", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.variant:
@@ -139,30 +164,41 @@ def main() -> None:
         print(json.dumps(result))
         return
     results = {}
-    for name in ("crnngan_block", "crnngan_block@tf_threads", "crnngan_keras",
-                 "keras_reference", "keras_reference@tf_threads", "pretrain_block"):
-        results[name] = _run_subprocess(
-            [sys.executable, __file__, "--variant", name, "--steps", str(args.steps)])
-        print(name, results[name], flush=True)
-    if pathlib.Path(args.torch_python).exists() and PEER.exists():
-        results["torch_peer"] = run_torch(args.torch_python, args.steps)
-    else:
-        results["torch_peer"] = {"error": f"no torch Python at {args.torch_python}"}
-    print(f"\nOne adversarial step, batch {B}, {T} steps, {U} units, on {os.cpu_count()} cores:")
+    names = ("crnngan_block", "crnngan_block@tf_threads", "crnngan_keras", "keras_reference",
+             "keras_reference@tf_threads", "pretrain_block", "small_straight_through",
+             "small_score_function")
+    only = set(args.only.split(",")) if args.only else None
+    for name in names:
+        if only is None or name in only:
+            results[name] = _run_subprocess(
+                [sys.executable, __file__, "--variant", name, "--steps", str(args.steps)])
+            print(name, results[name], flush=True)
+    if only is None or "torch_peer" in only:
+        if pathlib.Path(args.torch_python).exists() and PEER.exists():
+            results["torch_peer"] = run_torch(args.torch_python, args.steps)
+        else:
+            results["torch_peer"] = {"error": f"no torch Python at {args.torch_python}"}
+    print(f"\nOne adversarial step, batch {B}, {T} steps, {U} units (small_*: the small "
+          f"preset's 16, 32 and 128), on {os.cpu_count()} cores:")
     print(f"{'variant':<28}{'ms/step':>10}{'peak MB':>10}")
     for name, result in results.items():
         if "error" in result:
             print(f"{name:<28}  unavailable: {result['error']}")
         else:
             print(f"{name:<28}{result['ms_per_step']:>10.0f}{result['peak_mb']:>10.0f}")
-    ours = results["crnngan_block"].get("ms_per_step")
+    ours = results.get("crnngan_block", {}).get("ms_per_step")
     for other in ("crnngan_block@tf_threads", "crnngan_keras", "keras_reference",
                   "keras_reference@tf_threads", "torch_peer"):
-        theirs = results[other].get("ms_per_step")
+        theirs = results.get(other, {}).get("ms_per_step")
         if ours and theirs:
             print(f"speed-up of crnngan_block over {other}: {theirs / ours:.2f}x")
-    if "steps_per_second" in results["pretrain_block"]:
+    if "steps_per_second" in results.get("pretrain_block", {}):
         print(f"pretraining: {results['pretrain_block']['steps_per_second']:.2f} steps/s")
+    straight = results.get("small_straight_through", {}).get("ms_per_step")
+    score = results.get("small_score_function", {}).get("ms_per_step")
+    if straight and score:
+        print(f"small preset's adversarial step: score function {straight / score:.2f}x the "
+              "speed of straight-through")
 
 
 if __name__ == "__main__":
