@@ -20,7 +20,7 @@ One home for what G may emit and for its next-step loss. Three heads (`Config.ou
   bin (maximum likelihood, not the mean of a multimodal distribution). Gradients through
   the sample: straight-through (the value is the sample; its gradient is the expectation's),
   or, in the adversarial phase, the score function of the samples' log-probability
-  (`sample_log_probability`; `Config.generator_gradient`).
+  (`sample_log_probability`; `Config.gradient_estimator`).
 
 Shapes: ``F = 4 * tones_per_step`` features per step; ``K = CATEGORICAL_BINS`` values per
 feature (padded by repeating a feature's last value); the head's Dense has ``F`` outputs
@@ -45,6 +45,13 @@ _LENGTH, _FREQUENCY, _VELOCITY, _DELTA = range(4)
 def head_units(head: str, num_features: int) -> int:
     """Outputs of the head's Dense layer."""
     return num_features * CATEGORICAL_BINS if head == "categorical" else num_features
+
+
+def _per_feature(length, pitch, velocity, delta):
+    """Four per-tone tensors ``[..., k]``, one for each feature of a tone, interleaved into
+    a step's feature order ``[..., 4k]`` (tone j's length, pitch, velocity, delta at 4j..4j+3)."""
+    stacked = tf.stack([length, pitch, velocity, delta], axis=-1)  # [..., k, 4]
+    return tf.reshape(stacked, tf.concat([tf.shape(length)[:-1], [-1]], axis=0))
 
 
 def _softplus(x):
@@ -90,7 +97,7 @@ def emit(head: str, dense_output, noise_t=None, bins=None, bounds=None, temperat
     if absent is None:
         return values
     is_absent = tf.equal(index[..., _VELOCITY::4], 0)  # [..., k]: velocity value 0
-    mask = tf.reshape(tf.stack([is_absent] * 4, axis=-1), tf.shape(values))
+    mask = _per_feature(is_absent, is_absent, is_absent, is_absent)
     return tf.where(mask, tf.broadcast_to(absent, tf.shape(values)), values)
 
 
@@ -140,8 +147,7 @@ def next_step_loss(head: str, dense_output, targets, bins=None, bounds=None):
     absent = tf.cast(tf.equal(labels[..., _VELOCITY::4], 0), entropy.dtype)  # [batch, T, k]
     present = 1.0 - absent
     ones = tf.ones_like(present)
-    weights = tf.reshape(tf.stack([present, present, ones, ones], axis=-1),
-                         tf.shape(entropy))
+    weights = _per_feature(present, present, ones, ones)
     return tf.reduce_sum(weights * entropy) / tf.maximum(tf.reduce_sum(weights), 1.0)
 
 
@@ -174,12 +180,10 @@ def sample_log_probability(dense_output, values, bins, temperature=1.0):
     if features == 4:
         return tf.reduce_sum(log_p, axis=-1)
     absent = tf.equal(values[..., _VELOCITY::4], bins[_VELOCITY::4, 0])  # [batch, T, k]
-    present = tf.cast(tf.logical_not(absent), log_p.dtype)
-    ones = tf.ones_like(present)
-    # Per tone: length, pitch, velocity, delta; only the velocity draw counts when absent.
-    weights = tf.reshape(tf.stack([present, present, ones, present], axis=-1),
-                         tf.shape(log_p))
-    return tf.reduce_sum(tf.where(weights > 0, log_p, 0.0), axis=-1)
+    present = tf.logical_not(absent)
+    # Only the velocity draw counts when a slot is absent.
+    counts = _per_feature(present, present, tf.ones_like(present), present)
+    return tf.reduce_sum(tf.where(counts, log_p, 0.0), axis=-1)
 
 
 def absent_values(scaler, tones_per_step: int) -> np.ndarray:

@@ -14,6 +14,7 @@ tf.config.set_logical_device_configuration(
 sys.path.insert(0, sys.argv[1])
 from crnn_gan import config as config_lib  # noqa: E402
 from crnn_gan import distribute, training  # noqa: E402
+from tests.test_heads import random_songs  # noqa: E402
 from tfds_midi import pipeline  # noqa: E402
 
 # Clipping binds for both players and pretraining (their gradients' global norms are about
@@ -30,21 +31,12 @@ SCORE_FUNCTION = CONFIG.replace(representation="log", output_head="categorical",
 real = tf.constant(np.random.default_rng(0).normal(size=(8, 6, 4)), tf.float32)
 
 
-def raw_songs():
-    """Raw songs (ticks, Hz, velocity, ticks) for the categorical head's values."""
-    rng = np.random.default_rng(1)
-    return [np.stack([rng.choice([96.0, 192.0, 384.0], 40),
-                      440.0 * 2 ** ((rng.integers(40, 90, 40) - 69) / 12),
-                      rng.integers(40, 110, 40).astype(float),
-                      rng.choice([0.0, 192.0, 384.0], 40)], axis=1) for _ in range(3)]
-
-
 def make(strategy, weights=None, config=CONFIG):
     with strategy.scope():
         model = training.build_model(config, "gan", seed=7)
         model.window_length.assign(config.seq_len)
         if config.output_head == "categorical":
-            songs = raw_songs()
+            songs = random_songs(count=3, length=40)  # for the categorical head's values
             model.generator.set_output_range(songs, pipeline.FeatureScaler.fit(songs, "log"))
     if weights is not None:
         model.set_weights(weights)
