@@ -18,7 +18,8 @@ REPRESENTATIONS = ("hz", "log")  # tfds_midi.pipeline.REPRESENTATIONS
 OUTPUT_HEADS = ("linear", "bounded", "categorical")  # crnn_gan.heads.HEADS
 L2_UNITS = ("model", "raw")
 CHECKPOINT_CHOICES = ("last", "validation")
-GRADIENT_ESTIMATORS = ("straight_through", "score_function")  # crnn_gan.gan
+GRADIENT_ESTIMATORS = ("straight_through", "score_function",  # crnn_gan.gan
+                       "score_function_per_step")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -75,8 +76,10 @@ class Config:
             relative to `learning_rate` (1 = the paper).
         gradient_estimator: how G's adversarial loss reaches its weights through the
             categorical head's draws (`crnn_gan.gan`): "straight_through" (the draws' values
-            with the expectation's gradient) or "score_function" (REINFORCE with log D per
-            window as the reward; needs output_head "categorical" and no feature matching).
+            with the expectation's gradient), "score_function" (REINFORCE with log D per
+            window as the reward) or "score_function_per_step" (each draw's reward is the
+            mean of D's per-step log P(real) from its step on); the score-function ones
+            need output_head "categorical" and no feature matching.
         checkpoint_choice: the generator a run ends with (``generator.weights.h5``, what
             export reads): "last" (the last epoch's, the paper) or "validation" (of the
             epochs after pretraining, the one whose songs' six statistics are closest to
@@ -158,9 +161,9 @@ class Config:
         if self.pitch_class_input and self.representation != "log":
             raise ValueError("Config.pitch_class_input needs representation='log' (the "
                              f"pitch in MIDI units), got {self.representation!r}")
-        if self.gradient_estimator == "score_function" and (
+        if self.gradient_estimator.startswith("score_function") and (
                 self.output_head != "categorical" or self.feature_matching):
-            raise ValueError("Config.gradient_estimator='score_function' needs "
+            raise ValueError(f"Config.gradient_estimator={self.gradient_estimator!r} needs "
                              "output_head='categorical' and feature_matching=False, got "
                              f"output_head={self.output_head!r}, "
                              f"feature_matching={self.feature_matching!r}")

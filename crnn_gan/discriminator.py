@@ -76,9 +76,13 @@ class Discriminator(keras.Model):
             hidden = tf.concat([forward(hidden)[0], backward(hidden)[0]], axis=-1)
         return hidden
 
+    def step_probabilities_from_features(self, features):
+        """P(real) per step ``[batch, steps]``: the shared Dense + sigmoid at each step."""
+        return tf.sigmoid(self.head(features))[..., 0]
+
     def probabilities_from_features(self, features):
         """P(real) per sequence ``[batch]``: the time mean of the per-step sigmoid."""
-        return tf.reduce_mean(tf.sigmoid(self.head(features))[..., 0], axis=1)
+        return tf.reduce_mean(self.step_probabilities_from_features(features), axis=1)
 
     def call(self, steps, training=False):
         return self.probabilities_from_features(self.features(steps))

@@ -21,9 +21,11 @@ Adversarial step (one batch of real windows ``[batch, T, F]``, normalised units)
   on another scale (about 1e-3 against 0.4-1.1) and would freeze G forever.
 - G's gradient through its categorical draws (`gradient_estimator`): "straight_through"
   (each draw's value, the expectation's gradient: biased, and the only one that feature
-  matching can use) or "score_function" (REINFORCE on log D per window,
+  matching can use), "score_function" (REINFORCE on log D per window,
   `score_function_loss`: unbiased; G's free run then needs no backward, and the draws'
-  log-probability comes from one teacher-forced pass over them).
+  log-probability comes from one teacher-forced pass over them) or
+  "score_function_per_step" (the same with per-step credit: each draw's reward is the
+  mean of D's per-step log P(real) from its step to the window's end).
 - Both players' gradients come from the same forward pass (simultaneous updates, as the
   original code's single session run of both optimisers).
 - Freezing (paper's rule): D's update is skipped while the previous step's D loss <
@@ -64,7 +66,9 @@ from crnn_gan.schedule import (
 EPSILON = 1e-7
 
 
-GRADIENT_ESTIMATORS = ("straight_through", "score_function")
+GRADIENT_ESTIMATORS = ("straight_through", "score_function", "score_function_per_step")
+#: The estimators that take G's gradient from its draws' log-probability (REINFORCE).
+SCORE_FUNCTION_ESTIMATORS = ("score_function", "score_function_per_step")
 #: Smallest std (nats of log D) the score function's advantages are divided by.
 REWARD_STD_FLOOR = 1e-3
 
@@ -87,12 +91,43 @@ def score_function_loss(log_probability, p_fake):
         Scalar: ``-mean(advantage * log_probability)`` over the batch and the steps.
     """
     reward = tf.stop_gradient(tf.math.log(p_fake + EPSILON))
-    mean = global_mean(tf.reduce_mean(reward))
-    std = tf.sqrt(global_mean(tf.reduce_mean(tf.square(reward - mean))))
+    return -tf.reduce_mean(standardised_advantage(reward)[:, None] * log_probability)
+
+
+def per_step_score_function_loss(log_probability, p_fake_steps):
+    """The score function with per-step credit ("score_function_per_step").
+
+    The draw at step t is credited with the mean of D's per-step log P(real) over steps
+    t..T-1 (the reward to go: a draw can change the steps after it, through G's feedback,
+    not those before). Exact credit for a causal D; D is bidirectional, so its output at an
+    earlier step also sees the draw, and this estimator trades that bias for a variance
+    that no longer grows with the window's length. Advantages are standardised over the
+    batch at each step (each step's own baseline and scale).
+
+    Args:
+        log_probability: ``[batch, T]`` log-probability of G's draws.
+        p_fake_steps: D's per-step P(real) on the generated windows ``[batch, T]``
+            (`Discriminator.step_probabilities_from_features`).
+
+    Returns:
+        Scalar: ``-mean(advantage * log_probability)`` over the batch and the steps.
+    """
+    log_p = tf.stop_gradient(tf.math.log(p_fake_steps + EPSILON))
+    steps = tf.cast(tf.shape(log_p)[1], log_p.dtype)
+    # Reward to go, as a mean: the sum over s >= t, divided by the number of those steps.
+    to_go = tf.cumsum(log_p, axis=1, reverse=True)
+    remaining = steps - tf.range(steps, dtype=log_p.dtype)
+    return -tf.reduce_mean(standardised_advantage(to_go / remaining) * log_probability)
+
+
+def standardised_advantage(reward):
+    """``(reward - mean) / max(std, REWARD_STD_FLOOR)``, mean and std over the global batch
+    (axis 0; separately for each step of a ``[batch, T]`` reward)."""
+    mean = global_mean(tf.reduce_mean(reward, axis=0))
+    std = tf.sqrt(global_mean(tf.reduce_mean(tf.square(reward - mean), axis=0)))
     # The floor: rewards that differ only by rounding (a D that outputs the same value for
     # every window) must give ~zero advantages, not rounding noise blown up to unit size.
-    advantage = (reward - mean) / tf.maximum(std, REWARD_STD_FLOOR)
-    return -tf.reduce_mean(advantage[:, None] * log_probability)
+    return (reward - mean) / tf.maximum(std, REWARD_STD_FLOOR)
 
 
 def feature_matching_loss(real_features, fake_features):
@@ -136,13 +171,13 @@ class CRNNGAN(keras.Model):
         adversarial_learning_rate_scale: G's learning rate in the adversarial phase is its
             pretraining rate times this (1 = the paper: one rate throughout).
         gradient_estimator: one of `GRADIENT_ESTIMATORS`: how G's adversarial loss reaches
-            its weights through the categorical head's draws ("score_function" needs the
-            categorical head and no feature matching).
+            its weights through the categorical head's draws (the score-function ones need
+            the categorical head and no feature matching).
         schedule: each epoch's phase and window length (`apply_schedule`); None: the
             caller sets `pretraining` and `window_length` itself (tests, benchmarks).
 
     Raises:
-        ValueError: an unknown `gradient_estimator`, or "score_function" with feature
+        ValueError: an unknown `gradient_estimator`, or a score-function one with feature
             matching or another head than the categorical.
     """
 
@@ -157,10 +192,10 @@ class CRNNGAN(keras.Model):
         if gradient_estimator not in GRADIENT_ESTIMATORS:
             raise ValueError(f"gradient_estimator must be one of {GRADIENT_ESTIMATORS}, "
                              f"got {gradient_estimator!r}")
-        if gradient_estimator == "score_function" and (
+        if gradient_estimator in SCORE_FUNCTION_ESTIMATORS and (
                 feature_matching or generator.output_head != "categorical"):
-            raise ValueError("gradient_estimator='score_function' needs the categorical head "
-                             "and no feature matching")
+            raise ValueError(f"gradient_estimator={gradient_estimator!r} needs the categorical "
+                             "head and no feature matching")
         self.gradient_estimator = gradient_estimator
         self.generator = generator
         self.discriminator = discriminator
@@ -299,7 +334,7 @@ class CRNNGAN(keras.Model):
         noise = uniform_noise(self.seed, self.g_optimizer.iterations,
                               tf.concat([tf.shape(real)[:2], [generator.noise_dim]], 0))
         d_frozen, g_frozen = self.freeze_decisions()
-        score_function = self.gradient_estimator == "score_function"
+        score_function = self.gradient_estimator in SCORE_FUNCTION_ESTIMATORS
         if score_function:  # the draws only: G's gradient comes from their log-probability
             fake = generator.free_run(noise)
         with tf.GradientTape(persistent=True) as tape:
@@ -321,9 +356,13 @@ class CRNNGAN(keras.Model):
                 + (1.0 - real_target) * tf.math.log(1.0 - p_real + EPSILON)
                 + tf.math.log(1.0 - p_fake + EPSILON))
             g_adv_loss = -tf.reduce_mean(tf.math.log(p_fake + EPSILON))
-            if score_function:
+            if self.gradient_estimator == "score_function":
                 g_loss = score_function_loss(
                     generator.sample_log_probability(noise, fake), p_fake)
+            elif self.gradient_estimator == "score_function_per_step":
+                g_loss = per_step_score_function_loss(
+                    generator.sample_log_probability(noise, fake),
+                    discriminator.step_probabilities_from_features(fake_features))
             elif self.feature_matching:
                 # Global means: the loss (and gradient) is the same on every replica.
                 g_loss = feature_matching_loss(real_features, fake_features)

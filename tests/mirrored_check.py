@@ -28,6 +28,7 @@ CONFIG = config_lib.preset("tiny").replace(units=12, batch_size=8, seq_len=6, cl
 SCORE_FUNCTION = CONFIG.replace(representation="log", output_head="categorical",
                                 feature_matching=False, freezing=False,
                                 gradient_estimator="score_function")
+SCORE_FUNCTION_PER_STEP = SCORE_FUNCTION.replace(gradient_estimator="score_function_per_step")
 real = tf.constant(np.random.default_rng(0).normal(size=(8, 6, 4)), tf.float32)
 
 
@@ -71,8 +72,10 @@ default = tf.distribute.get_strategy()
 mirrored = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
 report["replicas"] = mirrored.num_replicas_in_sync
 for case, previous in {"both": (2.0, 1.0), "d_frozen": (0.2, 1.0), "g_frozen": (2.0, 0.1),
-                       "pretrain": (2.0, 1.0), "score_function": (2.0, 1.0)}.items():
-    config = SCORE_FUNCTION if case == "score_function" else CONFIG
+                       "pretrain": (2.0, 1.0), "score_function": (2.0, 1.0),
+                       "score_function_per_step": (2.0, 1.0)}.items():
+    config = {"score_function": SCORE_FUNCTION,
+              "score_function_per_step": SCORE_FUNCTION_PER_STEP}.get(case, CONFIG)
     base = make(default, config=config)
     initial = base.get_weights()
     single = make(default, initial, config)

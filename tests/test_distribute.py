@@ -27,8 +27,11 @@ def mirrored_report():
 BOUND = 1e-5
 
 
+SCORE_FUNCTION_CASES = ("score_function", "score_function_per_step")
+
+
 @pytest.mark.parametrize("case", ["both", "d_frozen", "g_frozen", "pretrain",
-                                  "score_function"])
+                                  *SCORE_FUNCTION_CASES])
 def test_mirrored_step_equals_default_strategy(mirrored_report, case):
     assert mirrored_report["replicas"] == 2
     report = mirrored_report[case]
@@ -37,8 +40,8 @@ def test_mirrored_step_equals_default_strategy(mirrored_report, case):
         assert report["logs_multi"][name] == report["logs_single"][name]
     assert report["previous_losses_multi"] == pytest.approx(report["previous_losses_single"],
                                                             abs=1e-5)
-    expected_d = case in ("both", "g_frozen", "score_function")
-    expected_g = case in ("both", "d_frozen", "pretrain", "score_function")
+    expected_d = case in ("both", "g_frozen", *SCORE_FUNCTION_CASES)
+    expected_g = case in ("both", "d_frozen", "pretrain", *SCORE_FUNCTION_CASES)
     assert report["d_weights_changed"] == expected_d  # a frozen side stays exactly still
     assert report["g_weights_changed"] == expected_g
     # The step moves each updated player by far more than the bound, so a step that went

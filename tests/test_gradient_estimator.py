@@ -81,22 +81,79 @@ def test_score_function_gradient_points_along_the_exact_one():
     assert no_signal < 1e-3 * np.abs(estimated).max(), (no_signal, np.abs(estimated).max())
 
 
-@pytest.mark.parametrize("tones_per_step", [1, 3])
-def test_gan_trains_with_the_score_function(tmp_path, tones_per_step):
+def test_per_step_credit_goes_to_the_draws_before_the_reward():
+    """`per_step_score_function_loss`: the advantage of the draw at step t (minus the
+    loss's gradient with respect to its log-probability) moves with D's output at steps
+    s >= t only; for one step it is the window estimator; constant rewards give none."""
+    rng = np.random.default_rng(1)
+    batch, steps = 64, 6
+    log_probability = tf.constant(rng.normal(size=(batch, steps)).astype(np.float32))
+    p_steps = rng.uniform(0.1, 0.9, size=(batch, steps)).astype(np.float32)
+
+    def advantage(p):
+        with tf.GradientTape() as tape:
+            tape.watch(log_probability)
+            loss = gan.per_step_score_function_loss(log_probability, tf.constant(p))
+        return -tape.gradient(loss, log_probability).numpy() * batch * steps
+
+    before = advantage(p_steps)
+    for s in (0, 3, steps - 1):
+        changed = p_steps.copy()
+        changed[:, s] = rng.uniform(0.1, 0.9, size=batch)
+        moved = np.abs(advantage(changed) - before).max(axis=0)
+        assert (moved[: s + 1] > 1e-3).all(), (s, moved)
+        assert (moved[s + 1:] == 0).all(), (s, moved)
+    np.testing.assert_allclose(  # batch-standardised: mean 0, std 1 at every step
+        before.std(axis=0), 1.0, rtol=1e-4)
+    one_step = gan.per_step_score_function_loss(log_probability[:, :1], p_steps[:, :1])
+    window = gan.score_function_loss(log_probability[:, :1], p_steps[:, 0])
+    np.testing.assert_allclose(one_step.numpy(), window.numpy(), rtol=1e-5)
+    flat = advantage(np.full_like(p_steps, 0.3))
+    assert np.abs(flat).max() < 1e-3
+
+
+def test_per_step_gradient_points_along_each_steps_exact_one():
+    """Independent draws at 3 steps, a per-step "D" that judges each step's pitch alone:
+    at every step the per-step estimator's gradient for that step's logits points along
+    the exact gradient of that step's E[log D] (the later steps' rewards are independent of
+    the draw and average out)."""
+    rng = np.random.default_rng(2)
+    k, steps, draws = heads.CATEGORICAL_BINS, 3, 20000
+    bins = tf.constant(np.sort(rng.normal(size=(4, k))).astype(np.float32))
+    dense = tf.Variable(rng.normal(size=(steps, 4 * k)).astype(np.float32))
+    d_of_pitch = lambda v: tf.sigmoid(2.0 * v - 0.5)  # noqa: E731
+    noise = tf.constant(rng.uniform(size=(draws, steps, 4)).astype(np.float32))
+    with tf.GradientTape(persistent=True) as tape:
+        tiled = tf.tile(dense[None], [draws, 1, 1])
+        values = tf.stop_gradient(heads.emit("categorical", tiled, noise, bins=bins))
+        log_probability = heads.sample_log_probability(tiled, values, bins)  # [draws, 3]
+        loss = gan.per_step_score_function_loss(log_probability, d_of_pitch(values[..., 1]))
+        exact = [-tf.reduce_sum(tf.nn.softmax(dense[t, k:2 * k])
+                                * tf.math.log(d_of_pitch(bins[1]))) for t in range(steps)]
+    estimated = tape.gradient(loss, dense).numpy()[:, k:2 * k]
+    for t in range(steps):
+        true = tape.gradient(exact[t], dense).numpy()[t, k:2 * k]
+        cosine = estimated[t] @ true / np.linalg.norm(estimated[t]) / np.linalg.norm(true)
+        assert cosine > 0.9, (t, cosine)
+
+
+@pytest.mark.parametrize("tones_per_step, estimator", [
+    (1, "score_function"), (3, "score_function"), (1, "score_function_per_step")])
+def test_gan_trains_with_the_score_function(tmp_path, tones_per_step, estimator):
     """A real tiny run: the adversarial epoch moves G through the score function, losses
     stay finite, and the config round-trips through the saved run."""
     config = config_lib.preset(
         "tiny", representation="log", output_head="categorical", optimizer="adam",
         learning_rate=1e-3, supervised_weight=0.0, feature_matching=False, epochs=2,
         pretrain_epochs=1, units=8, tones_per_step=tones_per_step,
-        gradient_estimator="score_function")
+        gradient_estimator=estimator)
     spec = training.RunSpec(model_dir=str(tmp_path / "run"), samples_per_epoch=1)
     history = training.train(config, spec, songs=random_songs(tones_per_step, count=6))
     logs = history.history
     assert np.isfinite(logs["g_loss"][-1]) and np.isfinite(logs["d_loss"][-1])
     assert logs["g_loss"][-1] != 0.0
     generator, loaded, _ = training.load_generator(spec.model_dir)
-    assert loaded.gradient_estimator == "score_function"
+    assert loaded.gradient_estimator == estimator
 
 
 def test_score_function_moves_g_and_straight_through_differs():
@@ -119,18 +176,20 @@ def test_score_function_moves_g_and_straight_through_differs():
             [(w.numpy() - b).ravel() for w, b in zip(generator.trainable_weights, before)])
         assert np.abs(moved[estimator]).max() > 0, estimator
     assert not np.allclose(moved["straight_through"], moved["score_function"])
+    assert not np.allclose(moved["score_function"], moved["score_function_per_step"])
 
 
-def test_score_function_is_validated():
+@pytest.mark.parametrize("estimator", gan.SCORE_FUNCTION_ESTIMATORS)
+def test_score_function_is_validated(estimator):
     with pytest.raises(ValueError, match="gradient_estimator"):
         config_lib.preset("tiny", gradient_estimator="reinforce")
     with pytest.raises(ValueError, match="feature_matching"):
         config_lib.preset("tiny", output_head="categorical", representation="log",
-                          gradient_estimator="score_function")  # feature matching is on
+                          gradient_estimator=estimator)  # feature matching is on
     with pytest.raises(ValueError, match="categorical"):
-        config_lib.preset("tiny", feature_matching=False, gradient_estimator="score_function")
+        config_lib.preset("tiny", feature_matching=False, gradient_estimator=estimator)
     generator, _, _ = generator_with_head("bounded")
     with pytest.raises(ValueError, match="categorical"):
         gan.CRNNGAN(generator, Discriminator(units=8), feature_matching=False,
-                    gradient_estimator="score_function")
+                    gradient_estimator=estimator)
     assert config_lib.GRADIENT_ESTIMATORS == gan.GRADIENT_ESTIMATORS
