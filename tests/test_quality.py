@@ -450,3 +450,27 @@ def test_runner_end_to_end_on_a_tiny_corpus(tmp_path):
     refused = _bench(*changed, "--name=tiny")
     assert refused.returncode == 1 and "trained with other flags" in refused.stdout
     assert json.loads((tmp_path / "quality.json").read_text())["tiny"] == after_again
+    # The temperature sweep on the same runs: its Python generator reproduces the
+    # SavedModel's songs at the run's temperature, and every row is measured.
+    temperature = config["config"]["sampling_temperature"]
+    swept = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "bench_temperature.py"),
+         f"--work_dir={tmp_path / 'work'}", "--name=tiny", "--models=gan",
+         f"--temperatures={temperature},0.5", "--num_songs=8", "--steps=16",
+         f"--output={tmp_path / 'temperature.json'}"],
+        capture_output=True, text=True, timeout=600, cwd=ROOT)
+    assert swept.returncode == 0, swept.stderr[-3000:]
+    rows = json.loads((tmp_path / "temperature.json").read_text())["runs"]["gan_seed0"]
+    assert [r["temperature"] for r in rows] == [temperature, 0.5]
+    assert rows[0]["max_abs_diff_vs_saved_model"] < 1e-2
+    assert rows[0]["statistics"] == pytest.approx(
+        {s: run["statistics"]["generated"][s]["mean"] for s in rows[0]["statistics"]})
+    assert all(r["distance"] >= 0 and 0 <= r["discriminative"] <= 0.5 for r in rows)
+    assert "| 0.5 | gan |" in swept.stdout
+    missing = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "bench_temperature.py"),
+         f"--work_dir={tmp_path / 'work'}", "--name=nosuch"],
+        capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert missing.returncode == 2
+    assert "no runs match" in missing.stderr and "nosuch" in missing.stderr
+    assert "Traceback" not in missing.stderr

@@ -1,0 +1,232 @@
+"""Quality against diversity: the GAN and its baseline sampled at several temperatures.
+
+The quality protocol (`bench_quality.py`) compares the GAN with its maximum-likelihood
+baseline at one sampling temperature (the recipe's). Caccia et al. ("Language GANs
+falling short", ICLR 2020, arXiv 1811.02549) showed for text that a GAN's edge in sample
+quality can be a lower entropy that the baseline reaches by its temperature alone, and
+that the fair comparison sweeps the temperature of both. This script does that on the
+protocol's own runs, without retraining: for every run ``WORK/NAME/{gan,baseline}_seedS/run``
+it loads the final generator, sets ``sampling_temperature`` to each value of
+``--temperatures``, draws ``--num_songs`` songs of ``--steps`` steps from the protocol's
+noise and measures the raw outputs against the protocol's real test windows
+(``crnn_gan.quality.evaluate_set``, the same classifier and seeds).
+
+Printed per temperature and model (mean ± std over seeds): the statistics distance (the
+mean over the six statistics of |generated - real| / real std; 0 = real), scale
+consistency, repetitions, unique tones, the pitch-class diversity ratio (generated / real:
+below 1 = less varied than real music) and the discriminative score; and per seed, on how
+many of the six statistics the GAN is closer to real than the baseline at the same
+temperature. The generator runs in Python here (the protocol measures through the
+SavedModel); the script reports the largest difference between the two at the run's own
+temperature, so the path is checked, not assumed.
+
+Usage::
+
+    python benchmarks/bench_temperature.py --work_dir=runs/q --name=small \\
+        --temperatures=0.6,0.7,0.8,0.9,1.0 --output=docs/temperature.json
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import pathlib
+import sys
+import time
+
+from absl import app, flags
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("work_dir", None, "bench_quality.py's --work_dir.", required=True)
+flags.DEFINE_string("name", "small", "bench_quality.py's --name (the recipe's runs).")
+flags.DEFINE_list("temperatures", ["0.6", "0.7", "0.8", "0.9", "1.0"],
+                  "Sampling temperatures to measure.")
+flags.DEFINE_list("models", ["gan", "baseline"], "Models of the protocol to sweep.")
+flags.DEFINE_integer("num_songs", 64, "Songs per run and temperature (the protocol's 64).")
+flags.DEFINE_integer("steps", 100, "Steps per song (the protocol's 100).")
+flags.DEFINE_integer("noise_seed", 0, "Seed of the noise (the protocol's 0).")
+flags.DEFINE_integer("disc_seed", 0, "Seed of the discriminative score (the protocol's 0).")
+flags.DEFINE_integer("threads", 1, "TensorFlow intra- and inter-op threads (0 = default).")
+flags.DEFINE_string("output", None, "Also write the results as JSON here.")
+
+STATISTICS = ("polyphony", "scale_consistency", "repetitions", "tone_span", "unique_tones",
+              "intensity_span")
+
+
+class SweepError(Exception):
+    """A missing run or reference: reported in one line, exit status 2."""
+
+
+def _runs(model: str) -> list[tuple[int, str]]:
+    pattern = os.path.join(FLAGS.work_dir, FLAGS.name, f"{model}_seed*", "run")
+    runs = sorted((int(path.split("_seed")[-1].split(os.sep)[0]), path)
+                  for path in glob.glob(pattern))
+    if not runs:
+        raise SweepError(f"no runs match {pattern} (run bench_quality.py first)")
+    return runs
+
+
+def _reference(run_dir: str) -> str:
+    """The real test windows the protocol measured this run against (its measure key)."""
+    job_dir = os.path.dirname(run_dir)
+    path = os.path.join(job_dir, "quality_measure.json")
+    if not os.path.exists(path):
+        raise SweepError(f"{path} is missing: measure the run with bench_quality.py first")
+    with open(path) as f:
+        key = json.load(f)["key"]
+    reference = os.path.join(FLAGS.work_dir, "reference", os.path.basename(key["reference"]))
+    if not os.path.exists(reference):
+        raise SweepError(f"the real windows {reference} are missing")
+    return reference
+
+
+def distance(generated: dict, real: dict) -> float:
+    """Mean over the six statistics of |generated mean - real mean| / real std."""
+    return sum(abs(generated[s]["mean"] - real[s]["mean"]) / (real[s]["std"] or 1.0)
+               for s in STATISTICS) / len(STATISTICS)
+
+
+def measure(run_dir: str, temperature: float, windows, real_stats) -> dict:
+    import numpy as np
+
+    from crnn_gan import quality, training
+
+    generator, config, scaler = training.load_generator(run_dir)
+    generator.sampling_temperature = temperature
+    noise = np.random.default_rng(FLAGS.noise_seed).uniform(
+        size=(FLAGS.num_songs, FLAGS.steps, generator.noise_dim)).astype(np.float32)
+    tones = scaler.denormalize(np.asarray(generator(noise)))
+    result = quality.evaluate_set(tones, windows, seed=FLAGS.disc_seed,
+                                  real_stats=real_stats)
+    stats = result["statistics"]
+    row = {"temperature": temperature,
+           "distance": distance(stats["generated"], stats["real"]),
+           "statistics": {s: stats["generated"][s]["mean"] for s in STATISTICS},
+           "pitch_class_diversity": result["diversity"]["pitch_class"]["ratio"],
+           "discriminative": result["discriminative"]["score"],
+           "valid_fraction": result["validity"]["valid_fraction"]}
+    if abs(temperature - config.sampling_temperature) < 1e-9:
+        saved = os.path.join(os.path.dirname(run_dir), "quality_generated.npy")
+        if os.path.exists(saved):  # the SavedModel's songs, same noise and temperature
+            exported = np.load(saved).reshape(tones.shape)
+            row["max_abs_diff_vs_saved_model"] = float(np.abs(exported - tones).max())
+    return row, stats["real"]
+
+
+def _mean_std(values):
+    import numpy as np
+
+    values = np.asarray(values, dtype=np.float64)
+    return float(values.mean()), float(values.std(ddof=1)) if len(values) > 1 else 0.0
+
+
+def sweep() -> dict:
+    import numpy as np
+    import tensorflow as tf
+
+    from crnn_gan import metrics
+    from crnn_gan.quality.steps import as_steps
+
+    if FLAGS.threads:
+        tf.config.threading.set_intra_op_parallelism_threads(FLAGS.threads)
+        tf.config.threading.set_inter_op_parallelism_threads(FLAGS.threads)
+    try:
+        temperatures = [float(t) for t in FLAGS.temperatures]
+    except ValueError as error:
+        raise SweepError(f"--temperatures must be numbers: {error}") from None
+    if not temperatures or min(temperatures) <= 0:
+        raise SweepError(f"--temperatures must be > 0, got {FLAGS.temperatures}")
+    runs = {model: _runs(model) for model in FLAGS.models}
+    references = {_reference(path) for model_runs in runs.values() for _, path in model_runs}
+    if len(references) != 1:
+        raise SweepError(f"the runs were measured against different windows: {references}")
+    reference = references.pop()
+    windows = np.load(reference)["windows"]
+    # As evaluate_set computes them (each step's tones packed in one row), once for all.
+    real_stats = [metrics.all_statistics(song.reshape(len(song), -1))
+                  for song in as_steps(windows)]
+    results = {"work_dir": FLAGS.work_dir, "name": FLAGS.name, "reference": reference,
+               "songs": FLAGS.num_songs, "steps": FLAGS.steps, "runs": {}}
+    real = None
+    for model, model_runs in runs.items():
+        for seed, run_dir in model_runs:
+            for temperature in temperatures:
+                start = time.perf_counter()
+                row, real = measure(run_dir, temperature, windows, real_stats)
+                results["runs"].setdefault(f"{model}_seed{seed}", []).append(row)
+                print(f"{model} seed {seed} T={temperature:g}: distance {row['distance']:.3f}, "
+                      f"disc. {row['discriminative']:.3f} "
+                      f"({time.perf_counter() - start:.0f} s)", flush=True)
+    results["real"] = {s: real[s]["mean"] for s in STATISTICS}
+    results["real_std"] = {s: real[s]["std"] for s in STATISTICS}
+    return results
+
+
+def table(results: dict) -> str:
+    real, real_std = results["real"], results["real_std"]
+    by_model: dict[str, dict[int, list[dict]]] = {}
+    for key, rows in results["runs"].items():
+        model, seed = key.rsplit("_seed", 1)
+        by_model.setdefault(model, {})[int(seed)] = rows
+    temperatures = [row["temperature"] for row in next(iter(results["runs"].values()))]
+    lines = ["| T | model | stat. distance | scale cons. | repetitions | unique | "
+             "PC diversity | disc. score |", "|" + " --- |" * 8]
+    for i, temperature in enumerate(temperatures):
+        for model, seeds in by_model.items():
+            rows = [seeds[s][i] for s in sorted(seeds)]
+            cells = [_mean_std([r["distance"] for r in rows])]
+            cells += [_mean_std([r["statistics"][s] for r in rows])
+                      for s in ("scale_consistency", "repetitions", "unique_tones")]
+            cells += [_mean_std([r["pitch_class_diversity"] for r in rows]),
+                      _mean_std([r["discriminative"] for r in rows])]
+            lines.append(f"| {temperature:g} | {model} | "
+                         + " | ".join(f"{m:.3g} ± {s:.2g}" for m, s in cells) + " |")
+    lines.append(f"| | real | 0 | {real['scale_consistency']:.3g} | "
+                 f"{real['repetitions']:.3g} | {real['unique_tones']:.3g} | 1 | |")
+    if {"gan", "baseline"} <= set(by_model):
+        lines += ["", "GAN closer to real than the baseline at the same temperature (same "
+                  "seed), of the 6 statistics:", ""]
+        for i, temperature in enumerate(temperatures):
+            counts = []
+            for seed in sorted(by_model["gan"]):
+                if seed not in by_model["baseline"]:
+                    continue
+                g = by_model["gan"][seed][i]["statistics"]
+                b = by_model["baseline"][seed][i]["statistics"]
+                counts.append(sum(abs(g[s] - real[s]) < abs(b[s] - real[s])
+                                  for s in STATISTICS))
+            lines.append(f"- T={temperature:g}: " + " / ".join(map(str, counts)))
+    diffs = [row["max_abs_diff_vs_saved_model"] for rows in results["runs"].values()
+             for row in rows if "max_abs_diff_vs_saved_model" in row]
+    if diffs:
+        lines += ["", f"Python generator against the SavedModel at the recipe's temperature "
+                  f"(same noise): largest difference {max(diffs):.3g} over {len(diffs)} runs."]
+    del real_std
+    return "\n".join(lines)
+
+
+def main(argv):
+    del argv
+    try:
+        results = sweep()
+    except SweepError as error:
+        print(f"bench_temperature.py: {error}", file=sys.stderr)
+        return 2
+    if FLAGS.output:
+        with open(FLAGS.output, "w") as f:
+            json.dump(results, f, indent=1)
+    text = table(results)
+    print(text)
+    if FLAGS.output:
+        results["table"] = text
+        with open(FLAGS.output, "w") as f:
+            json.dump(results, f, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    app.run(main)
