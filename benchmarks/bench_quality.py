@@ -105,6 +105,9 @@ flags.DEFINE_bool("quiet", False, "Do not echo the trainings' output.")
 flags.DEFINE_bool("compare_jobs", False, "Only time one GAN epoch alone against two side by "
                   "side (round robin, twice) and exit: does --jobs=2 pay on this machine?")
 # Internal: the runner measures each run in a fresh process with these.
+flags.DEFINE_bool("reference_only", False, "Only build the real windows of --split (for "
+                  "--models' tone counts), print their paths and exit (e.g. validation windows "
+                  "for bench_temperature.py --reference).")
 flags.DEFINE_string("measure_run", None, "(internal) measure this run folder and exit.")
 flags.DEFINE_string("reference", None, "(internal) real windows (.npz) for --measure_run.")
 flags.DEFINE_string("generated", None, "(internal) windows (.npz) measured instead of the "
@@ -681,6 +684,11 @@ def main(argv):
     if FLAGS.compare_jobs:
         prepare_dataset()
         compare_jobs(recipe)
+        return 0
+    if FLAGS.reference_only:
+        prepare_dataset()
+        for k in sorted({TONES_PER_STEP[m] for m in FLAGS.models}):
+            print(build_reference(k))
         return 0
 
     start = time.perf_counter()

@@ -24,6 +24,9 @@ Usage::
 
     python benchmarks/bench_temperature.py --work_dir=runs/q --name=small \\
         --temperatures=0.6,0.7,0.8,0.9,1.0 --output=docs/temperature.json
+    # choosing a temperature: against validation windows, not the test split's
+    python benchmarks/bench_quality.py --work_dir=runs/q --reference_only --split=validation
+    python benchmarks/bench_temperature.py --work_dir=runs/q --name=small --reference=PATH
 """
 
 from __future__ import annotations
@@ -51,6 +54,10 @@ flags.DEFINE_integer("steps", 100, "Steps per song (the protocol's 100).")
 flags.DEFINE_integer("noise_seed", 0, "Seed of the noise (the protocol's 0).")
 flags.DEFINE_integer("disc_seed", 0, "Seed of the discriminative score (the protocol's 0).")
 flags.DEFINE_integer("threads", 1, "TensorFlow intra- and inter-op threads (0 = default).")
+flags.DEFINE_string("reference", None, "Real windows (.npz) to measure against instead of "
+                    "the protocol's test windows, e.g. validation windows from "
+                    "bench_quality.py --reference_only --split=validation (to choose a "
+                    "temperature on a split that the reported numbers do not use).")
 flags.DEFINE_string("output", None, "Also write the results as JSON here.")
 
 STATISTICS = ("polyphony", "scale_consistency", "repetitions", "tone_span", "unique_tones",
@@ -111,6 +118,7 @@ def measure(run_dir: str, temperature: float, windows, real_stats) -> dict:
            "valid_fraction": result["validity"]["valid_fraction"]}
     if abs(temperature - config.sampling_temperature) < 1e-9:
         saved = os.path.join(os.path.dirname(run_dir), "quality_generated.npy")
+        # (the same songs whatever the real windows: the noise is the protocol's)
         if os.path.exists(saved):  # the SavedModel's songs, same noise and temperature
             exported = np.load(saved).reshape(tones.shape)
             row["max_abs_diff_vs_saved_model"] = float(np.abs(exported - tones).max())
@@ -141,10 +149,16 @@ def sweep() -> dict:
     if not temperatures or min(temperatures) <= 0:
         raise SweepError(f"--temperatures must be > 0, got {FLAGS.temperatures}")
     runs = {model: _runs(model) for model in FLAGS.models}
-    references = {_reference(path) for model_runs in runs.values() for _, path in model_runs}
-    if len(references) != 1:
-        raise SweepError(f"the runs were measured against different windows: {references}")
-    reference = references.pop()
+    if FLAGS.reference:
+        reference = FLAGS.reference
+        if not os.path.exists(reference):
+            raise SweepError(f"--reference={reference}: no such file")
+    else:
+        references = {_reference(path) for model_runs in runs.values()
+                      for _, path in model_runs}
+        if len(references) != 1:
+            raise SweepError(f"the runs were measured against different windows: {references}")
+        reference = references.pop()
     windows = np.load(reference)["windows"]
     # As evaluate_set computes them (each step's tones packed in one row), once for all.
     real_stats = [metrics.all_statistics(song.reshape(len(song), -1))

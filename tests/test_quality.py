@@ -467,6 +467,26 @@ def test_runner_end_to_end_on_a_tiny_corpus(tmp_path):
         {s: run["statistics"]["generated"][s]["mean"] for s in rows[0]["statistics"]})
     assert all(r["distance"] >= 0 and 0 <= r["discriminative"] <= 0.5 for r in rows)
     assert "| 0.5 | gan |" in swept.stdout
+    # Choosing a temperature on validation windows: bench_quality builds them, the sweep
+    # measures against them (the same songs, other real windows).
+    built = _bench(*common, "--reference_only", "--split=validation")
+    assert built.returncode == 0, built.stderr[-3000:]
+    validation = built.stdout.strip().splitlines()[-1]
+    assert "_validation_k1_" in validation and os.path.exists(validation)
+    against_validation = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "bench_temperature.py"),
+         f"--work_dir={tmp_path / 'work'}", "--name=tiny", "--models=gan",
+         f"--temperatures={temperature}", "--num_songs=8", "--steps=16",
+         f"--reference={validation}", f"--output={tmp_path / 'validation.json'}"],
+        capture_output=True, text=True, timeout=600, cwd=ROOT)
+    assert against_validation.returncode == 0, against_validation.stderr[-3000:]
+    on_validation = json.loads((tmp_path / "validation.json").read_text())
+    assert on_validation["reference"] == validation
+    row = on_validation["runs"]["gan_seed0"][0]
+    assert row["max_abs_diff_vs_saved_model"] == rows[0]["max_abs_diff_vs_saved_model"]
+    assert row["statistics"] == rows[0]["statistics"]  # the same songs
+    assert on_validation["real"] != json.loads(
+        (tmp_path / "temperature.json").read_text())["real"]
     missing = subprocess.run(
         [sys.executable, str(ROOT / "benchmarks" / "bench_temperature.py"),
          f"--work_dir={tmp_path / 'work'}", "--name=nosuch"],
