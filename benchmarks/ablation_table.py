@@ -49,11 +49,13 @@ def table(results: dict, names: list[str]) -> str:
     real = None
     for name in names:
         entry = results[name]
-        recipe = entry["recipe"] or "(the preset)"
+        # "changes": an entry's own words where its recipe's flags do not say it (a
+        # re-measurement, other seeds); else the flags.
+        changes = entry.get("changes") or f"`{entry['recipe'] or '(the preset)'}`"
         for model, over in entry["over_seeds"].items():
             seeds = len(entry["runs"][model])
             rows.append("| " + " | ".join(
-                [f"`{name}`", f"`{recipe}`", LABELS.get(model, model), str(seeds)]
+                [f"`{name}`", changes, LABELS.get(model, model), str(seeds)]
                 + [cell(over.get(key), scale, fmt) for key, _, scale, fmt in COLUMNS]
                 + [f"{entry['targets_met']} of {entry['targets_total']}"]) + " |")
         real = real or entry["real"].get("k1")

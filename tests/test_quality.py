@@ -494,3 +494,23 @@ def test_runner_end_to_end_on_a_tiny_corpus(tmp_path):
     assert missing.returncode == 2
     assert "no runs match" in missing.stderr and "nosuch" in missing.stderr
     assert "Traceback" not in missing.stderr
+
+
+def test_ablation_table_rows_from_the_quality_file(tmp_path):
+    """benchmarks/ablation_table.py on the committed docs/quality.json: one row per recipe
+    and model, "what it changes" from the entry's own words where it has them, else its
+    flags; the real windows last."""
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "ablation_table.py"),
+         f"--quality={ROOT / 'docs' / 'quality.json'}", "--names=small,small_seeds345",
+         f"--markdown={tmp_path / 'ablation.md'}"],
+        capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = (tmp_path / "ablation.md").read_text().splitlines()
+    entries = json.loads((ROOT / "docs" / "quality.json").read_text())
+    small = [line for line in lines if line.startswith("| `small` |")]
+    assert len(small) == len(entries["small"]["over_seeds"])
+    assert all(f"`{entries['small']['recipe']}`" in line for line in small)
+    seeds345 = [line for line in lines if line.startswith("| `small_seeds345` |")]
+    assert seeds345 and all(entries["small_seeds345"]["changes"] in line for line in seeds345)
+    assert lines[-1].startswith("| real |")
