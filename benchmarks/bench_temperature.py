@@ -60,9 +60,6 @@ flags.DEFINE_string("reference", None, "Real windows (.npz) to measure against i
                     "temperature on a split that the reported numbers do not use).")
 flags.DEFINE_string("output", None, "Also write the results as JSON here.")
 
-STATISTICS = ("polyphony", "scale_consistency", "repetitions", "tone_span", "unique_tones",
-              "intensity_span")
-
 
 class SweepError(Exception):
     """A missing run or reference: reported in one line, exit status 2."""
@@ -91,38 +88,44 @@ def _reference(run_dir: str) -> str:
     return reference
 
 
-def distance(generated: dict, real: dict) -> float:
-    """Mean over the six statistics of |generated mean - real mean| / real std."""
-    return sum(abs(generated[s]["mean"] - real[s]["mean"]) / (real[s]["std"] or 1.0)
-               for s in STATISTICS) / len(STATISTICS)
-
-
-def measure(run_dir: str, temperature: float, windows, real_stats) -> dict:
+def measure_run(run_dir: str, temperatures: list[float], windows, real_stats
+                ) -> tuple[list[dict], dict]:
+    """One run's generator (loaded once) at each temperature, from the same noise: a row
+    per temperature, and the real windows' summary."""
     import numpy as np
 
-    from crnn_gan import quality, training
+    from crnn_gan import metrics, quality, training
+    from crnn_gan.callbacks import statistics_distance
 
     generator, config, scaler = training.load_generator(run_dir)
-    generator.sampling_temperature = temperature
     noise = np.random.default_rng(FLAGS.noise_seed).uniform(
         size=(FLAGS.num_songs, FLAGS.steps, generator.noise_dim)).astype(np.float32)
-    tones = scaler.denormalize(np.asarray(generator(noise)))
-    result = quality.evaluate_set(tones, windows, seed=FLAGS.disc_seed,
-                                  real_stats=real_stats)
-    stats = result["statistics"]
-    row = {"temperature": temperature,
-           "distance": distance(stats["generated"], stats["real"]),
-           "statistics": {s: stats["generated"][s]["mean"] for s in STATISTICS},
-           "pitch_class_diversity": result["diversity"]["pitch_class"]["ratio"],
-           "discriminative": result["discriminative"]["score"],
-           "valid_fraction": result["validity"]["valid_fraction"]}
-    if abs(temperature - config.sampling_temperature) < 1e-9:
-        saved = os.path.join(os.path.dirname(run_dir), "quality_generated.npy")
-        # (the same songs whatever the real windows: the noise is the protocol's)
-        if os.path.exists(saved):  # the SavedModel's songs, same noise and temperature
+    # The SavedModel's songs: the same noise at the run's own temperature.
+    saved = os.path.join(os.path.dirname(run_dir), "quality_generated.npy")
+    rows, real = [], None
+    for temperature in temperatures:
+        start = time.perf_counter()
+        generator.sampling_temperature = temperature
+        tones = scaler.denormalize(np.asarray(generator(noise)))
+        result = quality.evaluate_set(tones, windows, seed=FLAGS.disc_seed,
+                                      real_stats=real_stats)
+        generated, real = result["statistics"]["generated"], result["statistics"]["real"]
+        means = {s: generated[s]["mean"] for s in metrics.STATISTICS}
+        row = {"temperature": temperature,
+               "distance": statistics_distance(
+                   means, {s: (real[s]["mean"], real[s]["std"]) for s in metrics.STATISTICS}),
+               "statistics": means,
+               "pitch_class_diversity": result["diversity"]["pitch_class"]["ratio"],
+               "discriminative": result["discriminative"]["score"],
+               "valid_fraction": result["validity"]["valid_fraction"]}
+        if abs(temperature - config.sampling_temperature) < 1e-9 and os.path.exists(saved):
             exported = np.load(saved).reshape(tones.shape)
             row["max_abs_diff_vs_saved_model"] = float(np.abs(exported - tones).max())
-    return row, stats["real"]
+        rows.append(row)
+        print(f"{run_dir} T={temperature:g}: distance {row['distance']:.3f}, "
+              f"disc. {row['discriminative']:.3f} ({time.perf_counter() - start:.0f} s)",
+              flush=True)
+    return rows, real
 
 
 def _mean_std(values):
@@ -168,20 +171,17 @@ def sweep() -> dict:
     real = None
     for model, model_runs in runs.items():
         for seed, run_dir in model_runs:
-            for temperature in temperatures:
-                start = time.perf_counter()
-                row, real = measure(run_dir, temperature, windows, real_stats)
-                results["runs"].setdefault(f"{model}_seed{seed}", []).append(row)
-                print(f"{model} seed {seed} T={temperature:g}: distance {row['distance']:.3f}, "
-                      f"disc. {row['discriminative']:.3f} "
-                      f"({time.perf_counter() - start:.0f} s)", flush=True)
-    results["real"] = {s: real[s]["mean"] for s in STATISTICS}
-    results["real_std"] = {s: real[s]["std"] for s in STATISTICS}
+            results["runs"][f"{model}_seed{seed}"], real = measure_run(
+                run_dir, temperatures, windows, real_stats)
+    results["real"] = {s: real[s]["mean"] for s in metrics.STATISTICS}
+    results["real_std"] = {s: real[s]["std"] for s in metrics.STATISTICS}
     return results
 
 
 def table(results: dict) -> str:
-    real, real_std = results["real"], results["real_std"]
+    from crnn_gan import metrics
+
+    real = results["real"]
     by_model: dict[str, dict[int, list[dict]]] = {}
     for key, rows in results["runs"].items():
         model, seed = key.rsplit("_seed", 1)
@@ -212,14 +212,13 @@ def table(results: dict) -> str:
                 g = by_model["gan"][seed][i]["statistics"]
                 b = by_model["baseline"][seed][i]["statistics"]
                 counts.append(sum(abs(g[s] - real[s]) < abs(b[s] - real[s])
-                                  for s in STATISTICS))
+                                  for s in metrics.STATISTICS))
             lines.append(f"- T={temperature:g}: " + " / ".join(map(str, counts)))
     diffs = [row["max_abs_diff_vs_saved_model"] for rows in results["runs"].values()
              for row in rows if "max_abs_diff_vs_saved_model" in row]
     if diffs:
         lines += ["", f"Python generator against the SavedModel at the recipe's temperature "
                   f"(same noise): largest difference {max(diffs):.3g} over {len(diffs)} runs."]
-    del real_std
     return "\n".join(lines)
 
 

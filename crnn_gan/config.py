@@ -20,6 +20,7 @@ L2_UNITS = ("model", "raw")
 CHECKPOINT_CHOICES = ("last", "validation")
 GRADIENT_ESTIMATORS = ("straight_through", "score_function",  # crnn_gan.gan
                        "score_function_per_step")
+SCORE_FUNCTION_ESTIMATORS = ("score_function", "score_function_per_step")  # crnn_gan.gan
 
 
 @dataclasses.dataclass(frozen=True)
@@ -161,7 +162,7 @@ class Config:
         if self.pitch_class_input and self.representation != "log":
             raise ValueError("Config.pitch_class_input needs representation='log' (the "
                              f"pitch in MIDI units), got {self.representation!r}")
-        if self.gradient_estimator.startswith("score_function") and (
+        if self.gradient_estimator in SCORE_FUNCTION_ESTIMATORS and (
                 self.output_head != "categorical" or self.feature_matching):
             raise ValueError(f"Config.gradient_estimator={self.gradient_estimator!r} needs "
                              "output_head='categorical' and feature_matching=False, got "

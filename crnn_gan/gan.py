@@ -356,13 +356,14 @@ class CRNNGAN(keras.Model):
                 + (1.0 - real_target) * tf.math.log(1.0 - p_real + EPSILON)
                 + tf.math.log(1.0 - p_fake + EPSILON))
             g_adv_loss = -tf.reduce_mean(tf.math.log(p_fake + EPSILON))
-            if self.gradient_estimator == "score_function":
-                g_loss = score_function_loss(
-                    generator.sample_log_probability(noise, fake), p_fake)
-            elif self.gradient_estimator == "score_function_per_step":
-                g_loss = per_step_score_function_loss(
-                    generator.sample_log_probability(noise, fake),
-                    discriminator.step_probabilities_from_features(fake_features))
+            if score_function:
+                log_probability = generator.sample_log_probability(noise, fake)
+                if self.gradient_estimator == "score_function_per_step":
+                    g_loss = per_step_score_function_loss(
+                        log_probability,
+                        discriminator.step_probabilities_from_features(fake_features))
+                else:
+                    g_loss = score_function_loss(log_probability, p_fake)
             elif self.feature_matching:
                 # Global means: the loss (and gradient) is the same on every replica.
                 g_loss = feature_matching_loss(real_features, fake_features)

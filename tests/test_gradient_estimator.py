@@ -193,3 +193,4 @@ def test_score_function_is_validated(estimator):
         gan.CRNNGAN(generator, Discriminator(units=8), feature_matching=False,
                     gradient_estimator=estimator)
     assert config_lib.GRADIENT_ESTIMATORS == gan.GRADIENT_ESTIMATORS
+    assert config_lib.SCORE_FUNCTION_ESTIMATORS == gan.SCORE_FUNCTION_ESTIMATORS
