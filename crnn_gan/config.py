@@ -81,6 +81,10 @@ class Config:
             window as the reward) or "score_function_per_step" (each draw's reward is the
             mean of D's per-step log P(real) from its step on); the score-function ones
             need output_head "categorical" and no feature matching.
+        statistics_reward_weight: weight of the statistics reward added to each generated
+            window's advantage (`crnn_gan.statistics_reward`: moment matching of the
+            paper's six statistics between the batch's generated and real windows;
+            0 = off, the paper); needs a score-function `gradient_estimator`.
         checkpoint_choice: the generator a run ends with (``generator.weights.h5``, what
             export reads): "last" (the last epoch's, the paper) or "validation" (of the
             epochs after pretraining, the one whose songs' six statistics are closest to
@@ -118,6 +122,7 @@ class Config:
     adversarial_learning_rate_scale: float = 1.0
     checkpoint_choice: str = "last"
     gradient_estimator: str = "straight_through"
+    statistics_reward_weight: float = 0.0
 
     def __post_init__(self):
         positive = ("units", "num_layers", "seq_len", "batch_size", "curriculum_step",
@@ -168,6 +173,14 @@ class Config:
                              "output_head='categorical' and feature_matching=False, got "
                              f"output_head={self.output_head!r}, "
                              f"feature_matching={self.feature_matching!r}")
+        if not self.statistics_reward_weight >= 0:
+            raise ValueError(f"Config.statistics_reward_weight must be >= 0, "
+                             f"got {self.statistics_reward_weight!r}")
+        if self.statistics_reward_weight and (
+                self.gradient_estimator not in SCORE_FUNCTION_ESTIMATORS):
+            raise ValueError("Config.statistics_reward_weight needs a score-function "
+                             f"gradient_estimator {SCORE_FUNCTION_ESTIMATORS}, got "
+                             f"{self.gradient_estimator!r}")
         if not self.sampling_temperature > 0:
             raise ValueError(f"Config.sampling_temperature must be > 0, "
                              f"got {self.sampling_temperature!r}")

@@ -26,6 +26,10 @@ Adversarial step (one batch of real windows ``[batch, T, F]``, normalised units)
   log-probability comes from one teacher-forced pass over them) or
   "score_function_per_step" (the same with per-step credit: each draw's reward is the
   mean of D's per-step log P(real) from its step to the window's end).
+- With a score-function estimator and `statistics_reward_weight` > 0, each generated
+  window's advantage also gets that weight times its statistics reward
+  (`crnn_gan.statistics_reward`: moment matching of the paper's six statistics between the
+  batch's generated and real windows; needs `set_feature_scaler`).
 - Both players' gradients come from the same forward pass (simultaneous updates, as the
   original code's single session run of both optimisers).
 - Freezing (paper's rule): D's update is skipped while the previous step's D loss <
@@ -45,6 +49,7 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
+from crnn_gan import statistics_reward
 from crnn_gan.discriminator import Discriminator
 from crnn_gan.distribute import (
     fit_logs,
@@ -73,7 +78,7 @@ SCORE_FUNCTION_ESTIMATORS = ("score_function", "score_function_per_step")
 REWARD_STD_FLOOR = 1e-3
 
 
-def score_function_loss(log_probability, p_fake):
+def score_function_loss(log_probability, p_fake, extra_advantage=0.0):
     """G's adversarial loss by the score function (REINFORCE): its gradient is an unbiased
     estimate of the gradient of E[log D(G(z))] for a G whose outputs are discrete draws.
 
@@ -86,15 +91,18 @@ def score_function_loss(log_probability, p_fake):
         log_probability: ``[batch, T]`` log-probability of G's draws
             (`Generator.sample_log_probability`).
         p_fake: D's P(real) per generated window ``[batch]``.
+        extra_advantage: ``[batch]`` added to each window's advantage (the statistics
+            reward, `crnn_gan.statistics_reward`), or 0.
 
     Returns:
         Scalar: ``-mean(advantage * log_probability)`` over the batch and the steps.
     """
     reward = tf.stop_gradient(tf.math.log(p_fake + EPSILON))
-    return -tf.reduce_mean(standardised_advantage(reward)[:, None] * log_probability)
+    advantage = standardised_advantage(reward) + extra_advantage
+    return -tf.reduce_mean(advantage[:, None] * log_probability)
 
 
-def per_step_score_function_loss(log_probability, p_fake_steps):
+def per_step_score_function_loss(log_probability, p_fake_steps, extra_advantage=0.0):
     """The score function with per-step credit ("score_function_per_step").
 
     The draw at step t is credited with the mean of D's per-step log P(real) over steps
@@ -108,6 +116,7 @@ def per_step_score_function_loss(log_probability, p_fake_steps):
         log_probability: ``[batch, T]`` log-probability of G's draws.
         p_fake_steps: D's per-step P(real) on the generated windows ``[batch, T]``
             (`Discriminator.step_probabilities_from_features`).
+        extra_advantage: ``[batch]`` added to the advantage of every step of a window, or 0.
 
     Returns:
         Scalar: ``-mean(advantage * log_probability)`` over the batch and the steps.
@@ -117,7 +126,8 @@ def per_step_score_function_loss(log_probability, p_fake_steps):
     # Reward to go, as a mean: the sum over s >= t, divided by the number of those steps.
     to_go = tf.cumsum(log_p, axis=1, reverse=True)
     remaining = steps - tf.range(steps, dtype=log_p.dtype)
-    return -tf.reduce_mean(standardised_advantage(to_go / remaining) * log_probability)
+    advantage = standardised_advantage(to_go / remaining) + tf.reshape(extra_advantage, [-1, 1])
+    return -tf.reduce_mean(advantage * log_probability)
 
 
 def standardised_advantage(reward):
@@ -187,6 +197,7 @@ class CRNNGAN(keras.Model):
                  label_smoothing: float = 0.0, supervised_weight: float = 0.0,
                  adversarial_learning_rate_scale: float = 1.0,
                  gradient_estimator: str = "straight_through",
+                 statistics_reward_weight: float = 0.0,
                  schedule: Schedule | None = None, **kwargs):
         super().__init__(**kwargs)
         if gradient_estimator not in GRADIENT_ESTIMATORS:
@@ -196,7 +207,12 @@ class CRNNGAN(keras.Model):
                 feature_matching or generator.output_head != "categorical"):
             raise ValueError(f"gradient_estimator={gradient_estimator!r} needs the categorical "
                              "head and no feature matching")
+        if statistics_reward_weight and gradient_estimator not in SCORE_FUNCTION_ESTIMATORS:
+            raise ValueError("statistics_reward_weight needs a score-function gradient_estimator "
+                             f"{SCORE_FUNCTION_ESTIMATORS}, got {gradient_estimator!r}")
         self.gradient_estimator = gradient_estimator
+        self.statistics_reward_weight = statistics_reward_weight
+        self.feature_scaler = None  # set_feature_scaler: raw units for the statistics reward
         self.generator = generator
         self.discriminator = discriminator
         self.feature_matching = feature_matching
@@ -212,7 +228,7 @@ class CRNNGAN(keras.Model):
         tracker = keras.metrics.Mean
         self.trackers = {name: tracker(name=name) for name in (
             "d_loss", "g_loss", "g_adv_loss", "d_acc_real", "d_acc_fake", "d_frozen",
-            "g_frozen", "pretrain_loss", "g_supervised_loss")}
+            "g_frozen", "pretrain_loss", "g_supervised_loss", "g_statistics_gap")}
 
     def build(self, input_shape=None):
         if self.built:  # idempotent: deserialisation may have built it already
@@ -228,6 +244,15 @@ class CRNNGAN(keras.Model):
             shape=(), initializer="zeros", trainable=False, name="previous_g_adv_loss",
             aggregation="only_first_replica")
         self.window_length = add_window_length(self)  # see apply_schedule
+        if self.statistics_reward_weight:
+            # The statistics reward's running moments and how many batches they hold
+            # (`crnn_gan.statistics_reward.running_moments`); global, like the losses above.
+            self.statistics_moments = self.add_weight(
+                shape=(4, statistics_reward.NUM_STATISTICS), initializer="zeros",
+                trainable=False, name="statistics_moments", aggregation="only_first_replica")
+            self.statistics_updates = self.add_weight(
+                shape=(), initializer="zeros", trainable=False, name="statistics_updates",
+                aggregation="only_first_replica")
         self.built = True
 
     def compile(self, d_optimizer, g_optimizer, **kwargs):
@@ -255,6 +280,11 @@ class CRNNGAN(keras.Model):
             self.build()
         self.d_optimizer.build(self.discriminator.trainable_variables)
         self.g_optimizer.build(self.generator.trainable_variables)
+
+    def set_feature_scaler(self, scaler) -> None:
+        """The run's `FeatureScaler`: the statistics reward measures windows in raw units.
+        Not saved with the model (training sets it again on every start)."""
+        self.feature_scaler = scaler
 
     @property
     def metrics(self):
@@ -334,6 +364,7 @@ class CRNNGAN(keras.Model):
         noise = uniform_noise(self.seed, self.g_optimizer.iterations,
                               tf.concat([tf.shape(real)[:2], [generator.noise_dim]], 0))
         d_frozen, g_frozen = self.freeze_decisions()
+        statistics_gap = tf.constant(0.0)
         score_function = self.gradient_estimator in SCORE_FUNCTION_ESTIMATORS
         if score_function:  # the draws only: G's gradient comes from their log-probability
             fake = generator.free_run(noise)
@@ -358,12 +389,17 @@ class CRNNGAN(keras.Model):
             g_adv_loss = -tf.reduce_mean(tf.math.log(p_fake + EPSILON))
             if score_function:
                 log_probability = generator.sample_log_probability(noise, fake)
+                statistics_advantage = 0.0
+                if self.statistics_reward_weight:
+                    statistics_reward, statistics_gap = self._statistics_reward(real, fake)
+                    statistics_advantage = self.statistics_reward_weight * statistics_reward
                 if self.gradient_estimator == "score_function_per_step":
                     g_loss = per_step_score_function_loss(
                         log_probability,
-                        discriminator.step_probabilities_from_features(fake_features))
+                        discriminator.step_probabilities_from_features(fake_features),
+                        statistics_advantage)
                 else:
-                    g_loss = score_function_loss(log_probability, p_fake)
+                    g_loss = score_function_loss(log_probability, p_fake, statistics_advantage)
             elif self.feature_matching:
                 # Global means: the loss (and gradient) is the same on every replica.
                 g_loss = feature_matching_loss(real_features, fake_features)
@@ -393,10 +429,27 @@ class CRNNGAN(keras.Model):
             "d_acc_real": tf.reduce_mean(tf.cast(p_real > 0.5, tf.float32)),
             "d_acc_fake": tf.reduce_mean(tf.cast(p_fake < 0.5, tf.float32)),
             "d_frozen": d_frozen, "g_frozen": g_frozen, "g_supervised_loss": supervised_loss,
+            "g_statistics_gap": statistics_gap,
         }
         for name, value in values.items():
             self.trackers[name].update_state(value)
         return self._results()
+
+    def _statistics_reward(self, real, fake):
+        """(reward ``[batch]``, gap): `moment_matching_reward` of the generated windows and
+        the loss it descends, ``sum_k gap_k^2 / 2`` (logged as g_statistics_gap)."""
+        if self.feature_scaler is None:
+            raise ValueError("statistics_reward_weight > 0 needs set_feature_scaler(scaler) "
+                             "before training")
+        real_statistics = statistics_reward.batch_statistics(real, self.feature_scaler)
+        fake_statistics = statistics_reward.batch_statistics(fake, self.feature_scaler)
+        moments = statistics_reward.running_moments(
+            self.statistics_moments, self.statistics_updates,
+            statistics_reward.batch_moments(real_statistics, fake_statistics))
+        self.statistics_moments.assign(moments)
+        self.statistics_updates.assign_add(1.0)
+        reward, gap = statistics_reward.moment_matching_reward(fake_statistics, moments)
+        return reward, 0.5 * tf.reduce_sum(tf.square(gap))
 
     def _results(self):
         return fit_logs({name: tracker.result() for name, tracker in self.trackers.items()})
@@ -412,6 +465,7 @@ class CRNNGAN(keras.Model):
             "supervised_weight": self.supervised_weight,
             "adversarial_learning_rate_scale": self.adversarial_learning_rate_scale,
             "gradient_estimator": self.gradient_estimator,
+            "statistics_reward_weight": self.statistics_reward_weight,
             "schedule": schedule_to_config(self.schedule),
         }
 

@@ -131,6 +131,7 @@ def build_model(config: Config, model: str, seed: int = 0,
                         supervised_weight=config.supervised_weight,
                         adversarial_learning_rate_scale=config.adversarial_learning_rate_scale,
                         gradient_estimator=config.gradient_estimator,
+                        statistics_reward_weight=config.statistics_reward_weight,
                         schedule=schedule, name="crnn_gan")
         built.compile(
             d_optimizer=optimizer(config.learning_rate * config.d_learning_rate_scale),
@@ -278,6 +279,7 @@ def train(config: Config, spec: RunSpec, songs=None,
         model.generator.set_output_range(songs, scaler)
         if spec.model == "gan":
             model.discriminator.set_pitch_affine(scaler)
+            model.set_feature_scaler(scaler)
     dataset = pipeline.window_dataset(songs, scaler, config.seq_len, config.batch_size,
                                       windows_per_song=config.windows_per_song, seed=spec.seed,
                                       transpose_semitones=config.transpose_semitones)

@@ -29,6 +29,8 @@ SCORE_FUNCTION = CONFIG.replace(representation="log", output_head="categorical",
                                 feature_matching=False, freezing=False,
                                 gradient_estimator="score_function")
 SCORE_FUNCTION_PER_STEP = SCORE_FUNCTION.replace(gradient_estimator="score_function_per_step")
+# The statistics reward: batch means and pooled stds over the global batch.
+STATISTICS_REWARD = SCORE_FUNCTION.replace(statistics_reward_weight=1.0)
 real = tf.constant(np.random.default_rng(0).normal(size=(8, 6, 4)), tf.float32)
 
 
@@ -38,7 +40,9 @@ def make(strategy, weights=None, config=CONFIG):
         model.window_length.assign(config.seq_len)
         if config.output_head == "categorical":
             songs = random_songs(count=3, length=40)  # for the categorical head's values
-            model.generator.set_output_range(songs, pipeline.FeatureScaler.fit(songs, "log"))
+            scaler = pipeline.FeatureScaler.fit(songs, "log")
+            model.generator.set_output_range(songs, scaler)
+            model.set_feature_scaler(scaler)
     if weights is not None:
         model.set_weights(weights)
     return model
@@ -73,9 +77,11 @@ mirrored = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
 report["replicas"] = mirrored.num_replicas_in_sync
 for case, previous in {"both": (2.0, 1.0), "d_frozen": (0.2, 1.0), "g_frozen": (2.0, 0.1),
                        "pretrain": (2.0, 1.0), "score_function": (2.0, 1.0),
-                       "score_function_per_step": (2.0, 1.0)}.items():
+                       "score_function_per_step": (2.0, 1.0),
+                       "statistics_reward": (2.0, 1.0)}.items():
     config = {"score_function": SCORE_FUNCTION,
-              "score_function_per_step": SCORE_FUNCTION_PER_STEP}.get(case, CONFIG)
+              "score_function_per_step": SCORE_FUNCTION_PER_STEP,
+              "statistics_reward": STATISTICS_REWARD}.get(case, CONFIG)
     base = make(default, config=config)
     initial = base.get_weights()
     single = make(default, initial, config)
