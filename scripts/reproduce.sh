@@ -41,9 +41,9 @@ train() {  # train NAME FLAGS...
 }
 
 # Each run pretrains G first: pretrain_epochs of the preset (small and paper: 6).
-train gan --model=gan --feature_matching --tones_per_step=1
+train gan --model=gan --tones_per_step=1
 train baseline --model=baseline --tones_per_step=1
-train gan3 --model=gan --feature_matching --tones_per_step=3
+train gan3 --model=gan --tones_per_step=3
 
 echo "=== evaluating"
 "$PYTHON" evaluate.py \
