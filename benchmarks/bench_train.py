@@ -15,10 +15,12 @@ line; this script prints the table and the ratios:
   .venv-torch/bin/pip install torch==2.13.0 numpy);
 - pretrain_block: G's teacher-forced next-tone pretraining step (steps per second);
 - small_straight_through, small_score_function: one adversarial step of the `small` preset
-  (categorical head, 128 units, 32 steps, batch 16) with G's gradient through its draws by
-  the straight-through estimator (a backward pass through the free-running loop) and by
-  the score function (the preset's: no backward through the loop, one teacher-forced pass
-  over the draws).
+  (categorical head, 128 units, 32 steps, batch 16) without the statistics reward, with G's
+  gradient through its draws by the straight-through estimator (a backward pass through
+  the free-running loop) and by the score function (no backward through the loop, one
+  teacher-forced pass over the draws);
+- small_statistics_reward: the `small` preset's own step (the score function with the
+  statistics reward: the six statistics of every real and generated window in numpy).
 
 TensorFlow variants run with train.py's CPU threads (`--intra_op_threads=-1`: one thread per
 op on this small machine, see crnn_gan/distribute.py); a name ending in "@tf_threads" runs
@@ -85,16 +87,22 @@ def run_variant(name: str, steps: int) -> dict:
         import numpy as np
 
         from tfds_midi import pipeline
-        config = config_lib.preset("small").replace(
-            implementation="block", gradient_estimator=name[len("small_"):],
-            feature_matching=name == "small_straight_through")
+        preset = config_lib.preset("small")
+        reward = name == "small_statistics_reward"  # the preset as it is
+        config = preset.replace(
+            implementation="block",
+            gradient_estimator=preset.gradient_estimator if reward else name[len("small_"):],
+            feature_matching=name == "small_straight_through",
+            statistics_reward_weight=preset.statistics_reward_weight if reward else 0.0)
         rng = np.random.default_rng(0)
         songs = [np.stack([rng.choice([96.0, 192.0, 384.0, 768.0], 200),
                            440.0 * 2 ** ((rng.integers(40, 90, 200) - 69) / 12),
                            rng.integers(40, 110, 200).astype(float),
                            rng.choice([0.0, 192.0, 384.0], 200)], axis=1) for _ in range(8)]
         gan = training.build_model(config, "gan")
-        gan.generator.set_output_range(songs, pipeline.FeatureScaler.fit(songs, "log"))
+        scaler = pipeline.FeatureScaler.fit(songs, "log")
+        gan.generator.set_output_range(songs, scaler)
+        gan.set_feature_scaler(scaler)
         gan.window_length.assign(config.seq_len)
         small_real = tf.random.normal([config.batch_size, config.seq_len, F])
         step = tf.function(lambda: gan.train_step(small_real))
@@ -166,7 +174,7 @@ def main() -> None:
     results = {}
     names = ("crnngan_block", "crnngan_block@tf_threads", "crnngan_keras", "keras_reference",
              "keras_reference@tf_threads", "pretrain_block", "small_straight_through",
-             "small_score_function")
+             "small_score_function", "small_statistics_reward")
     only = set(args.only.split(",")) if args.only else None
     for name in names:
         if only is None or name in only:
@@ -199,6 +207,10 @@ def main() -> None:
     if straight and score:
         print(f"small preset's adversarial step: score function {straight / score:.2f}x the "
               "speed of straight-through")
+    reward = results.get("small_statistics_reward", {}).get("ms_per_step")
+    if score and reward:
+        print(f"the statistics reward costs the score-function step {reward / score:.2f}x its "
+              "time")
 
 
 if __name__ == "__main__":

@@ -233,8 +233,9 @@ PRESETS = {
     # The recipe of the quality protocol (README: Music quality): MIDI-pitch/log-time
     # units, a categorical head sampled with G's noise, pitch-class input, Adam with two
     # time scales, a gentle adversarial phase anchored by the supervised term, no freezing,
-    # G's adversarial gradient by the score function (so no feature matching), sampling at
-    # temperature 0.8, and the adversarial epoch closest to the validation split.
+    # G's adversarial gradient by the score function (so no feature matching) with the
+    # statistics reward beside D's, sampling at temperature 0.8, and the adversarial epoch
+    # closest to the validation split.
     "small": Config(units=128, seq_len=32, batch_size=16, optimizer="adam",
                     learning_rate=1e-3, d_learning_rate_scale=0.4, l2_scale=0.0,
                     pretrain_epochs=20, epochs=24, windows_per_song=8, sample_steps=100,
@@ -242,7 +243,8 @@ PRESETS = {
                     freezing=False, supervised_weight=1.0, label_smoothing=0.1,
                     adversarial_learning_rate_scale=0.03, transpose_semitones=6,
                     sampling_temperature=0.8, checkpoint_choice="validation",
-                    feature_matching=False, gradient_estimator="score_function"),
+                    feature_matching=False, gradient_estimator="score_function",
+                    statistics_reward_weight=4.0),
     "tiny": Config(units=8, num_layers=2, seq_len=8, batch_size=4, l2_scale=1e-3,
                    pretrain_epochs=1, curriculum_step=4, epochs=2, sample_steps=16),
 }
