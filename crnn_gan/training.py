@@ -217,7 +217,13 @@ def train(config: Config, spec: RunSpec, songs=None,
         NonFiniteLossError: a loss became NaN/Inf (earlier checkpoints stay intact).
         crnn_gan.run_dir.RunDirError: `model_dir` holds a run of another config, or
             something else than a run (nothing in it was touched).
+        ValueError: the statistics reward on a TPU.
     """
+    if spec.strategy == "tpu" and spec.model == "gan" and config.statistics_reward_weight:
+        # crnn_gan.statistics_reward computes the statistics in numpy on the host.
+        raise ValueError("statistics_reward_weight > 0 computes the six statistics on the host "
+                         "(tf.numpy_function), which a TPU cannot call: train on a TPU with "
+                         "--statistics_reward_weight=0")
     keras.utils.set_random_seed(spec.seed)
     model_dir = spec.model_dir.rstrip("/")
     distribute.check_filesystem(spec.data_dir, "--data_dir")

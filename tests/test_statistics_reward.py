@@ -194,3 +194,13 @@ def test_gan_trains_with_the_statistics_reward(tmp_path):
     assert logs["g_statistics_gap"][-1] > 0.0 and np.isfinite(logs["g_loss"][-1])
     _, loaded_config, _ = training.load_generator(spec.model_dir)
     assert loaded_config.statistics_reward_weight == 2.0
+
+
+def test_the_reward_is_refused_on_a_tpu(tmp_path):
+    """The statistics are numpy on the host, which a TPU cannot call: a clear error before
+    any TPU is looked for (no TPU needed to test it)."""
+    config = config_lib.preset("small")
+    spec = training.RunSpec(model_dir=str(tmp_path / "run"), strategy="tpu")
+    with pytest.raises(ValueError, match="statistics_reward_weight=0"):
+        training.train(config, spec, songs=random_songs(count=2))
+    assert not (tmp_path / "run").exists()
