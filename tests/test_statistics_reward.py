@@ -126,7 +126,7 @@ def test_running_moments_average_then_decay():
     np.testing.assert_allclose(reward.numpy(), [6.0, -6.0])  # centred on the batch's mean 2
 
 
-def _gan(weight, estimator="score_function", scaler=None):
+def _gan(weight, estimator="score_function", with_scaler=True):
     generator, song_scaler, _ = generator_with_head("categorical", seed=3)
     keras.utils.set_random_seed(3)
     model = gan.CRNNGAN(generator, Discriminator(num_features=4, units=16, num_layers=2),
@@ -134,8 +134,8 @@ def _gan(weight, estimator="score_function", scaler=None):
                         statistics_reward_weight=weight)
     model.compile(d_optimizer=keras.optimizers.SGD(0.1), g_optimizer=keras.optimizers.SGD(0.1))
     model.build_for_training()
-    if scaler is not None:
-        model.set_feature_scaler(song_scaler if scaler == "fitted" else scaler)
+    if with_scaler:
+        model.set_feature_scaler(song_scaler)
     return model
 
 
@@ -146,7 +146,7 @@ def test_the_reward_changes_gs_step_and_is_logged(estimator):
     real = tf.random.stateless_normal([4, 10, 4], seed=[1, 2])
     moved, d_moved = {}, {}
     for weight in (0.0, 5.0):
-        model = _gan(weight, estimator, scaler="fitted")
+        model = _gan(weight, estimator)
         before = [w.numpy() for w in model.generator.trainable_weights]
         d_before = [w.numpy() for w in model.discriminator.trainable_weights]
         logs = model.train_step(real)
@@ -172,7 +172,7 @@ def test_the_reward_is_validated():
     with pytest.raises(ValueError, match="score-function"):
         gan.CRNNGAN(generator, Discriminator(units=8), feature_matching=False,
                     statistics_reward_weight=1.0)
-    model = _gan(1.0)  # no scaler set
+    model = _gan(1.0, with_scaler=False)
     with pytest.raises(ValueError, match="set_feature_scaler"):
         model.train_step(tf.random.stateless_normal([4, 10, 4], seed=[1, 2]))
     restored = gan.CRNNGAN.from_config(model.get_config())
