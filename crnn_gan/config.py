@@ -85,6 +85,12 @@ class Config:
             window's advantage (`crnn_gan.statistics_reward`: moment matching of the
             paper's six statistics between the batch's generated and real windows;
             0 = off, the paper); needs a score-function `gradient_estimator`.
+        statistics_reward_steps: length in steps of the windows the statistics reward
+            measures (0: the training windows, `seq_len`). Longer: G's adversarial step
+            free-runs this many steps, D judges the first `seq_len` of them, the
+            statistics reward the whole run, against the moments of real windows of this
+            length from the training split (the six statistics depend on the window's
+            length: the tone span of 100 tones is wider than that of 32).
         checkpoint_choice: the generator a run ends with (``generator.weights.h5``, what
             export reads): "last" (the last epoch's, the paper) or "validation" (of the
             epochs after pretraining, the one whose songs' six statistics are closest to
@@ -123,6 +129,7 @@ class Config:
     checkpoint_choice: str = "last"
     gradient_estimator: str = "straight_through"
     statistics_reward_weight: float = 0.0
+    statistics_reward_steps: int = 0
 
     def __post_init__(self):
         positive = ("units", "num_layers", "seq_len", "batch_size", "curriculum_step",
@@ -181,6 +188,16 @@ class Config:
             raise ValueError("Config.statistics_reward_weight needs a score-function "
                              f"gradient_estimator {SCORE_FUNCTION_ESTIMATORS}, got "
                              f"{self.gradient_estimator!r}")
+        if (not isinstance(self.statistics_reward_steps, int)
+                or isinstance(self.statistics_reward_steps, bool)
+                or self.statistics_reward_steps < 0):
+            raise ValueError("Config.statistics_reward_steps must be an integer >= 0, "
+                             f"got {self.statistics_reward_steps!r}")
+        if self.statistics_reward_steps and not self.statistics_reward_weight:
+            raise ValueError("Config.statistics_reward_steps needs statistics_reward_weight > 0")
+        if self.statistics_reward_steps and self.statistics_reward_steps < self.seq_len:
+            raise ValueError(f"Config.statistics_reward_steps ({self.statistics_reward_steps}) "
+                             f"must be 0 or at least seq_len ({self.seq_len})")
         if not self.sampling_temperature > 0:
             raise ValueError(f"Config.sampling_temperature must be > 0, "
                              f"got {self.sampling_temperature!r}")

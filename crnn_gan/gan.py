@@ -29,7 +29,11 @@ Adversarial step (one batch of real windows ``[batch, T, F]``, normalised units)
 - With a score-function estimator and `statistics_reward_weight` > 0, each generated
   window's advantage also gets that weight times its statistics reward
   (`crnn_gan.statistics_reward`: moment matching of the paper's six statistics between the
-  batch's generated and real windows; needs `set_feature_scaler`).
+  batch's generated and real windows; needs `set_feature_scaler`). With
+  `statistics_reward_steps` L longer than the batch's T steps, G free-runs L steps, D
+  judges the first T (G is causal: the same draws as a T-step run), and the statistics
+  reward, against fixed real moments (`set_real_statistics`), weighs the log-probability
+  of all L draws (`run_reward_loss`).
 - Both players' gradients come from the same forward pass (simultaneous updates, as the
   original code's single session run of both optimisers).
 - Freezing (paper's rule): D's update is skipped while the previous step's D loss <
@@ -130,6 +134,21 @@ def per_step_score_function_loss(log_probability, p_fake_steps, extra_advantage=
     return -tf.reduce_mean(advantage * log_probability)
 
 
+def run_reward_loss(log_probability, advantage, window_steps):
+    """The score-function loss of a per-run advantage over a free run longer than the
+    training window: ``-sum(advantage * log_probability) / (batch * window_steps)``, the
+    same weight per draw as the windows' losses above (a mean over `window_steps` steps).
+
+    Args:
+        log_probability: ``[batch, L]`` log-probability of the run's draws.
+        advantage: ``[batch]`` advantage of each run (no gradient).
+        window_steps: T, the training window's steps (scalar).
+    """
+    batch = tf.cast(tf.shape(log_probability)[0], log_probability.dtype)
+    total = tf.reduce_sum(tf.reshape(advantage, [-1, 1]) * log_probability)
+    return -total / (batch * tf.cast(window_steps, log_probability.dtype))
+
+
 def standardised_advantage(reward):
     """``(reward - mean) / max(std, REWARD_STD_FLOOR)``, mean and std over the global batch
     (axis 0; separately for each step of a ``[batch, T]`` reward)."""
@@ -183,6 +202,9 @@ class CRNNGAN(keras.Model):
         gradient_estimator: one of `GRADIENT_ESTIMATORS`: how G's adversarial loss reaches
             its weights through the categorical head's draws (the score-function ones need
             the categorical head and no feature matching).
+        statistics_reward_weight: weight of the statistics reward (0 = off).
+        statistics_reward_steps: 0 (the reward measures the training windows) or the
+            length of the free runs it measures (needs `set_real_statistics`).
         schedule: each epoch's phase and window length (`apply_schedule`); None: the
             caller sets `pretraining` and `window_length` itself (tests, benchmarks).
 
@@ -197,7 +219,7 @@ class CRNNGAN(keras.Model):
                  label_smoothing: float = 0.0, supervised_weight: float = 0.0,
                  adversarial_learning_rate_scale: float = 1.0,
                  gradient_estimator: str = "straight_through",
-                 statistics_reward_weight: float = 0.0,
+                 statistics_reward_weight: float = 0.0, statistics_reward_steps: int = 0,
                  schedule: Schedule | None = None, **kwargs):
         super().__init__(**kwargs)
         if gradient_estimator not in GRADIENT_ESTIMATORS:
@@ -210,9 +232,13 @@ class CRNNGAN(keras.Model):
         if statistics_reward_weight and gradient_estimator not in SCORE_FUNCTION_ESTIMATORS:
             raise ValueError("statistics_reward_weight needs a score-function gradient_estimator "
                              f"{SCORE_FUNCTION_ESTIMATORS}, got {gradient_estimator!r}")
+        if statistics_reward_steps and not statistics_reward_weight:
+            raise ValueError("statistics_reward_steps needs statistics_reward_weight > 0")
         self.gradient_estimator = gradient_estimator
         self.statistics_reward_weight = statistics_reward_weight
+        self.statistics_reward_steps = statistics_reward_steps
         self.feature_scaler = None  # set_feature_scaler: raw units for the statistics reward
+        self.real_statistics = None  # set_real_statistics: with statistics_reward_steps
         self.generator = generator
         self.discriminator = discriminator
         self.feature_matching = feature_matching
@@ -285,6 +311,12 @@ class CRNNGAN(keras.Model):
         """The run's `FeatureScaler`: the statistics reward measures windows in raw units.
         Not saved with the model (training sets it again on every start)."""
         self.feature_scaler = scaler
+
+    def set_real_statistics(self, real_statistics) -> None:
+        """With `statistics_reward_steps`: the six statistics ``[n, 6]`` of real windows of
+        that length (`crnn_gan.statistics_reward.window_statistics`), the real side of the
+        reward's moments. Not saved with the model (training sets it on every start)."""
+        self.real_statistics = statistics_reward.reference_moments(real_statistics)
 
     @property
     def metrics(self):
@@ -361,13 +393,19 @@ class CRNNGAN(keras.Model):
     def _adversarial_step(self, real):
         generator, discriminator = self.generator, self.discriminator
         _, replicas, _ = replica_context()
+        window_steps = tf.shape(real)[1]
+        # A Python bool: the statistics reward measures longer free runs than D's windows.
+        long_run = bool(self.statistics_reward_steps)
+        run_shape = (tf.stack([tf.shape(real)[0], self.statistics_reward_steps]) if long_run
+                     else tf.shape(real)[:2])
         noise = uniform_noise(self.seed, self.g_optimizer.iterations,
-                              tf.concat([tf.shape(real)[:2], [generator.noise_dim]], 0))
+                              tf.concat([run_shape, [generator.noise_dim]], 0))
         d_frozen, g_frozen = self.freeze_decisions()
         statistics_gap = tf.constant(0.0)
         score_function = self.gradient_estimator in SCORE_FUNCTION_ESTIMATORS
         if score_function:  # the draws only: G's gradient comes from their log-probability
-            fake = generator.free_run(noise)
+            run = generator.free_run(noise)
+            fake = run[:, :window_steps] if long_run else run
         with tf.GradientTape(persistent=True) as tape:
             if not score_function:
                 # G's gradient through its free-running loop, chosen explicitly: "fast", the
@@ -388,11 +426,16 @@ class CRNNGAN(keras.Model):
                 + tf.math.log(1.0 - p_fake + EPSILON))
             g_adv_loss = -tf.reduce_mean(tf.math.log(p_fake + EPSILON))
             if score_function:
-                log_probability = generator.sample_log_probability(noise, fake)
+                run_log_probability = generator.sample_log_probability(noise, run)
+                log_probability = (run_log_probability[:, :window_steps] if long_run
+                                   else run_log_probability)
                 statistics_advantage = 0.0
                 if self.statistics_reward_weight:
-                    statistics_reward, statistics_gap = self._statistics_reward(real, fake)
+                    statistics_reward, statistics_gap = self._statistics_reward(real, run)
                     statistics_advantage = self.statistics_reward_weight * statistics_reward
+                run_advantage = 0.0
+                if long_run:  # not the windows' advantage: it weighs all the run's draws
+                    statistics_advantage, run_advantage = 0.0, statistics_advantage
                 if self.gradient_estimator == "score_function_per_step":
                     g_loss = per_step_score_function_loss(
                         log_probability,
@@ -400,6 +443,9 @@ class CRNNGAN(keras.Model):
                         statistics_advantage)
                 else:
                     g_loss = score_function_loss(log_probability, p_fake, statistics_advantage)
+                if long_run:
+                    g_loss = g_loss + run_reward_loss(run_log_probability, run_advantage,
+                                                      window_steps)
             elif self.feature_matching:
                 # Global means: the loss (and gradient) is the same on every replica.
                 g_loss = feature_matching_loss(real_features, fake_features)
@@ -436,16 +482,25 @@ class CRNNGAN(keras.Model):
         return self._results()
 
     def _statistics_reward(self, real, fake):
-        """(reward ``[batch]``, gap): `moment_matching_reward` of the generated windows and
-        the loss it descends, ``sum_k gap_k^2 / 2`` (logged as g_statistics_gap)."""
+        """(reward ``[batch]``, gap): `moment_matching_reward` of the generated windows (or
+        runs) and the loss it descends, ``sum_k gap_k^2 / 2`` (logged as g_statistics_gap);
+        the real side is the real windows' or, with `statistics_reward_steps`, the
+        reference's (`set_real_statistics`)."""
         if self.feature_scaler is None:
             raise ValueError("statistics_reward_weight > 0 needs set_feature_scaler(scaler) "
                              "before training")
-        real_statistics = statistics_reward.batch_statistics(real, self.feature_scaler)
+        real_statistics = None
+        if self.statistics_reward_steps:
+            if self.real_statistics is None:
+                raise ValueError("statistics_reward_steps > 0 needs set_real_statistics("
+                                 "statistics of real windows of that length) before training")
+        else:
+            real_statistics = statistics_reward.batch_statistics(real, self.feature_scaler)
         fake_statistics = statistics_reward.batch_statistics(fake, self.feature_scaler)
         moments = statistics_reward.running_moments(
             self.statistics_moments, self.statistics_updates,
-            statistics_reward.batch_moments(real_statistics, fake_statistics))
+            statistics_reward.batch_moments(real_statistics, fake_statistics,
+                                            self.real_statistics))
         self.statistics_moments.assign(moments)
         self.statistics_updates.assign_add(1.0)
         reward, gap = statistics_reward.moment_matching_reward(fake_statistics, moments)
@@ -466,6 +521,7 @@ class CRNNGAN(keras.Model):
             "adversarial_learning_rate_scale": self.adversarial_learning_rate_scale,
             "gradient_estimator": self.gradient_estimator,
             "statistics_reward_weight": self.statistics_reward_weight,
+            "statistics_reward_steps": self.statistics_reward_steps,
             "schedule": schedule_to_config(self.schedule),
         }
 

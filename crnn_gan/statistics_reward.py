@@ -29,6 +29,12 @@ measured, not sampled anew each step; only ``s_ik - m_k`` is the batch's.
 
 The statistics are computed in numpy (`tf.numpy_function`, on the host) from raw units:
 the windows are denormalised with the run's `FeatureScaler`.
+
+The six statistics depend on the window's length (100 tones span more semitones than 32,
+and repeat more figures), so a reward measured on the 32-step training windows matches the
+32-step means, not those of the 100-step songs users generate. With
+`Config.statistics_reward_steps` the generated windows are longer free runs and the real
+side is fixed: `reference_moments` of real windows of that length from the training split.
 """
 
 from __future__ import annotations
@@ -55,13 +61,14 @@ def window_statistics(raw_windows: np.ndarray) -> np.ndarray:
 
     Args:
         raw_windows: ``[batch, T, 4 * k]`` steps in raw units (ticks, Hz, velocity, ticks per
-            tone slot; packed C-RNN-GAN-3 steps for k = 3).
+            tone slot; packed C-RNN-GAN-3 steps for k = 3), or a list of such windows of
+            any lengths.
 
     Returns:
         float32 ``[batch, 6]``, columns in `metrics.STATISTICS` order.
     """
     rows = []
-    for window in np.asarray(raw_windows):
+    for window in raw_windows:
         values = metrics.all_statistics(window)
         rows.append([values[name] for name in metrics.STATISTICS])
     return np.asarray(rows, np.float32).reshape(len(rows), NUM_STATISTICS)
@@ -79,18 +86,32 @@ def batch_statistics(normalised_windows, scaler):
     return tf.ensure_shape(statistics, [None, NUM_STATISTICS])
 
 
-def batch_moments(real_statistics, fake_statistics):
+def reference_moments(real_statistics) -> np.ndarray:
+    """float32 ``[2, 6]``: the mean and the mean of squares of each statistic over real
+    windows (`window_statistics` of them, ``[n, 6]``), a fixed real side for `batch_moments`.
+    """
+    values = np.asarray(real_statistics, np.float64).reshape(-1, NUM_STATISTICS)
+    return np.stack([values.mean(0), np.square(values).mean(0)]).astype(np.float32)
+
+
+def batch_moments(real_statistics, fake_statistics, reference=None):
     """``[4, 6]`` means over the global batch: real mean, generated mean, real mean of
     squares, generated mean of squares of each statistic.
 
     Args:
-        real_statistics: ``[batch, 6]`` statistics of this replica's real windows.
+        real_statistics: ``[batch, 6]`` statistics of this replica's real windows (unused
+            with `reference`).
         fake_statistics: ``[batch, 6]`` statistics of this replica's generated windows.
+        reference: None, or ``[2, 6]`` `reference_moments`: the real rows, as they are.
     """
-    return global_mean(tf.stack([
-        tf.reduce_mean(real_statistics, 0), tf.reduce_mean(fake_statistics, 0),
-        tf.reduce_mean(tf.square(real_statistics), 0),
-        tf.reduce_mean(tf.square(fake_statistics), 0)]))
+    fake = global_mean(tf.stack([tf.reduce_mean(fake_statistics, 0),
+                                 tf.reduce_mean(tf.square(fake_statistics), 0)]))
+    if reference is None:
+        real = global_mean(tf.stack([tf.reduce_mean(real_statistics, 0),
+                                     tf.reduce_mean(tf.square(real_statistics), 0)]))
+    else:
+        real = tf.convert_to_tensor(reference, tf.float32)
+    return tf.stack([real[0], fake[0], real[1], fake[1]])
 
 
 def running_moments(previous, updates, moments):

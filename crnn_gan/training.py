@@ -31,7 +31,7 @@ import numpy as np
 import tensorflow as tf
 
 from crnn_gan import callbacks as run_callbacks
-from crnn_gan import distribute, gfile, metrics, run_dir
+from crnn_gan import distribute, gfile, metrics, run_dir, statistics_reward
 from crnn_gan.config import Config
 from crnn_gan.discriminator import Discriminator
 from crnn_gan.gan import CRNNGAN
@@ -44,6 +44,9 @@ MODEL_KINDS = ("gan", "baseline")
 # Songs generated after every epoch for `validation_distance` (checkpoint_choice
 # "validation"): the quality protocol's 64, so one choice is about as noisy as one measure.
 VALIDATION_SONGS = 64
+#: Real training windows whose statistics are the statistics reward's real side with
+#: `Config.statistics_reward_steps` (its moments' sampling error: ~3 % of a std).
+STATISTICS_REWARD_WINDOWS = 1000
 
 
 @dataclasses.dataclass(frozen=True)
@@ -132,6 +135,7 @@ def build_model(config: Config, model: str, seed: int = 0,
                         adversarial_learning_rate_scale=config.adversarial_learning_rate_scale,
                         gradient_estimator=config.gradient_estimator,
                         statistics_reward_weight=config.statistics_reward_weight,
+                        statistics_reward_steps=config.statistics_reward_steps,
                         schedule=schedule, name="crnn_gan")
         built.compile(
             d_optimizer=optimizer(config.learning_rate * config.d_learning_rate_scale),
@@ -140,16 +144,23 @@ def build_model(config: Config, model: str, seed: int = 0,
     return built
 
 
-def real_window_statistics(songs, steps: int, num_windows: int = 200, seed: int = 0):
-    """Mean and std of the six statistics over random real windows of `steps` steps."""
+def real_windows(songs, steps: int, num_windows: int = 200, seed: int = 0):
+    """`num_windows` random windows of `steps` steps (raw units, packed as the songs are)
+    from songs that hold one (all songs where none does: shorter windows)."""
     rng = np.random.default_rng(seed)
     usable = pipeline.songs_for_training(songs, steps) or list(songs)
-    stats = []
+    windows = []
     for _ in range(num_windows):
         song = usable[rng.integers(len(usable))]
         start = rng.integers(0, max(len(song) - steps, 0) + 1)
-        stats.append(metrics.all_statistics(codec.unpack_tones(song[start:start + steps])))
-    return metrics.summarise(stats)
+        windows.append(song[start:start + steps])
+    return windows
+
+
+def real_window_statistics(songs, steps: int, num_windows: int = 200, seed: int = 0):
+    """Mean and std of the six statistics over random real windows of `steps` steps."""
+    return metrics.summarise([metrics.all_statistics(codec.unpack_tones(window))
+                              for window in real_windows(songs, steps, num_windows, seed)])
 
 
 def load_split_songs(spec: RunSpec, config: Config, split: str = "train") -> list[np.ndarray]:
@@ -286,6 +297,10 @@ def train(config: Config, spec: RunSpec, songs=None,
         if spec.model == "gan":
             model.discriminator.set_pitch_affine(scaler)
             model.set_feature_scaler(scaler)
+            if config.statistics_reward_steps:
+                model.set_real_statistics(statistics_reward.window_statistics(real_windows(
+                    songs, config.statistics_reward_steps, STATISTICS_REWARD_WINDOWS,
+                    seed=spec.seed)))
     dataset = pipeline.window_dataset(songs, scaler, config.seq_len, config.batch_size,
                                       windows_per_song=config.windows_per_song, seed=spec.seed,
                                       transpose_semitones=config.transpose_semitones)

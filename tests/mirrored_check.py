@@ -13,7 +13,7 @@ tf.config.set_logical_device_configuration(
 
 sys.path.insert(0, sys.argv[1])
 from crnn_gan import config as config_lib  # noqa: E402
-from crnn_gan import distribute, training  # noqa: E402
+from crnn_gan import distribute, statistics_reward, training  # noqa: E402
 from tests.test_heads import random_songs  # noqa: E402
 from tfds_midi import pipeline  # noqa: E402
 
@@ -31,6 +31,8 @@ SCORE_FUNCTION = CONFIG.replace(representation="log", output_head="categorical",
 SCORE_FUNCTION_PER_STEP = SCORE_FUNCTION.replace(gradient_estimator="score_function_per_step")
 # The statistics reward: batch means and pooled stds over the global batch.
 STATISTICS_REWARD = SCORE_FUNCTION.replace(statistics_reward_weight=1.0)
+# ... over 10-step runs of which D judges 6, against fixed real moments.
+STATISTICS_REWARD_STEPS = STATISTICS_REWARD.replace(statistics_reward_steps=10)
 real = tf.constant(np.random.default_rng(0).normal(size=(8, 6, 4)), tf.float32)
 
 
@@ -43,6 +45,9 @@ def make(strategy, weights=None, config=CONFIG):
             scaler = pipeline.FeatureScaler.fit(songs, "log")
             model.generator.set_output_range(songs, scaler)
             model.set_feature_scaler(scaler)
+            if config.statistics_reward_steps:
+                model.set_real_statistics(statistics_reward.window_statistics(
+                    [song[:config.statistics_reward_steps] for song in songs]))
     if weights is not None:
         model.set_weights(weights)
     return model
@@ -78,10 +83,12 @@ report["replicas"] = mirrored.num_replicas_in_sync
 for case, previous in {"both": (2.0, 1.0), "d_frozen": (0.2, 1.0), "g_frozen": (2.0, 0.1),
                        "pretrain": (2.0, 1.0), "score_function": (2.0, 1.0),
                        "score_function_per_step": (2.0, 1.0),
-                       "statistics_reward": (2.0, 1.0)}.items():
+                       "statistics_reward": (2.0, 1.0),
+                       "statistics_reward_steps": (2.0, 1.0)}.items():
     config = {"score_function": SCORE_FUNCTION,
               "score_function_per_step": SCORE_FUNCTION_PER_STEP,
-              "statistics_reward": STATISTICS_REWARD}.get(case, CONFIG)
+              "statistics_reward": STATISTICS_REWARD,
+              "statistics_reward_steps": STATISTICS_REWARD_STEPS}.get(case, CONFIG)
     base = make(default, config=config)
     initial = base.get_weights()
     single = make(default, initial, config)

@@ -27,7 +27,8 @@ def mirrored_report():
 BOUND = 1e-5
 
 
-SCORE_FUNCTION_CASES = ("score_function", "score_function_per_step", "statistics_reward")
+SCORE_FUNCTION_CASES = ("score_function", "score_function_per_step", "statistics_reward",
+                        "statistics_reward_steps")
 
 
 @pytest.mark.parametrize("case", ["both", "d_frozen", "g_frozen", "pretrain",
@@ -38,7 +39,7 @@ def test_mirrored_step_equals_default_strategy(mirrored_report, case):
     assert report["max_weight_diff"] < BOUND
     for name in ("d_frozen", "g_frozen"):  # the same freezing decision
         assert report["logs_multi"][name] == report["logs_single"][name]
-    if case == "statistics_reward":  # the reward was on, from the global batch's statistics
+    if case.startswith("statistics_reward"):  # on, from the global batch's statistics
         assert report["logs_single"]["g_statistics_gap"] > 0
         assert report["logs_multi"]["g_statistics_gap"] == pytest.approx(
             report["logs_single"]["g_statistics_gap"], rel=1e-5)

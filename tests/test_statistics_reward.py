@@ -126,12 +126,40 @@ def test_running_moments_average_then_decay():
     np.testing.assert_allclose(reward.numpy(), [6.0, -6.0])  # centred on the batch's mean 2
 
 
-def _gan(weight, estimator="score_function", with_scaler=True):
+def test_a_reference_is_the_real_side_as_it_is():
+    rng = np.random.default_rng(1)
+    real, fake = _statistics(rng, 8), _statistics(rng, 8, shift=1.0)
+    reference_values = rng.normal(size=(50, 6)) * 3.0 + 2.0
+    reference = statistics_reward.reference_moments(reference_values)
+    np.testing.assert_allclose(reference, [reference_values.mean(0),
+                                           np.square(reference_values).mean(0)], rtol=1e-5)
+    with_reference = statistics_reward.batch_moments(None, fake, reference).numpy()
+    own = statistics_reward.batch_moments(real, fake).numpy()
+    np.testing.assert_array_equal(with_reference[[0, 2]], reference)
+    np.testing.assert_array_equal(with_reference[[1, 3]], own[[1, 3]])
+
+
+def test_run_reward_loss_weighs_each_draw_as_the_window_losses():
+    """Over a run as long as the window it is the score function's extra term; over a
+    longer run each draw keeps that weight (the sum grows with the run, not the mean)."""
+    rng = np.random.default_rng(2)
+    log_p = tf.constant(rng.normal(size=(4, 10)), tf.float32)
+    advantage = tf.constant(rng.normal(size=4), tf.float32)
+    np.testing.assert_allclose(
+        gan.run_reward_loss(log_p, advantage, 10).numpy(),
+        (gan.score_function_loss(log_p, tf.fill([4], 0.5), advantage)
+         - gan.score_function_loss(log_p, tf.fill([4], 0.5))).numpy(), rtol=1e-5)
+    np.testing.assert_allclose(gan.run_reward_loss(log_p, advantage, 5).numpy(),
+                               2.0 * gan.run_reward_loss(log_p, advantage, 10).numpy(),
+                               rtol=1e-6)
+
+
+def _gan(weight, estimator="score_function", with_scaler=True, steps=0):
     generator, song_scaler, _ = generator_with_head("categorical", seed=3)
     keras.utils.set_random_seed(3)
     model = gan.CRNNGAN(generator, Discriminator(num_features=4, units=16, num_layers=2),
                         feature_matching=False, freezing=False, gradient_estimator=estimator,
-                        statistics_reward_weight=weight)
+                        statistics_reward_weight=weight, statistics_reward_steps=steps)
     model.compile(d_optimizer=keras.optimizers.SGD(0.1), g_optimizer=keras.optimizers.SGD(0.1))
     model.build_for_training()
     if with_scaler:
@@ -163,6 +191,41 @@ def test_the_reward_changes_gs_step_and_is_logged(estimator):
     np.testing.assert_array_equal(d_moved[0.0], d_moved[5.0])
 
 
+def test_g_generates_causally():
+    """D judges the first T steps of a longer run: the same draws as a T-step run."""
+    generator, _, _ = generator_with_head("categorical", seed=4)
+    noise = tf.random.stateless_uniform([3, 16, generator.noise_dim], seed=[5, 6])
+    np.testing.assert_allclose(generator.free_run(noise)[:, :10].numpy(),
+                               generator.free_run(noise[:, :10]).numpy(), rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("estimator", gan.SCORE_FUNCTION_ESTIMATORS)
+def test_longer_runs_reward_g_against_the_reference(estimator):
+    """statistics_reward_steps: one step from the same weights and batch against two real
+    references: D moves exactly alike (it judges the windows only), G differently, and
+    the real moments are the reference's."""
+    real = tf.random.stateless_normal([4, 10, 4], seed=[1, 2])
+    references = {"low": np.zeros((20, 6)), "high": np.full((20, 6), 50.0)}
+    moved, d_moved = {}, {}
+    for name, reference in references.items():
+        model = _gan(5.0, estimator, steps=16)
+        model.set_real_statistics(reference)
+        before = [w.numpy() for w in model.generator.trainable_weights]
+        d_before = [w.numpy() for w in model.discriminator.trainable_weights]
+        logs = model.train_step(real)
+        assert float(logs["g_statistics_gap"]) > 0
+        np.testing.assert_array_equal(model.statistics_moments.numpy()[[0, 2]],
+                                      [reference.mean(0), np.square(reference).mean(0)])
+        moved[name] = np.concatenate([(w.numpy() - b).ravel() for w, b in zip(
+            model.generator.trainable_weights, before)])
+        d_moved[name] = np.concatenate([(w.numpy() - b).ravel() for w, b in zip(
+            model.discriminator.trainable_weights, d_before)])
+    assert not np.allclose(moved["low"], moved["high"])
+    np.testing.assert_array_equal(d_moved["low"], d_moved["high"])
+    restored = gan.CRNNGAN.from_config(model.get_config())
+    assert restored.statistics_reward_steps == 16
+
+
 def test_the_reward_is_validated():
     with pytest.raises(ValueError, match="statistics_reward_weight"):
         config_lib.preset("tiny", statistics_reward_weight=-1.0)
@@ -178,15 +241,32 @@ def test_the_reward_is_validated():
     restored = gan.CRNNGAN.from_config(model.get_config())
     assert restored.statistics_reward_weight == 1.0
     assert config_lib.preset("small").statistics_reward_weight >= 0
+    for steps, match in ((-1, "integer >= 0"), (4, "at least seq_len"),
+                         (8.5, "integer >= 0")):
+        with pytest.raises(ValueError, match=match):
+            config_lib.preset("tiny", representation="log", output_head="categorical",
+                              feature_matching=False, gradient_estimator="score_function",
+                              statistics_reward_weight=1.0, statistics_reward_steps=steps)
+    with pytest.raises(ValueError, match="needs statistics_reward_weight"):
+        config_lib.preset("tiny", statistics_reward_steps=20)
+    with pytest.raises(ValueError, match="needs statistics_reward_weight"):
+        gan.CRNNGAN(generator, Discriminator(units=8), feature_matching=False,
+                    gradient_estimator="score_function", statistics_reward_steps=20)
+    model = _gan(1.0, steps=16)
+    with pytest.raises(ValueError, match="set_real_statistics"):
+        model.train_step(tf.random.stateless_normal([4, 10, 4], seed=[1, 2]))
 
 
-def test_gan_trains_with_the_statistics_reward(tmp_path):
+@pytest.mark.parametrize("steps", [0, 20])
+def test_gan_trains_with_the_statistics_reward(tmp_path, steps):
     """A real tiny run: the reward is on in the adversarial epoch (the gap is logged),
-    losses stay finite, and the weight round-trips through the saved run."""
+    losses stay finite, and the weight round-trips through the saved run; with
+    statistics_reward_steps, over runs longer than the 8-step windows."""
     config = config_lib.preset(
         "tiny", representation="log", output_head="categorical", optimizer="adam",
         learning_rate=1e-3, feature_matching=False, epochs=2, pretrain_epochs=1, units=8,
-        gradient_estimator="score_function", statistics_reward_weight=2.0)
+        gradient_estimator="score_function", statistics_reward_weight=2.0,
+        statistics_reward_steps=steps)
     spec = training.RunSpec(model_dir=str(tmp_path / "run"), samples_per_epoch=1)
     history = training.train(config, spec, songs=random_songs(count=6))
     logs = history.history
@@ -194,6 +274,7 @@ def test_gan_trains_with_the_statistics_reward(tmp_path):
     assert logs["g_statistics_gap"][-1] > 0.0 and np.isfinite(logs["g_loss"][-1])
     _, loaded_config, _ = training.load_generator(spec.model_dir)
     assert loaded_config.statistics_reward_weight == 2.0
+    assert loaded_config.statistics_reward_steps == steps
 
 
 def test_the_reward_is_refused_on_a_tpu(tmp_path):
