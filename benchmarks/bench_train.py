@@ -19,8 +19,10 @@ line; this script prints the table and the ratios:
   gradient through its draws by the straight-through estimator (a backward pass through
   the free-running loop) and by the score function (no backward through the loop, one
   teacher-forced pass over the draws);
-- small_statistics_reward: the `small` preset's own step (the score function with the
-  statistics reward: the six statistics of every real and generated window in numpy).
+- small_statistics_reward: the score function with the statistics reward measured on the
+  training windows (the six statistics of every real and generated window in numpy);
+- small_statistics_reward_runs: the same reward over 100-step free runs against fixed real
+  moments (`statistics_reward_steps=100`): a longer free run and log-probability pass.
 
 TensorFlow variants run with train.py's CPU threads (`--intra_op_threads=-1`: one thread per
 op on this small machine, see crnn_gan/distribute.py); a name ending in "@tf_threads" runs
@@ -63,7 +65,7 @@ def run_variant(name: str, steps: int) -> dict:
     import tensorflow as tf
 
     from crnn_gan import config as config_lib
-    from crnn_gan import distribute, training
+    from crnn_gan import distribute, statistics_reward, training
 
     name, _, threads = name.partition("@")
     distribute.configure_cpu_threads(0 if threads == "tf_threads" else -1, 0)
@@ -88,12 +90,13 @@ def run_variant(name: str, steps: int) -> dict:
 
         from tfds_midi import pipeline
         preset = config_lib.preset("small")
-        reward = name == "small_statistics_reward"  # the preset as it is
+        reward = name.startswith("small_statistics_reward")
         config = preset.replace(
             implementation="block",
             gradient_estimator=preset.gradient_estimator if reward else name[len("small_"):],
             feature_matching=name == "small_straight_through",
-            statistics_reward_weight=preset.statistics_reward_weight if reward else 0.0)
+            statistics_reward_weight=preset.statistics_reward_weight if reward else 0.0,
+            statistics_reward_steps=100 if name == "small_statistics_reward_runs" else 0)
         rng = np.random.default_rng(0)
         songs = [np.stack([rng.choice([96.0, 192.0, 384.0, 768.0], 200),
                            440.0 * 2 ** ((rng.integers(40, 90, 200) - 69) / 12),
@@ -103,6 +106,9 @@ def run_variant(name: str, steps: int) -> dict:
         scaler = pipeline.FeatureScaler.fit(songs, "log")
         gan.generator.set_output_range(songs, scaler)
         gan.set_feature_scaler(scaler)
+        if config.statistics_reward_steps:
+            gan.set_real_statistics(statistics_reward.window_statistics(
+                [song[:config.statistics_reward_steps] for song in songs]))
         gan.window_length.assign(config.seq_len)
         small_real = tf.random.normal([config.batch_size, config.seq_len, F])
         step = tf.function(lambda: gan.train_step(small_real))
@@ -174,7 +180,8 @@ def main() -> None:
     results = {}
     names = ("crnngan_block", "crnngan_block@tf_threads", "crnngan_keras", "keras_reference",
              "keras_reference@tf_threads", "pretrain_block", "small_straight_through",
-             "small_score_function", "small_statistics_reward")
+             "small_score_function", "small_statistics_reward",
+             "small_statistics_reward_runs")
     only = set(args.only.split(",")) if args.only else None
     for name in names:
         if only is None or name in only:
@@ -211,6 +218,10 @@ def main() -> None:
     if score and reward:
         print(f"the statistics reward costs the score-function step {reward / score:.2f}x its "
               "time")
+    runs = results.get("small_statistics_reward_runs", {}).get("ms_per_step")
+    if reward and runs:
+        print(f"the statistics reward over 100-step runs: {runs / reward:.2f}x the time of the "
+              "step that measures the 32-step windows")
 
 
 if __name__ == "__main__":
