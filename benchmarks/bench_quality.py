@@ -101,6 +101,8 @@ flags.DEFINE_integer("disc_folds", quality.DiscriminatorSpec.folds, "Classifier 
 flags.DEFINE_string("calibration_split", "train", "Also measure --num_songs real windows of "
                     "this split as if generated (the protocol's numbers for real music); "
                     "empty: skip.")
+flags.DEFINE_bool("ceiling_only", False, "Only (re)compute the real-music ceiling of the GAN-"
+                  "vs-baseline target for the runs of --name in --output (no training).")
 flags.DEFINE_bool("quiet", False, "Do not echo the trainings' output.")
 flags.DEFINE_bool("compare_jobs", False, "Only time one GAN epoch alone against two side by "
                   "side (round robin, twice) and exit: does --jobs=2 pay on this machine?")
@@ -519,7 +521,7 @@ def _cell_mean_std(entry, fmt: str) -> str:
 
 
 def markdown(name: str, runs: dict, over_seeds: dict, real: dict, targets: list[dict],
-             protocol: dict) -> str:
+             protocol: dict, ceiling: dict | None = None) -> str:
     pretrain = protocol["pretrain_epochs"]
     lines = [f"**Recipe `{name}`**: `{protocol['recipe'] or '(none)'}`; preset "
              f"{protocol['preset']}, epochs {protocol['epochs'] or 'preset'} (pretraining "
@@ -591,7 +593,76 @@ def markdown(name: str, runs: dict, over_seeds: dict, real: dict, targets: list[
         met = {True: "yes", False: "**no**", None: "n/a"}[t["met"]]
         lines.append(f"| {t['description']} | {t['op']} {t['threshold']:g} | {values} | "
                      f"{met}{' (' + t['note'] + ')' if t.get('note') else ''} |")
+    lines += ceiling_markdown(ceiling)
     return "\n".join(lines) + "\n"
+
+
+#: Real windows of the calibration split whose sets of --num_songs give the real-music
+#: ceiling of the GAN-vs-baseline target (`ceiling_entry`), and the sets drawn.
+CEILING_WINDOWS = 2000
+CEILING_DRAWS = 1000
+
+
+def ceiling_entry(runs: dict) -> dict | None:
+    """How often real music (sets of --num_songs windows of --calibration_split) is closer
+    to the test windows than each baseline run on >= 5 of the 6 statistics
+    (`quality.real_ceiling`); None without baseline runs or a calibration split."""
+    import numpy as np
+
+    from crnn_gan import metrics
+
+    if not runs.get("baseline") or not FLAGS.calibration_split:
+        return None
+    path = build_reference(1, split=FLAGS.calibration_split, count=CEILING_WINDOWS)
+    stats = [metrics.all_statistics(window) for window in np.load(path)["windows"]]
+    return {"split": FLAGS.calibration_split, "windows": CEILING_WINDOWS,
+            "per_seed": {seed: quality.real_ceiling(stats, result, set_size=FLAGS.num_songs,
+                                                    draws=CEILING_DRAWS, seed=FLAGS.real_seed)
+                         for seed, result in runs["baseline"].items()}}
+
+
+def ceiling_markdown(ceiling: dict | None) -> list[str]:
+    if not ceiling:
+        return []
+    first = next(iter(ceiling["per_seed"].values()))
+    lines = ["", f"**Real music on the GAN-vs-baseline target**: {first['draws']} sets of "
+             f"{first['set_size']} windows of the {ceiling['split']} split (from "
+             f"{ceiling['windows']}), each measured as if generated against the same test "
+             "windows as the runs: on how many of the 6 statistics real music is closer than "
+             "each baseline seed, and how often it meets the target (>= 5).", "",
+             "| baseline seed | closer on (mean of 6) | sets closer on >= 5 | "
+             + " | ".join(f"closer on {n.replace('_', ' ')}" for n in first["per_statistic"])
+             + " |", "|" + " --- |" * (3 + len(first["per_statistic"]))]
+    for seed, entry in ceiling["per_seed"].items():
+        lines.append(f"| {seed} | {entry['closer_mean']:.2f} | {100 * entry['at_least_5']:.0f} % | "
+                     + " | ".join(f"{100 * v:.0f} %" for v in entry["per_statistic"].values())
+                     + " |")
+    return lines
+
+
+def ceiling_main() -> int:
+    """--ceiling_only: adds the ceiling to --name's entry of --output and its tables."""
+    everything = _read_json(FLAGS.output) if os.path.exists(FLAGS.output) else {}
+    entry = everything.get(FLAGS.name)
+    if entry is None:
+        raise app.UsageError(f"--name={FLAGS.name!r}: no such entry in {FLAGS.output}")
+    protocol = entry["protocol"]  # the runs' own protocol, not the flags' defaults
+    FLAGS.num_songs, FLAGS.steps, FLAGS.dataset = (protocol["num_songs"], protocol["steps"],
+                                                   protocol["dataset"])
+    FLAGS.real_seed = protocol["real_seed"]
+    FLAGS.calibration_split = protocol.get("calibration_split") or FLAGS.calibration_split
+    prepare_dataset()
+    entry["ceiling"] = ceiling_entry(entry["runs"])
+    if entry["ceiling"] is None:
+        raise app.UsageError(f"--name={FLAGS.name!r} has no baseline runs")
+    entry["markdown"] = markdown(FLAGS.name, entry["runs"], entry["over_seeds"], entry["real"],
+                                 entry["targets"], entry["protocol"], entry["ceiling"])
+    _write_json(FLAGS.output, everything)
+    if FLAGS.markdown:
+        with open(FLAGS.markdown, "w") as f:
+            f.write(entry["markdown"])
+    print("\n".join(ceiling_markdown(entry["ceiling"])))
+    return 0
 
 
 def real_entries(runs: dict) -> dict:
@@ -669,6 +740,8 @@ def main(argv):
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     if FLAGS.measure_run:
         return measure_main()
+    if FLAGS.ceiling_only:
+        return ceiling_main()
     unknown = set(FLAGS.models) - set(MODELS)
     if unknown or not FLAGS.models:
         raise app.UsageError(f"--models: choose among {sorted(MODELS)}, got {FLAGS.models}")
@@ -749,7 +822,8 @@ def main(argv):
     for key, calibration in calibrations.items():
         if key in real:
             real[key]["calibration"] = calibration
-    table = markdown(FLAGS.name, runs, over_seeds, real, targets, protocol)
+    ceiling = ceiling_entry(runs)
+    table = markdown(FLAGS.name, runs, over_seeds, real, targets, protocol, ceiling)
     entry = {
         "name": FLAGS.name, "recipe": FLAGS.recipe,
         "updated": datetime.datetime.now().isoformat(timespec="seconds"),
@@ -758,7 +832,7 @@ def main(argv):
         "targets_met": sum(t["met"] is True for t in targets),
         "targets_total": len(targets),
         "all_targets_met": bool(targets) and all(t["met"] is True for t in targets),
-        "failures": failures, "markdown": table,
+        "failures": failures, "markdown": table, "ceiling": ceiling,
     }
     print()
     print(table)

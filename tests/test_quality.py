@@ -365,6 +365,37 @@ def test_targets_are_met_only_when_met_in_every_seed():
     assert t["diversity/pitch_class/gan"]["met_per_seed"] == {"0": True, "1": False}
 
 
+def test_closer_count_is_strict():
+    assert quality.closer_count([0.1, 0.5, 2.0], [0.2, 0.5, 1.0]) == 1  # a tie is not closer
+
+
+def test_real_ceiling_matches_a_brute_force_count():
+    """Sets drawn from the windows' statistics, counted as check_targets counts a GAN."""
+    rng = np.random.default_rng(3)
+    real = {n: float(v) for n, v in zip(metrics.STATISTICS, rng.normal(size=6))}
+    windows = [{n: real[n] + float(rng.normal()) for n in metrics.STATISTICS}
+               for _ in range(40)]
+    baseline = _result({n: real[n] + 0.2 for n in metrics.STATISTICS}, real)
+    got = quality.real_ceiling(windows, baseline, set_size=5, draws=300, seed=4)
+    picks = np.random.default_rng(4).integers(40, size=(300, 5))
+    counts, wins = [], np.zeros(6)
+    for pick in picks:
+        result = _result({n: np.mean([windows[i][n] for i in pick]) for n in metrics.STATISTICS},
+                         real)
+        targets = _by_name(quality.check_targets({"gan": {"0": result},
+                                                  "baseline": {"0": baseline}}))
+        counts.append(targets["gan_vs_baseline/statistics"]["values"]["0"])
+        wins += [abs(result["statistics"]["generated"][n]["mean"] - real[n]) < 0.2 - 1e-12
+                 for n in metrics.STATISTICS]
+    assert got["closer_mean"] == pytest.approx(np.mean(counts))
+    assert got["at_least_5"] == pytest.approx(np.mean(np.array(counts) >= 5))
+    assert 0 < got["at_least_5"] < 1
+    assert list(got["per_statistic"].values()) == pytest.approx(wins / 300)
+    # A baseline exactly on the real means: nothing is strictly closer.
+    exact = quality.real_ceiling(windows, _result(real, real), set_size=5, draws=50)
+    assert exact["closer_mean"] == 0 and exact["at_least_5"] == 0
+
+
 def test_targets_without_a_partner_are_not_met():
     results = {"gan": {"0": _result({}, score=None)}}
     results["gan"]["0"]["discriminative"] = None
@@ -437,6 +468,22 @@ def test_runner_end_to_end_on_a_tiny_corpus(tmp_path):
     assert calibration["validity"]["valid_fraction"] == 1.0
     assert "| real | 8 train-split windows as if generated |" in markdown
     assert markdown in result.stdout
+    assert entry["ceiling"] is None  # no baseline runs
+    # The real-music ceiling of the GAN-vs-baseline target, from an entry's runs (here
+    # the GAN's run stands in for a baseline's): no training, the entry's tables grow.
+    for part in ("runs", "over_seeds"):
+        everything["tiny"][part]["baseline"] = everything["tiny"][part]["gan"]
+    (tmp_path / "quality.json").write_text(json.dumps(everything))
+    ceiling = _bench(*common, "--name=tiny", "--ceiling_only")
+    assert ceiling.returncode == 0, ceiling.stderr[-3000:]
+    with_ceiling = json.loads((tmp_path / "quality.json").read_text())["tiny"]
+    per_seed = with_ceiling["ceiling"]["per_seed"]["0"]
+    assert per_seed["set_size"] == 8 and 0 <= per_seed["at_least_5"] <= 1
+    assert "Real music on the GAN-vs-baseline target" in with_ceiling["markdown"]
+    assert "| 0 |" in ceiling.stdout
+    for part in ("runs", "over_seeds"):
+        del everything["tiny"][part]["baseline"]
+    (tmp_path / "quality.json").write_text(json.dumps(everything))
     # Again: nothing is trained, exported or measured twice; the numbers stay.
     again = _bench(*common, "--name=tiny")
     assert again.returncode == 0, again.stderr[-3000:]

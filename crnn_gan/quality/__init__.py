@@ -31,7 +31,8 @@ quality`` and ``quality.evaluate_set`` work (its users: ``benchmarks/bench_quali
   classifier that tells real windows from generated songs (held-out folds).
 * `protocol`: `protocol.evaluate_set`, all of the above plus the paper's six statistics
   (``crnn_gan.metrics``) for one generated set against real windows, and
-  `protocol.check_targets`, the targets of the protocol, per seed.
+  `protocol.check_targets`, the targets of the protocol, per seed, and
+  `protocol.real_ceiling`, how often real music itself meets the GAN-vs-baseline target.
 
 The tone format's rules come from ``tfds_midi.codec``: Hz -> pitch (`hz_to_pitch`,
 `hz_to_fractional_pitch`), the present tones of a song with the deltas of absent slots carried
@@ -67,7 +68,14 @@ from crnn_gan.quality.features import (
     pitch_class_histogram,
     pitch_range,
 )
-from crnn_gan.quality.protocol import PROTOCOL_VERSION, check_targets, evaluate_set, real_summary
+from crnn_gan.quality.protocol import (
+    PROTOCOL_VERSION,
+    check_targets,
+    closer_count,
+    evaluate_set,
+    real_ceiling,
+    real_summary,
+)
 from crnn_gan.quality.steps import as_steps, canonical_steps, present_slots
 from crnn_gan.quality.validity import tone_validity
 
@@ -82,6 +90,7 @@ __all__ = [
     "as_steps",
     "canonical_steps",
     "check_targets",
+    "closer_count",
     "classifier_features",
     "discriminative_score",
     "diversity",
@@ -98,6 +107,7 @@ __all__ = [
     "pitch_class_histogram",
     "pitch_range",
     "present_slots",
+    "real_ceiling",
     "real_summary",
     "tone_validity",
 ]
