@@ -65,7 +65,7 @@ def run_variant(name: str, steps: int) -> dict:
     import tensorflow as tf
 
     from crnn_gan import config as config_lib
-    from crnn_gan import distribute, statistics_reward, training
+    from crnn_gan import distribute, training
 
     name, _, threads = name.partition("@")
     distribute.configure_cpu_threads(0 if threads == "tf_threads" else -1, 0)
@@ -105,10 +105,7 @@ def run_variant(name: str, steps: int) -> dict:
         gan = training.build_model(config, "gan")
         scaler = pipeline.FeatureScaler.fit(songs, "log")
         gan.generator.set_output_range(songs, scaler)
-        gan.set_feature_scaler(scaler)
-        if config.statistics_reward_steps:
-            gan.set_real_statistics(statistics_reward.window_statistics(
-                [song[:config.statistics_reward_steps] for song in songs]))
+        training.set_statistics_reward_data(gan, config, songs, scaler)
         gan.window_length.assign(config.seq_len)
         small_real = tf.random.normal([config.batch_size, config.seq_len, F])
         step = tf.function(lambda: gan.train_step(small_real))

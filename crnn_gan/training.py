@@ -163,6 +163,17 @@ def real_window_statistics(songs, steps: int, num_windows: int = 200, seed: int 
                               for window in real_windows(songs, steps, num_windows, seed)])
 
 
+def set_statistics_reward_data(model: CRNNGAN, config: Config, songs, scaler,
+                               seed: int = 0) -> None:
+    """What the GAN's statistics reward reads besides the batches: the raw units (`scaler`)
+    and, with `Config.statistics_reward_steps`, the statistics of `STATISTICS_REWARD_WINDOWS`
+    real windows of that length from `songs` (raw training songs)."""
+    model.set_feature_scaler(scaler)
+    if config.statistics_reward_steps:
+        model.set_real_statistics(statistics_reward.window_statistics(real_windows(
+            songs, config.statistics_reward_steps, STATISTICS_REWARD_WINDOWS, seed=seed)))
+
+
 def load_split_songs(spec: RunSpec, config: Config, split: str = "train") -> list[np.ndarray]:
     """A split (default: the training split) as raw songs (packed for C-RNN-GAN-3);
     prepares the dataset if needed."""
@@ -296,11 +307,7 @@ def train(config: Config, spec: RunSpec, songs=None,
         model.generator.set_output_range(songs, scaler)
         if spec.model == "gan":
             model.discriminator.set_pitch_affine(scaler)
-            model.set_feature_scaler(scaler)
-            if config.statistics_reward_steps:
-                model.set_real_statistics(statistics_reward.window_statistics(real_windows(
-                    songs, config.statistics_reward_steps, STATISTICS_REWARD_WINDOWS,
-                    seed=spec.seed)))
+            set_statistics_reward_data(model, config, songs, scaler, seed=spec.seed)
     dataset = pipeline.window_dataset(songs, scaler, config.seq_len, config.batch_size,
                                       windows_per_song=config.windows_per_song, seed=spec.seed,
                                       transpose_semitones=config.transpose_semitones)

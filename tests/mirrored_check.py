@@ -13,7 +13,7 @@ tf.config.set_logical_device_configuration(
 
 sys.path.insert(0, sys.argv[1])
 from crnn_gan import config as config_lib  # noqa: E402
-from crnn_gan import distribute, statistics_reward, training  # noqa: E402
+from crnn_gan import distribute, training  # noqa: E402
 from tests.test_heads import random_songs  # noqa: E402
 from tfds_midi import pipeline  # noqa: E402
 
@@ -44,10 +44,7 @@ def make(strategy, weights=None, config=CONFIG):
             songs = random_songs(count=3, length=40)  # for the categorical head's values
             scaler = pipeline.FeatureScaler.fit(songs, "log")
             model.generator.set_output_range(songs, scaler)
-            model.set_feature_scaler(scaler)
-            if config.statistics_reward_steps:
-                model.set_real_statistics(statistics_reward.window_statistics(
-                    [song[:config.statistics_reward_steps] for song in songs]))
+            training.set_statistics_reward_data(model, config, songs, scaler)
     if weights is not None:
         model.set_weights(weights)
     return model
