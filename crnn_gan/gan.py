@@ -433,18 +433,17 @@ class CRNNGAN(keras.Model):
                 if self.statistics_reward_weight:
                     statistics_reward, statistics_gap = self._statistics_reward(real, run)
                     statistics_advantage = self.statistics_reward_weight * statistics_reward
-                run_advantage = 0.0
-                if long_run:  # not the windows' advantage: it weighs all the run's draws
-                    statistics_advantage, run_advantage = 0.0, statistics_advantage
+                # Over longer runs the reward is not the windows': it weighs all the draws.
+                window_advantage = 0.0 if long_run else statistics_advantage
                 if self.gradient_estimator == "score_function_per_step":
                     g_loss = per_step_score_function_loss(
                         log_probability,
                         discriminator.step_probabilities_from_features(fake_features),
-                        statistics_advantage)
+                        window_advantage)
                 else:
-                    g_loss = score_function_loss(log_probability, p_fake, statistics_advantage)
+                    g_loss = score_function_loss(log_probability, p_fake, window_advantage)
                 if long_run:
-                    g_loss = g_loss + run_reward_loss(run_log_probability, run_advantage,
+                    g_loss = g_loss + run_reward_loss(run_log_probability, statistics_advantage,
                                                       window_steps)
             elif self.feature_matching:
                 # Global means: the loss (and gradient) is the same on every replica.
