@@ -605,7 +605,7 @@ CEILING_DRAWS = 1000
 
 def ceiling_entry(runs: dict) -> dict | None:
     """How often real music (sets of --num_songs windows of --calibration_split) is closer
-    to the test windows than each baseline run on >= 5 of the 6 statistics
+    to the test windows than each baseline run on >= `quality.CLOSER_TARGET` statistics
     (`quality.real_ceiling`); None without baseline runs or a calibration split."""
     import numpy as np
 
@@ -629,8 +629,10 @@ def ceiling_markdown(ceiling: dict | None) -> list[str]:
              f"{first['set_size']} windows of the {ceiling['split']} split (from "
              f"{ceiling['windows']}), each measured as if generated against the same test "
              "windows as the runs: on how many of the 6 statistics real music is closer than "
-             "each baseline seed, and how often it meets the target (>= 5).", "",
-             "| baseline seed | closer on (mean of 6) | sets closer on >= 5 | "
+             f"each baseline seed, and how often it meets the target (>= "
+             f"{quality.CLOSER_TARGET}).", "",
+             f"| baseline seed | closer on (mean of 6) | sets closer on >= "
+             f"{quality.CLOSER_TARGET} | "
              + " | ".join(f"closer on {n.replace('_', ' ')}" for n in first["per_statistic"])
              + " |", "|" + " --- |" * (3 + len(first["per_statistic"]))]
     for seed, entry in ceiling["per_seed"].items():

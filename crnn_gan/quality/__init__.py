@@ -69,6 +69,7 @@ from crnn_gan.quality.features import (
     pitch_range,
 )
 from crnn_gan.quality.protocol import (
+    CLOSER_TARGET,
     PROTOCOL_VERSION,
     check_targets,
     closer_count,
@@ -81,6 +82,7 @@ from crnn_gan.quality.validity import tone_validity
 
 __all__ = [
     "CLASSIFIER_COLUMNS",
+    "CLOSER_TARGET",
     "DIVERSITY_FEATURES",
     "DURATION_BIN_EDGES",
     "DURATION_BIN_NAMES",

@@ -136,10 +136,15 @@ def _gaps(result: Mapping) -> np.ndarray:
                      for n in metrics.STATISTICS])
 
 
+def closer(gaps: ArrayLike, baseline_gaps: ArrayLike) -> np.ndarray:
+    """Per statistic (last axis), whether a set's ``|mean - real mean|`` is strictly below
+    the baseline's: a tie is not closer. The rule of `gan_vs_baseline/statistics`."""
+    return np.asarray(gaps) < np.asarray(baseline_gaps)
+
+
 def closer_count(gaps: ArrayLike, baseline_gaps: ArrayLike) -> int:
-    """On how many statistics a set's ``|mean - real mean|`` is strictly below the
-    baseline's (a tie is not closer): `gan_vs_baseline/statistics`."""
-    return int(np.sum(np.asarray(gaps) < np.asarray(baseline_gaps)))
+    """On how many statistics a set is `closer` to real than the baseline."""
+    return int(np.sum(closer(gaps, baseline_gaps)))
 
 
 def real_ceiling(real_window_stats: Sequence[Mapping], baseline: Mapping, *, set_size: int,
@@ -170,11 +175,11 @@ def real_ceiling(real_window_stats: Sequence[Mapping], baseline: Mapping, *, set
     real = np.array([_stat(baseline, "real", n) for n in metrics.STATISTICS])
     rng = np.random.default_rng(seed)
     picks = rng.integers(len(values), size=(draws, set_size))
-    closer = np.abs(values[picks].mean(axis=1) - real) < _gaps(baseline)  # [draws, 6]
-    counts = closer.sum(axis=1)
+    wins = closer(np.abs(values[picks].mean(axis=1) - real), _gaps(baseline))  # [draws, 6]
+    counts = wins.sum(axis=1)
     return {"closer_mean": float(counts.mean()),
             "at_least_5": float(np.mean(counts >= CLOSER_TARGET)),
-            "per_statistic": dict(zip(metrics.STATISTICS, closer.mean(axis=0).tolist())),
+            "per_statistic": dict(zip(metrics.STATISTICS, wins.mean(axis=0).tolist())),
             "draws": draws, "set_size": set_size}
 
 
