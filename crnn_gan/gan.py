@@ -238,7 +238,7 @@ class CRNNGAN(keras.Model):
         self.statistics_reward_weight = statistics_reward_weight
         self.statistics_reward_steps = statistics_reward_steps
         self.feature_scaler = None  # set_feature_scaler: raw units for the statistics reward
-        self.real_statistics = None  # set_real_statistics: with statistics_reward_steps
+        self.real_moments = None  # set_real_statistics: with statistics_reward_steps
         self.generator = generator
         self.discriminator = discriminator
         self.feature_matching = feature_matching
@@ -314,9 +314,10 @@ class CRNNGAN(keras.Model):
 
     def set_real_statistics(self, real_statistics) -> None:
         """With `statistics_reward_steps`: the six statistics ``[n, 6]`` of real windows of
-        that length (`crnn_gan.statistics_reward.window_statistics`), the real side of the
-        reward's moments. Not saved with the model (training sets it on every start)."""
-        self.real_statistics = statistics_reward.reference_moments(real_statistics)
+        that length (`crnn_gan.statistics_reward.window_statistics`); their
+        `reference_moments`, held as `real_moments`, are the real side of the reward's
+        moments. Not saved with the model (training sets it on every start)."""
+        self.real_moments = statistics_reward.reference_moments(real_statistics)
 
     @property
     def metrics(self):
@@ -490,7 +491,7 @@ class CRNNGAN(keras.Model):
                              "before training")
         real_statistics = None
         if self.statistics_reward_steps:
-            if self.real_statistics is None:
+            if self.real_moments is None:
                 raise ValueError("statistics_reward_steps > 0 needs set_real_statistics("
                                  "statistics of real windows of that length) before training")
         else:
@@ -499,7 +500,7 @@ class CRNNGAN(keras.Model):
         moments = statistics_reward.running_moments(
             self.statistics_moments, self.statistics_updates,
             statistics_reward.batch_moments(real_statistics, fake_statistics,
-                                            self.real_statistics))
+                                            self.real_moments))
         self.statistics_moments.assign(moments)
         self.statistics_updates.assign_add(1.0)
         reward, gap = statistics_reward.moment_matching_reward(fake_statistics, moments)
