@@ -45,6 +45,10 @@ class Config:
             training split), so it weighs against the data loss as the original's did.
         clip_norm: global gradient-norm clipping of each player's update (0 = off).
         pretrain_epochs: epochs of next-tone pretraining of G before adversarial training.
+        discriminator_pretrain_epochs: epochs of D's pretraining after G's: D alone learns
+            to tell real windows from the pretrained G's songs before the game starts
+            (`crnn_gan.schedule`; 0 = the paper). Counted in `epochs`; the validation
+            choice of `checkpoint_choice` starts after them.
         curriculum_step: pretraining epoch e uses windows of min(step * (e + 1), seq_len).
         epochs: total epochs, pretraining included.
         feature_matching: G matches the batch mean of D's last hidden layer on real data.
@@ -94,7 +98,8 @@ class Config:
         checkpoint_choice: the generator a run ends with (``generator.weights.h5``, what
             export reads): "last" (the last epoch's, the paper) or "validation" (of the
             epochs after pretraining, the one whose songs' six statistics are closest to
-            windows of the validation split: `crnn_gan.callbacks.ValidationDistance`).
+            windows of the validation split: `crnn_gan.callbacks.ValidationDistance`; D's
+            pretraining epochs excluded).
     """
 
     units: int = 350
@@ -108,6 +113,7 @@ class Config:
     l2_scale: float = 0.1
     clip_norm: float = 5.0
     pretrain_epochs: int = 6
+    discriminator_pretrain_epochs: int = 0
     curriculum_step: int = 4
     epochs: int = 100
     feature_matching: bool = True
@@ -140,9 +146,10 @@ class Config:
                 raise ValueError(f"Config.{name} must be an integer >= 1, got {value!r}")
         if self.tones_per_step not in (1, 3):
             raise ValueError(f"Config.tones_per_step must be 1 or 3, got {self.tones_per_step!r}")
-        if not isinstance(self.pretrain_epochs, int) or self.pretrain_epochs < 0:
-            raise ValueError(
-                f"Config.pretrain_epochs must be an integer >= 0, got {self.pretrain_epochs!r}")
+        for name in ("pretrain_epochs", "discriminator_pretrain_epochs"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise ValueError(f"Config.{name} must be an integer >= 0, got {value!r}")
         for name in ("learning_rate", "d_learning_rate_scale"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"Config.{name} must be > 0, got {getattr(self, name)!r}")

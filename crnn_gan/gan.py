@@ -3,7 +3,8 @@
 One `fit` runs the whole experiment: the first `pretrain_epochs` epochs train G alone on
 next-tone prediction (`crnn_gan.pretraining`, which also holds the Baseline: teacher forcing,
 squared error or cross-entropy) with a curriculum on the window length;
-the remaining epochs are adversarial. The epochs' phases and window lengths are the model's
+the remaining epochs are adversarial, the first `discriminator_epochs` of them D's
+pretraining (D's update alone). The epochs' phases and window lengths are the model's
 `Schedule` (crnn_gan.schedule); `apply_schedule(epoch)`, called at each epoch's start by
 `ScheduleCallback` (crnn_gan.callbacks), sets the two values the compiled `train_step` reads
 and says why each is held as it is.
@@ -34,6 +35,10 @@ Adversarial step (one batch of real windows ``[batch, T, F]``, normalised units)
   judges the first T (G is causal: the same draws as a T-step run), and the statistics
   reward, against fixed real moments (`set_real_statistics`), weighs the log-probability
   of all L draws (`run_reward_loss`).
+- D pretraining (`Schedule.discriminator_epochs`, between G's pretraining and the game):
+  the adversarial step with D's update alone; G is not updated (its optimiser does not
+  step), its songs come from noise seeded by D's iteration count, G's losses are not
+  computed, and freezing does not apply (``d_frozen`` logs 0, ``g_frozen`` 1).
 - Both players' gradients come from the same forward pass (simultaneous updates, as the
   original code's single session run of both optimisers).
 - Freezing (paper's rule): D's update is skipped while the previous step's D loss <
@@ -65,6 +70,7 @@ from crnn_gan.distribute import (
 from crnn_gan.generator import Generator
 from crnn_gan.pretraining import pretraining_update, teacher_forced_loss
 from crnn_gan.schedule import (
+    DISCRIMINATOR,
     PRETRAIN,
     Schedule,
     add_window_length,
@@ -250,7 +256,10 @@ class CRNNGAN(keras.Model):
         self.supervised_weight = supervised_weight
         self.adversarial_learning_rate_scale = adversarial_learning_rate_scale
         self.schedule = schedule
-        self.pretraining = False  # the phase train_step is traced for: see apply_schedule
+        # The phase train_step is traced for (see apply_schedule): G's pretraining, or the
+        # adversarial step with G's update (False: D's pretraining).
+        self.pretraining = False
+        self.generator_trains = True
         tracker = keras.metrics.Mean
         self.trackers = {name: tracker(name=name) for name in (
             "d_loss", "g_loss", "g_adv_loss", "d_acc_real", "d_acc_fake", "d_frozen",
@@ -332,9 +341,10 @@ class CRNNGAN(keras.Model):
         and the window length. Called at every epoch's start, also the first of a resumed run.
 
         The two are held differently, for the compiled step's sake:
-        - The phase is `pretraining`, a Python bool that `train_step` reads when it is
-          traced: each phase compiles only its own step (G's next-tone update, or the
-          two-player step), and a phase change retraces (`set_pretraining`), once a run.
+        - The phase is `pretraining` and `generator_trains`, Python bools that `train_step`
+          reads when it is traced: each phase compiles only its own step (G's next-tone
+          update, D's update alone, or the two-player step), and a phase change retraces
+          (`set_pretraining`, `set_generator_trains`), once or twice a run.
           A `tf.cond` on a variable would trace both steps into one graph and run the
           optimisers' updates inside a branch, which fails under MirroredStrategy (see the
           freezing in `_adversarial_step`).
@@ -349,7 +359,9 @@ class CRNNGAN(keras.Model):
         if self.schedule is None:
             raise ValueError("apply_schedule needs a model built with a schedule")
         self.window_length.assign(self.schedule.window_length(epoch))
-        self.set_pretraining(self.schedule.phase(epoch) == PRETRAIN)
+        phase = self.schedule.phase(epoch)
+        self.set_pretraining(phase == PRETRAIN)
+        self.set_generator_trains(phase != DISCRIMINATOR)
 
     def set_pretraining(self, pretraining: bool) -> None:
         """Switches phase; the next batch uses a train function traced for that phase.
@@ -361,8 +373,18 @@ class CRNNGAN(keras.Model):
             self.g_optimizer.learning_rate.assign(self._g_base_learning_rate * scale)
         if pretraining != self.pretraining:
             self.pretraining = pretraining
-            if getattr(self, "train_function", None) is not None:
-                self.make_train_function(force=True)
+            self._retrace()
+
+    def set_generator_trains(self, trains: bool) -> None:
+        """Whether the adversarial step updates G (False: D's pretraining); the next batch
+        uses a train function traced for it."""
+        if trains != self.generator_trains:
+            self.generator_trains = trains
+            self._retrace()
+
+    def _retrace(self) -> None:
+        if getattr(self, "train_function", None) is not None:
+            self.make_train_function(force=True)
 
     def freeze_decisions(self):
         """(d_frozen, g_frozen) as float 0/1 from the previous step's losses."""
@@ -397,18 +419,29 @@ class CRNNGAN(keras.Model):
         window_steps = tf.shape(real)[1]
         # A Python bool: the statistics reward measures longer free runs than D's windows.
         long_run = bool(self.statistics_reward_steps)
+        # A Python bool: False in D's pretraining, where G is neither updated nor its loss
+        # computed.
+        generator_trains = self.generator_trains
         run_shape = (tf.stack([tf.shape(real)[0], self.statistics_reward_steps]) if long_run
                      else tf.shape(real)[:2])
-        noise = uniform_noise(self.seed, self.g_optimizer.iterations,
-                              tf.concat([run_shape, [generator.noise_dim]], 0))
+        # G's optimiser does not step while D pretrains: D's iteration count seeds the noise
+        # there (another seed than G's noise, which the game then draws afresh).
+        noise = (uniform_noise(self.seed, self.g_optimizer.iterations,
+                               tf.concat([run_shape, [generator.noise_dim]], 0))
+                 if generator_trains else
+                 uniform_noise(self.seed + 2, self.d_optimizer.iterations,
+                               tf.concat([tf.shape(real)[:2], [generator.noise_dim]], 0)))
         d_frozen, g_frozen = self.freeze_decisions()
+        if not generator_trains:  # D's pretraining: D always learns, G never
+            d_frozen, g_frozen = tf.constant(0.0), tf.constant(1.0)
         statistics_gap = tf.constant(0.0)
         score_function = self.gradient_estimator in SCORE_FUNCTION_ESTIMATORS
-        if score_function:  # the draws only: G's gradient comes from their log-probability
+        if score_function or not generator_trains:
+            # The draws only: G's gradient comes from their log-probability (or there is none).
             run = generator.free_run(noise)
-            fake = run[:, :window_steps] if long_run else run
+            fake = run[:, :window_steps] if long_run and generator_trains else run
         with tf.GradientTape(persistent=True) as tape:
-            if not score_function:
+            if not score_function and generator_trains:
                 # G's gradient through its free-running loop, chosen explicitly: "fast", the
                 # hand-written backward of crnn_gan.feedback_loop (CPU), or "autodiff" of
                 # the plain loop (GPU, TPU, heads without a hand-written backward).
@@ -426,7 +459,9 @@ class CRNNGAN(keras.Model):
                 + (1.0 - real_target) * tf.math.log(1.0 - p_real + EPSILON)
                 + tf.math.log(1.0 - p_fake + EPSILON))
             g_adv_loss = -tf.reduce_mean(tf.math.log(p_fake + EPSILON))
-            if score_function:
+            if not generator_trains:
+                g_loss = g_adv_loss  # logged only
+            elif score_function:
                 run_log_probability = generator.sample_log_probability(noise, run)
                 log_probability = (run_log_probability[:, :window_steps] if long_run
                                    else run_log_probability)
@@ -452,7 +487,7 @@ class CRNNGAN(keras.Model):
             else:
                 g_loss = g_adv_loss
             supervised_loss = tf.constant(0.0)
-            if self.supervised_weight:
+            if self.supervised_weight and generator_trains:
                 supervised_loss = teacher_forced_loss(
                     generator, real, self.seed + 1, self.g_optimizer.iterations)
                 g_loss = g_loss + self.supervised_weight * supervised_loss
@@ -461,13 +496,15 @@ class CRNNGAN(keras.Model):
         d_variables = discriminator.trainable_variables
         g_variables = generator.trainable_variables
         d_grads = reduce_and_clip(tape.gradient(d_total, d_variables), self.clip_norm)
-        g_grads = reduce_and_clip(tape.gradient(g_total, g_variables), self.clip_norm)
+        if generator_trains:
+            g_grads = reduce_and_clip(tape.gradient(g_total, g_variables), self.clip_norm)
         del tape
         # Freezing masks the gradients: every replica takes the same (global) decision,
         # and no control flow wraps the optimisers (tf.cond around apply fails under
         # MirroredStrategy). Exact for plain SGD.
         self.d_optimizer.apply([g * (1.0 - d_frozen) for g in d_grads], d_variables)
-        self.g_optimizer.apply([g * (1.0 - g_frozen) for g in g_grads], g_variables)
+        if generator_trains:
+            self.g_optimizer.apply([g * (1.0 - g_frozen) for g in g_grads], g_variables)
         self.previous_d_loss.assign(global_mean(d_loss))
         self.previous_g_adv_loss.assign(global_mean(g_adv_loss))
         values = {

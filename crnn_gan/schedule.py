@@ -2,8 +2,9 @@
 
 One `fit` runs the whole experiment (`crnn_gan.gan`): epochs ``0 .. pretrain_epochs - 1``
 pretrain G on next-tone prediction with the original code's curriculum on the window length,
-``min(curriculum_step * (epoch + 1), seq_len)`` steps; every later epoch is adversarial on
-whole windows of `seq_len` steps. The Baseline follows the same window lengths and always
+``min(curriculum_step * (epoch + 1), seq_len)`` steps; the next `discriminator_epochs` train
+D alone against the pretrained G (D pretraining); every later epoch is adversarial. Both
+train on whole windows of `seq_len` steps. The Baseline follows the same window lengths and always
 trains on next-tone prediction.
 
 The models hold a `Schedule` (a constructor argument) and apply it at each epoch's start
@@ -15,8 +16,9 @@ from __future__ import annotations
 
 import dataclasses
 
-#: The two phases of a run.
-PRETRAIN, ADVERSARIAL = "pretrain", "adversarial"
+#: The phases of a run: G's next-tone pretraining, D's pretraining (D's update alone, against
+#: the pretrained G's songs), the two-player game.
+PRETRAIN, DISCRIMINATOR, ADVERSARIAL = "pretrain", "discriminator", "adversarial"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -29,29 +31,43 @@ class Schedule:
         seq_len: the data's window length in steps (what adversarial epochs train on).
         curriculum_step: pretraining epoch e trains on windows of
             ``min(curriculum_step * (e + 1), seq_len)`` steps (the original code: 4).
+        discriminator_epochs: epochs of D's pretraining between G's pretraining and the
+            adversarial epochs (0: none, the paper).
     """
 
     pretrain_epochs: int
     seq_len: int
     curriculum_step: int
+    discriminator_epochs: int = 0
 
     def __post_init__(self):
-        if self.pretrain_epochs < 0:
-            raise ValueError(f"pretrain_epochs must be >= 0, got {self.pretrain_epochs}")
+        for name in ("pretrain_epochs", "discriminator_epochs"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         for name in ("seq_len", "curriculum_step"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
 
     def phase(self, epoch: int) -> str:
-        """`PRETRAIN` for the first `pretrain_epochs` epochs, `ADVERSARIAL` after them."""
+        """`PRETRAIN` for the first `pretrain_epochs` epochs, `DISCRIMINATOR` for the next
+        `discriminator_epochs`, `ADVERSARIAL` after them."""
         if epoch < 0:
             raise ValueError(f"epoch must be >= 0, got {epoch}")
-        return PRETRAIN if epoch < self.pretrain_epochs else ADVERSARIAL
+        if epoch < self.pretrain_epochs:
+            return PRETRAIN
+        if epoch < self.pretrain_epochs + self.discriminator_epochs:
+            return DISCRIMINATOR
+        return ADVERSARIAL
+
+    @property
+    def first_adversarial_epoch(self) -> int:
+        """The first epoch (from 0) in which G trains against D."""
+        return self.pretrain_epochs + self.discriminator_epochs
 
     def window_length(self, epoch: int) -> int:
         """Steps of the windows epoch `epoch` trains on: the curriculum's while pretraining,
         `seq_len` after."""
-        if self.phase(epoch) == ADVERSARIAL:
+        if self.phase(epoch) != PRETRAIN:
             return self.seq_len
         return min(self.curriculum_step * (epoch + 1), self.seq_len)
 

@@ -9,8 +9,8 @@ may do with an existing run, and how the files below survive a kill):
     checkpoints/latest.weights.h5, checkpoints/best.weights.h5 (lowest stat_distance)
     checkpoints/chosen.weights.h5, validation_statistics.json, checkpoint_choice.json
                            with checkpoint_choice "validation": the epoch after pretraining
-                           with the lowest validation_distance, the validation windows'
-                           statistics, and which epoch generator.weights.h5 is
+                           (G's and D's) with the lowest validation_distance, the validation
+                           windows' statistics, and which epoch generator.weights.h5 is
     backup/                BackupAndRestore state: run the same command again to resume, or
                            with a higher --epochs to train a finished run on
     logs/                  TensorBoard: losses, D accuracies, freeze fractions, statistics
@@ -115,7 +115,8 @@ def build_model(config: Config, model: str, seed: int = 0,
         return keras.optimizers.SGD(learning_rate)
 
     generator = build_generator(config, l2_scale)
-    schedule = Schedule(config.pretrain_epochs, config.seq_len, config.curriculum_step)
+    schedule = Schedule(config.pretrain_epochs, config.seq_len, config.curriculum_step,
+                        discriminator_epochs=config.discriminator_pretrain_epochs)
     if model == "baseline":
         built = Baseline(generator, clip_norm=config.clip_norm, seed=seed, schedule=schedule,
                          name="baseline")
@@ -326,7 +327,8 @@ def train(config: Config, spec: RunSpec, songs=None,
             # Before the checkpoints and logs that read validation_distance.
             chosen = run_dir.AtomicCheckpoint(
                 f"{model_dir}/checkpoints/chosen.weights.h5", monitor="validation_distance",
-                history=f"{model_dir}/history.csv", from_epoch=config.pretrain_epochs)
+                history=f"{model_dir}/history.csv",
+                from_epoch=config.pretrain_epochs + config.discriminator_pretrain_epochs)
             callbacks += [
                 run_callbacks.ValidationDistance(scaler, validation_stats, VALIDATION_SONGS,
                                                  config.sample_steps, seed=spec.seed),
@@ -392,9 +394,11 @@ class EpochSummary(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
-        phase = "pretrain" if self.model.pretraining else "adversarial"
+        phase = ("pretrain" if self.model.pretraining
+                 else "adversarial" if getattr(self.model, "generator_trains", True)
+                 else "discriminator")
         keys = [k for k in self.KEYS if k in logs
-                and (k != "pretrain_loss") == (phase == "adversarial" or k in self.EVERY_PHASE)]
+                and (k != "pretrain_loss") == (phase != "pretrain" or k in self.EVERY_PHASE)]
         values = "  ".join(f"{k}={float(logs[k]):.4g}" for k in keys)
         print(f"epoch {epoch + 1} [{phase}] {values}", flush=True)
 
