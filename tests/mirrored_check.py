@@ -50,10 +50,11 @@ def make(strategy, weights=None, config=CONFIG):
     return model
 
 
-def step(strategy, model, previous_losses, pretraining=False):
+def step(strategy, model, previous_losses, pretraining=False, generator_trains=True):
     model.previous_d_loss.assign(previous_losses[0])
     model.previous_g_adv_loss.assign(previous_losses[1])
     model.pretraining = pretraining
+    model.generator_trains = generator_trains
     dataset = tf.data.Dataset.from_tensors(real)
     batch = next(iter(strategy.experimental_distribute_dataset(dataset)))
 
@@ -81,17 +82,22 @@ for case, previous in {"both": (2.0, 1.0), "d_frozen": (0.2, 1.0), "g_frozen": (
                        "pretrain": (2.0, 1.0), "score_function": (2.0, 1.0),
                        "score_function_per_step": (2.0, 1.0),
                        "statistics_reward": (2.0, 1.0),
-                       "statistics_reward_steps": (2.0, 1.0)}.items():
+                       "statistics_reward_steps": (2.0, 1.0),
+                       "discriminator_pretraining": (2.0, 1.0)}.items():
     config = {"score_function": SCORE_FUNCTION,
               "score_function_per_step": SCORE_FUNCTION_PER_STEP,
               "statistics_reward": STATISTICS_REWARD,
-              "statistics_reward_steps": STATISTICS_REWARD_STEPS}.get(case, CONFIG)
+              "statistics_reward_steps": STATISTICS_REWARD_STEPS,
+              "discriminator_pretraining": STATISTICS_REWARD}.get(case, CONFIG)
     base = make(default, config=config)
     initial = base.get_weights()
     single = make(default, initial, config)
     multi = make(mirrored, initial, config)
-    logs_single = step(default, single, previous, case == "pretrain")
-    logs_multi = step(mirrored, multi, previous, case == "pretrain")
+    # D's pretraining: the adversarial step with D's update alone.
+    phase = {"pretraining": case == "pretrain",
+             "generator_trains": case != "discriminator_pretraining"}
+    logs_single = step(default, single, previous, **phase)
+    logs_multi = step(mirrored, multi, previous, **phase)
     report[case] = {
         "max_weight_diff": max(float(np.abs(a - b).max())
                                for a, b in zip(single.get_weights(), multi.get_weights())),
