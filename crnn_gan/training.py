@@ -328,7 +328,7 @@ def train(config: Config, spec: RunSpec, songs=None,
             chosen = run_dir.AtomicCheckpoint(
                 f"{model_dir}/checkpoints/chosen.weights.h5", monitor="validation_distance",
                 history=f"{model_dir}/history.csv",
-                from_epoch=config.pretrain_epochs + config.discriminator_pretrain_epochs)
+                from_epoch=model.schedule.first_adversarial_epoch)
             callbacks += [
                 run_callbacks.ValidationDistance(scaler, validation_stats, VALIDATION_SONGS,
                                                  config.sample_steps, seed=spec.seed),
