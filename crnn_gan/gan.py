@@ -417,29 +417,27 @@ class CRNNGAN(keras.Model):
         generator, discriminator = self.generator, self.discriminator
         _, replicas, _ = replica_context()
         window_steps = tf.shape(real)[1]
-        # A Python bool: the statistics reward measures longer free runs than D's windows.
-        long_run = bool(self.statistics_reward_steps)
-        # A Python bool: False in D's pretraining, where G is neither updated nor its loss
-        # computed.
+        # Python bools: False in D's pretraining, where G is neither updated nor its loss
+        # computed; the statistics reward (G's) measures longer free runs than D's windows.
         generator_trains = self.generator_trains
+        long_run = bool(self.statistics_reward_steps) and generator_trains
         run_shape = (tf.stack([tf.shape(real)[0], self.statistics_reward_steps]) if long_run
                      else tf.shape(real)[:2])
         # G's optimiser does not step while D pretrains: D's iteration count seeds the noise
         # there (another seed than G's noise, which the game then draws afresh).
-        noise = (uniform_noise(self.seed, self.g_optimizer.iterations,
-                               tf.concat([run_shape, [generator.noise_dim]], 0))
-                 if generator_trains else
-                 uniform_noise(self.seed + 2, self.d_optimizer.iterations,
-                               tf.concat([tf.shape(real)[:2], [generator.noise_dim]], 0)))
-        d_frozen, g_frozen = self.freeze_decisions()
-        if not generator_trains:  # D's pretraining: D always learns, G never
-            d_frozen, g_frozen = tf.constant(0.0), tf.constant(1.0)
+        noise_seed, noise_step = ((self.seed, self.g_optimizer.iterations) if generator_trains
+                                  else (self.seed + 2, self.d_optimizer.iterations))
+        noise = uniform_noise(noise_seed, noise_step,
+                              tf.concat([run_shape, [generator.noise_dim]], 0))
+        # D's pretraining: D always learns, G never.
+        d_frozen, g_frozen = (self.freeze_decisions() if generator_trains
+                              else (tf.constant(0.0), tf.constant(1.0)))
         statistics_gap = tf.constant(0.0)
         score_function = self.gradient_estimator in SCORE_FUNCTION_ESTIMATORS
         if score_function or not generator_trains:
             # The draws only: G's gradient comes from their log-probability (or there is none).
             run = generator.free_run(noise)
-            fake = run[:, :window_steps] if long_run and generator_trains else run
+            fake = run[:, :window_steps] if long_run else run
         with tf.GradientTape(persistent=True) as tape:
             if not score_function and generator_trains:
                 # G's gradient through its free-running loop, chosen explicitly: "fast", the

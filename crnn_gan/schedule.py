@@ -55,7 +55,7 @@ class Schedule:
             raise ValueError(f"epoch must be >= 0, got {epoch}")
         if epoch < self.pretrain_epochs:
             return PRETRAIN
-        if epoch < self.pretrain_epochs + self.discriminator_epochs:
+        if epoch < self.first_adversarial_epoch:
             return DISCRIMINATOR
         return ADVERSARIAL
 
