@@ -68,6 +68,25 @@ def statistics_distance(means: dict[str, float],
     return float(np.mean(distances)) if distances else 0.0
 
 
+def validation_reference(validation_statistics: dict[str, tuple[float, float]],
+                         training_statistics: dict[str, tuple[float, float]],
+                         scale: str = "training") -> dict[str, tuple[float, float]]:
+    """What `ValidationDistance` measures against (`Config.validation_scale`): statistic ->
+    (the validation windows' mean, the std of `scale`'s windows: "training" or "validation").
+
+    The means are the held-out songs'; the unit of each statistic's distance is better
+    estimated on the many training songs: a validation split of a few dozen songs can have
+    almost no spread in a statistic, and one generated song off it then outweighs the other
+    five statistics.
+    """
+    if scale == "validation":
+        return dict(validation_statistics)
+    if scale != "training":
+        raise ValueError(f"scale must be 'training' or 'validation', got {scale!r}")
+    return {name: (mean, training_statistics[name][1])
+            for name, (mean, _) in validation_statistics.items()}
+
+
 class SampleWriter(keras.callbacks.Callback):
     """Every epoch: MIDI samples under ``samples/epoch_NNNN/`` and their six statistics.
 
@@ -119,7 +138,8 @@ class SampleWriter(keras.callbacks.Callback):
 
 class ValidationDistance(keras.callbacks.Callback):
     """Every epoch: ``logs["validation_distance"]``, the `statistics_distance` of
-    `num_songs` songs of `steps` steps to windows of the validation split.
+    `num_songs` songs of `steps` steps to windows of the validation split (their means, in
+    the stds of `validation_reference`).
 
     The songs come from the same noise every epoch, so epochs differ by their weights
     alone; the real windows are songs the model never trained on. With

@@ -330,8 +330,10 @@ def train(config: Config, spec: RunSpec, songs=None,
                 history=f"{model_dir}/history.csv",
                 from_epoch=model.schedule.first_adversarial_epoch)
             callbacks += [
-                run_callbacks.ValidationDistance(scaler, validation_stats, VALIDATION_SONGS,
-                                                 config.sample_steps, seed=spec.seed),
+                run_callbacks.ValidationDistance(
+                    scaler, run_callbacks.validation_reference(
+                        validation_stats, real_stats, config.validation_scale),
+                    VALIDATION_SONGS, config.sample_steps, seed=spec.seed),
                 chosen,
             ]
         callbacks += [

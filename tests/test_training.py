@@ -89,12 +89,17 @@ def test_checkpoint_choice_validation_ends_with_the_adversarial_epoch_closest_to
     # the chosen weights from the last epoch's.
     assert choice["epoch"] < config.epochs
     generator, _, scaler = training.load_generator(str(tmp_path / "run"))
-    validation = {k: tuple(v) for k, v in json.loads(
-        (tmp_path / "run" / "validation_statistics.json").read_text()).items()}
+    validation, real = ({k: tuple(v) for k, v in json.loads(
+        (tmp_path / "run" / name).read_text()).items()}
+        for name in ("validation_statistics.json", "real_statistics.json"))
     songs = callbacks.generate_songs(generator, scaler, training.VALIDATION_SONGS,
                                      config.sample_steps, seed=spec.seed)
-    again = callbacks.statistics_distance(callbacks.statistics_means(songs), validation)
+    means = callbacks.statistics_means(songs)
+    # Validation means in the training windows' stds (Config.validation_scale="training").
+    again = callbacks.statistics_distance(means, callbacks.validation_reference(validation,
+                                                                                real))
     assert again == pytest.approx(choice["validation_distance"], rel=1e-6)
+    assert callbacks.statistics_distance(means, validation) != pytest.approx(again, rel=1e-3)
 
     # The choice only reads the run: the same run with "last" trains the same weights, and
     # ends with the validation run's last epoch (so an ablation of the choice can be measured
@@ -110,6 +115,30 @@ def test_checkpoint_choice_validation_ends_with_the_adversarial_epoch_closest_to
         np.testing.assert_array_equal(a.numpy(), b.numpy())
     assert not all(np.array_equal(a.numpy(), b.numpy())
                    for a, b in zip(last.weights, generator.weights))
+
+
+def test_validation_reference_takes_the_means_of_validation_and_the_stds_of_a_scale_split():
+    """Config.validation_scale: a statistic that the validation windows hardly vary in no
+    longer outweighs the others (the default corpus' intensity span: 0.06 ± 0.6 in
+    validation, 2.0 ± 11.4 in training)."""
+    from crnn_gan import callbacks
+
+    validation = {"polyphony": (0.72, 0.19), "intensity_span": (0.06, 0.6)}
+    training_windows = {"polyphony": (0.73, 0.17), "intensity_span": (2.03, 11.4),
+                        "tone_span": (31.0, 5.0)}
+    reference = callbacks.validation_reference(validation, training_windows)
+    assert reference == {"polyphony": (0.72, 0.17), "intensity_span": (0.06, 11.4)}
+    assert callbacks.validation_reference(validation, training_windows,
+                                          "validation") == validation
+    with pytest.raises(ValueError, match="scale must be"):
+        callbacks.validation_reference(validation, training_windows, "test")
+    # One generated song with a velocity change among 64 (intensity span mean 0.6): in the
+    # validation stds it is a full std off and dominates; in the training stds it is not.
+    means = {"polyphony": 0.70, "intensity_span": 0.6}
+    assert callbacks.statistics_distance(means, validation) > 0.4
+    assert callbacks.statistics_distance(means, reference) < 0.1
+    with pytest.raises(ValueError, match="validation_scale must be one of"):
+        TINY.replace(validation_scale="test")
 
 
 def test_nan_loss_stops_cleanly_and_keeps_the_last_good_checkpoint(tmp_path):
