@@ -139,7 +139,8 @@ class SampleWriter(keras.callbacks.Callback):
 class ValidationDistance(keras.callbacks.Callback):
     """Every epoch: ``logs["validation_distance"]``, the `statistics_distance` of
     `num_songs` songs of `steps` steps to windows of the validation split (their means, in
-    the stds of `validation_reference`).
+    the stds of `validation_reference`), and ``logs["validation_<statistic>"]``, the songs'
+    mean of each of the six statistics.
 
     The songs come from the same noise every epoch, so epochs differ by their weights
     alone; the real windows are songs the model never trained on. With
@@ -161,5 +162,7 @@ class ValidationDistance(keras.callbacks.Callback):
         songs = generate_songs(self.model.generator, self.scaler, self.num_songs, self.steps,
                                seed=self.seed)
         if logs is not None:
-            logs["validation_distance"] = statistics_distance(statistics_means(songs),
-                                                              self.validation_statistics)
+            means = statistics_means(songs)
+            logs["validation_distance"] = statistics_distance(means, self.validation_statistics)
+            # Each statistic's mean too (history.csv, TensorBoard): which one drifts.
+            logs.update({f"validation_{name}": means[name] for name in metrics.STATISTICS})

@@ -79,7 +79,8 @@ def test_checkpoint_choice_validation_ends_with_the_adversarial_epoch_closest_to
     spec = training.RunSpec(model_dir=str(tmp_path / "run"), samples_per_epoch=0)
     training.train(config, spec, songs=_songs(), validation_songs=_songs(num=4, seed=1))
     with open(tmp_path / "run" / "history.csv") as f:
-        distances = [float(row["validation_distance"]) for row in csv.DictReader(f)]
+        rows = list(csv.DictReader(f))
+    distances = [float(row["validation_distance"]) for row in rows]
     assert len(distances) == 5 and len(set(distances)) == 5
     candidates = distances[config.pretrain_epochs:]  # pretraining's epochs never count
     choice = json.loads((tmp_path / "run" / "checkpoint_choice.json").read_text())
@@ -99,6 +100,11 @@ def test_checkpoint_choice_validation_ends_with_the_adversarial_epoch_closest_to
     again = callbacks.statistics_distance(means, callbacks.validation_reference(validation,
                                                                                 real))
     assert again == pytest.approx(choice["validation_distance"], rel=1e-6)
+    # history.csv holds the chosen epoch's mean of each statistic as well.
+    chosen_row = rows[choice["epoch"] - 1]
+    for name in ("polyphony", "scale_consistency", "repetitions", "tone_span",
+                 "unique_tones", "intensity_span"):
+        assert float(chosen_row[f"validation_{name}"]) == pytest.approx(means[name], rel=1e-6)
     assert callbacks.statistics_distance(means, validation) != pytest.approx(again, rel=1e-3)
 
     # The choice only reads the run: the same run with "last" trains the same weights, and
