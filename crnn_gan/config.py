@@ -108,6 +108,10 @@ class Config:
             default corpus' 29 validation songs keep one velocity: intensity span 0.06 ±
             0.6, against 2.0 ± 11.4 in training), and dividing by it lets that statistic
             decide the choice (`crnn_gan.callbacks.validation_reference`).
+        validation_generated_songs: with checkpoint_choice "validation", the songs G
+            generates after every epoch to measure it (the same noise every epoch). 64, the
+            quality protocol's number, makes one choice about as noisy as one measure; more
+            songs make a steadier choice and cost that much more generation per epoch.
     """
 
     units: int = 350
@@ -142,13 +146,15 @@ class Config:
     adversarial_learning_rate_scale: float = 1.0
     checkpoint_choice: str = "last"
     validation_scale: str = "training"
+    validation_generated_songs: int = 64
     gradient_estimator: str = "straight_through"
     statistics_reward_weight: float = 0.0
     statistics_reward_steps: int = 0
 
     def __post_init__(self):
         positive = ("units", "num_layers", "seq_len", "batch_size", "curriculum_step",
-                    "epochs", "windows_per_song", "sample_steps")
+                    "epochs", "windows_per_song", "sample_steps",
+                    "validation_generated_songs")
         for name in positive:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:

@@ -41,9 +41,6 @@ from crnn_gan.schedule import Schedule
 from tfds_midi import codec, pipeline
 
 MODEL_KINDS = ("gan", "baseline")
-# Songs generated after every epoch for `validation_distance` (checkpoint_choice
-# "validation"): the quality protocol's 64, so one choice is about as noisy as one measure.
-VALIDATION_SONGS = 64
 #: Real training windows whose statistics are the statistics reward's real side with
 #: `Config.statistics_reward_steps` (its moments' sampling error: ~3 % of a std).
 STATISTICS_REWARD_WINDOWS = 1000
@@ -333,7 +330,7 @@ def train(config: Config, spec: RunSpec, songs=None,
                 run_callbacks.ValidationDistance(
                     scaler, run_callbacks.validation_reference(
                         validation_stats, real_stats, config.validation_scale),
-                    VALIDATION_SONGS, config.sample_steps, seed=spec.seed),
+                    config.validation_generated_songs, config.sample_steps, seed=spec.seed),
                 chosen,
             ]
         callbacks += [

@@ -75,7 +75,8 @@ def test_checkpoint_choice_validation_ends_with_the_adversarial_epoch_closest_to
     with it gives that distance again; "last" writes no choice."""
     from crnn_gan import callbacks
 
-    config = TINY.replace(epochs=5, checkpoint_choice="validation")
+    config = TINY.replace(epochs=5, checkpoint_choice="validation",
+                          validation_generated_songs=24)
     spec = training.RunSpec(model_dir=str(tmp_path / "run"), samples_per_epoch=0)
     training.train(config, spec, songs=_songs(), validation_songs=_songs(num=4, seed=1))
     with open(tmp_path / "run" / "history.csv") as f:
@@ -93,7 +94,7 @@ def test_checkpoint_choice_validation_ends_with_the_adversarial_epoch_closest_to
     validation, real = ({k: tuple(v) for k, v in json.loads(
         (tmp_path / "run" / name).read_text()).items()}
         for name in ("validation_statistics.json", "real_statistics.json"))
-    songs = callbacks.generate_songs(generator, scaler, training.VALIDATION_SONGS,
+    songs = callbacks.generate_songs(generator, scaler, config.validation_generated_songs,
                                      config.sample_steps, seed=spec.seed)
     means = callbacks.statistics_means(songs)
     # Validation means in the training windows' stds (Config.validation_scale="training").
