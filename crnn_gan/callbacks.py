@@ -76,8 +76,8 @@ def validation_reference(validation_statistics: dict[str, tuple[float, float]],
 
     The means are the held-out songs'; the unit of each statistic's distance is better
     estimated on the many training songs: a validation split of a few dozen songs can have
-    almost no spread in a statistic, and one generated song off it then outweighs the other
-    five statistics.
+    almost no spread in a statistic, and one generated song off it then outweighs any other
+    statistic (`Config.validation_scale`).
     """
     if scale == "validation":
         return dict(validation_statistics)
