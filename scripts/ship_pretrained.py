@@ -11,8 +11,10 @@ export's README) into ``pretrained/<model>/``, with ``CARD.md``: data, config, s
 seed's and the mean protocol numbers, and the commands that reproduce it.
 
 Then ``docs/samples/``: ``--songs`` songs of ``--steps`` steps from each shipped generator
-through its SavedModel (seeds 0..), written as MIDI and rendered to OGG with FluidSynth, and
-one real excerpt of the test split, for listening side by side. Without FluidSynth the MIDI
+through its SavedModel (seeds 0..), written as MIDI and rendered to OGG with FluidSynth
+(mono 22 kHz through ``oggenc``, Debian ``vorbis-tools``, where installed, as the committed
+samples are; else FluidSynth's own stereo OGG, about 3x larger), and one real excerpt of
+the test split, for listening side by side. Without FluidSynth the MIDI
 is written and the message says which Debian packages to install.
 """
 

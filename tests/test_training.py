@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from crnn_gan import config as config_lib
-from crnn_gan import training
+from crnn_gan import metrics, training
 from crnn_gan.callbacks import NonFiniteLossError
 from tests import midi_fixtures
 
@@ -103,8 +103,7 @@ def test_checkpoint_choice_validation_ends_with_the_adversarial_epoch_closest_to
     assert again == pytest.approx(choice["validation_distance"], rel=1e-6)
     # history.csv holds the chosen epoch's mean of each statistic as well.
     chosen_row = rows[choice["epoch"] - 1]
-    for name in ("polyphony", "scale_consistency", "repetitions", "tone_span",
-                 "unique_tones", "intensity_span"):
+    for name in metrics.STATISTICS:
         assert float(chosen_row[f"validation_{name}"]) == pytest.approx(means[name], rel=1e-6)
     assert callbacks.statistics_distance(means, validation) != pytest.approx(again, rel=1e-3)
 
