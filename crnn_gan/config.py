@@ -76,6 +76,9 @@ class Config:
         sampling_temperature: the categorical head samples softmax(logits / this) when G
             runs free (1: the fitted distribution).
         label_smoothing: D's target for real windows is 1 - this (0 = the paper).
+        instance_noise_std: std of Gaussian noise added to every window D sees in the
+            adversarial step, real and generated, in normalised feature units (instance
+            noise, Sønderby et al. 2016; 0 = off, the paper).
         supervised_weight: weight of G's teacher-forced next-step loss added to its
             adversarial loss (TimeGAN's supervised term; 0 = the paper).
         adversarial_learning_rate_scale: G's learning rate in the adversarial phase,
@@ -142,6 +145,7 @@ class Config:
     discriminator_pitch_classes: bool = True
     transpose_semitones: int = 0
     label_smoothing: float = 0.0
+    instance_noise_std: float = 0.0
     supervised_weight: float = 0.0
     adversarial_learning_rate_scale: float = 1.0
     checkpoint_choice: str = "last"
@@ -188,6 +192,9 @@ class Config:
         if not 0 <= self.label_smoothing < 0.5:
             raise ValueError(
                 f"Config.label_smoothing must be in [0, 0.5), got {self.label_smoothing!r}")
+        if not 0 <= self.instance_noise_std < float("inf"):  # also rejects NaN
+            raise ValueError("Config.instance_noise_std must be a finite number >= 0, "
+                             f"got {self.instance_noise_std!r}")
         if not isinstance(self.transpose_semitones, int) or not 0 <= self.transpose_semitones <= 12:
             raise ValueError("Config.transpose_semitones must be an integer in 0..12, "
                              f"got {self.transpose_semitones!r}")

@@ -227,3 +227,18 @@ def uniform_noise(seed: int, step, local_shape):
         global_batch_shape(local_shape),
         tf.stack([tf.cast(seed, tf.int64), tf.cast(step, tf.int64)]))
     return replica_share(noise, local_shape[0])
+
+
+def normal_noise(seed: int, step, local_shape):
+    """Standard normal noise for this replica's share of the global batch, a function of
+    (seed, step) only, sliced per replica like `uniform_noise`.
+
+    Args:
+        seed: a seed of the run (each use its own).
+        step: an int64 scalar that changes every training step.
+        local_shape: ``[local_batch, ...]``.
+    """
+    noise = tf.random.stateless_normal(
+        global_batch_shape(local_shape),
+        tf.stack([tf.cast(seed, tf.int64), tf.cast(step, tf.int64)]))
+    return replica_share(noise, local_shape[0])

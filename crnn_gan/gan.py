@@ -63,6 +63,7 @@ from crnn_gan.discriminator import Discriminator
 from crnn_gan.distribute import (
     fit_logs,
     global_mean,
+    normal_noise,
     reduce_and_clip,
     replica_context,
     uniform_noise,
@@ -211,6 +212,10 @@ class CRNNGAN(keras.Model):
         statistics_reward_weight: weight of the statistics reward (0 = off).
         statistics_reward_steps: 0 (the reward measures the training windows) or the
             length of the free runs it measures (needs `set_real_statistics`).
+        instance_noise_std: std of Gaussian noise added to every window D sees in the
+            adversarial step, real and generated alike, in the normalised feature units
+            (Sønderby et al. 2016, "Amortised MAP inference for image super-resolution";
+            0 = off, the paper). Constant over the game. D's pretraining sees it too.
         schedule: each epoch's phase and window length (`apply_schedule`); None: the
             caller sets `pretraining` and `window_length` itself (tests, benchmarks).
 
@@ -226,6 +231,7 @@ class CRNNGAN(keras.Model):
                  adversarial_learning_rate_scale: float = 1.0,
                  gradient_estimator: str = "straight_through",
                  statistics_reward_weight: float = 0.0, statistics_reward_steps: int = 0,
+                 instance_noise_std: float = 0.0,
                  schedule: Schedule | None = None, **kwargs):
         super().__init__(**kwargs)
         if gradient_estimator not in GRADIENT_ESTIMATORS:
@@ -240,7 +246,10 @@ class CRNNGAN(keras.Model):
                              f"{SCORE_FUNCTION_ESTIMATORS}, got {gradient_estimator!r}")
         if statistics_reward_steps and not statistics_reward_weight:
             raise ValueError("statistics_reward_steps needs statistics_reward_weight > 0")
+        if not instance_noise_std >= 0.0:  # also rejects NaN
+            raise ValueError(f"instance_noise_std must be >= 0, got {instance_noise_std!r}")
         self.gradient_estimator = gradient_estimator
+        self.instance_noise_std = instance_noise_std
         self.statistics_reward_weight = statistics_reward_weight
         self.statistics_reward_steps = statistics_reward_steps
         self.feature_scaler = None  # set_feature_scaler: raw units for the statistics reward
@@ -447,8 +456,9 @@ class CRNNGAN(keras.Model):
             # Separate passes over real and fake: G's gradient then flows back through
             # D's fake pass only (a quarter less D backward work than one pass over the
             # concatenated batch).
-            real_features = discriminator.features(real)
-            fake_features = discriminator.features(fake)
+            real_seen, fake_seen = self._instance_noise(real, fake)
+            real_features = discriminator.features(real_seen)
+            fake_features = discriminator.features(fake_seen)
             p_real = discriminator.probabilities_from_features(real_features)
             p_fake = discriminator.probabilities_from_features(fake_features)
             real_target = 1.0 - self.label_smoothing
@@ -516,6 +526,16 @@ class CRNNGAN(keras.Model):
             self.trackers[name].update_state(value)
         return self._results()
 
+    def _instance_noise(self, real, fake):
+        """(real, fake) as D sees them: each plus ``instance_noise_std`` times standard
+        normal noise of its shape, a function of (seed, D's step); unchanged when off."""
+        if not self.instance_noise_std:
+            return real, fake
+        step = self.d_optimizer.iterations
+        std = tf.cast(self.instance_noise_std, real.dtype)
+        return (real + std * normal_noise(self.seed + 3, step, tf.shape(real)),
+                fake + std * normal_noise(self.seed + 4, step, tf.shape(fake)))
+
     def _statistics_reward(self, real, fake):
         """(reward ``[batch]``, gap): `moment_matching_reward` of the generated windows (or
         runs) and the loss it descends, ``sum_k gap_k^2 / 2`` (logged as g_statistics_gap);
@@ -557,6 +577,7 @@ class CRNNGAN(keras.Model):
             "gradient_estimator": self.gradient_estimator,
             "statistics_reward_weight": self.statistics_reward_weight,
             "statistics_reward_steps": self.statistics_reward_steps,
+            "instance_noise_std": self.instance_noise_std,
             "schedule": schedule_to_config(self.schedule),
         }
 

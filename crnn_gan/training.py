@@ -134,6 +134,7 @@ def build_model(config: Config, model: str, seed: int = 0,
                         gradient_estimator=config.gradient_estimator,
                         statistics_reward_weight=config.statistics_reward_weight,
                         statistics_reward_steps=config.statistics_reward_steps,
+                        instance_noise_std=config.instance_noise_std,
                         schedule=schedule, name="crnn_gan")
         built.compile(
             d_optimizer=optimizer(config.learning_rate * config.d_learning_rate_scale),

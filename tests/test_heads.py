@@ -258,7 +258,9 @@ def test_output_range_is_saved_with_the_weights(tmp_path):
 @pytest.mark.parametrize("field,bad", [
     ("representation", "mel"), ("output_head", "softmax"), ("l2_units", "hz"),
     ("label_smoothing", 0.5), ("label_smoothing", -0.1), ("supervised_weight", -1.0),
-    ("sampling_temperature", 0.0), ("checkpoint_choice", "best")])
+    ("sampling_temperature", 0.0), ("checkpoint_choice", "best"),
+    ("instance_noise_std", -0.1), ("instance_noise_std", float("nan")),
+    ("instance_noise_std", float("inf"))])
 def test_new_config_fields_are_validated(field, bad):
     with pytest.raises(ValueError, match=field):
         config_lib.preset("tiny", **{field: bad})

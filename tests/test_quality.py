@@ -6,6 +6,7 @@ runner is run end to end on a tiny synthetic corpus.
 
 from __future__ import annotations
 
+import glob
 import itertools
 import json
 import os
@@ -541,6 +542,36 @@ def test_runner_end_to_end_on_a_tiny_corpus(tmp_path):
     assert missing.returncode == 2
     assert "no runs match" in missing.stderr and "nosuch" in missing.stderr
     assert "Traceback" not in missing.stderr
+    # The protocol's own noise on one pair of generators, here the GAN against itself:
+    # under the same noise seed the songs are the same, so every statistic ties (closer
+    # on 0) and the scores are equal; noise seed 0 gives the protocol's songs.
+    reference = glob.glob(str(tmp_path / "work" / "reference" / "*_test_k1_*.npz"))
+    assert len(reference) == 1
+    noise_args = [sys.executable, str(ROOT / "benchmarks" / "bench_protocol_noise.py"),
+                  f"--gan={job / 'export'}", f"--baseline={job / 'export'}",
+                  f"--reference={reference[0]}", "--noise_seeds=0,1", "--disc_seeds=0,1",
+                  "--num_songs=8", "--steps=16", "--disc_epochs=2", "--disc_folds=2"]
+    noisy = subprocess.run(noise_args + [f"--output={tmp_path / 'noise.json'}"],
+                           capture_output=True, text=True, timeout=600, cwd=ROOT)
+    assert noisy.returncode == 0, noisy.stderr[-3000:]
+    measured = json.loads((tmp_path / "noise.json").read_text())
+    pair = measured["summary"]["pair"]
+    assert pair["closer_per_noise_seed"] == {"0": 0, "1": 0}
+    assert [p["disc_minus_baseline"] for p in pair["pairs"]] == [0.0] * 4
+    assert pair["disc_below_baseline"] == 0.0
+    assert measured["runs"]["gan"]["0"]["statistics"] == pytest.approx(
+        {s: run["statistics"]["generated"][s]["mean"] for s in metrics.STATISTICS})
+    assert measured["runs"]["gan"]["1"]["statistics"] != measured["runs"]["gan"]["0"][
+        "statistics"]
+    scores = [v for r in measured["runs"]["gan"].values() for v in r["discriminative"].values()]
+    assert len(scores) == 4 and all(0 <= v <= 0.5 for v in scores)
+    assert "| gan |" in noisy.stdout
+    absent = subprocess.run(noise_args[:2] + [f"--gan={tmp_path / 'nothing'}"]
+                            + noise_args[3:], capture_output=True, text=True, timeout=300,
+                            cwd=ROOT)
+    assert absent.returncode == 2
+    assert "--gan=" in absent.stderr and "nothing" in absent.stderr
+    assert "Traceback" not in absent.stderr
 
 
 def test_ablation_table_rows_from_the_quality_file(tmp_path):

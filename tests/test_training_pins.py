@@ -45,13 +45,25 @@ def _step_noise(gan, real):
     return tf.random.stateless_uniform(shape, seed=tf.constant([SEED, step], tf.int64))
 
 
-def _reference(gan, real, label_smoothing, feature_matching, l2_scale=0.0):
+def _instance_noise(gan, shape, offset):
+    """Standard normal noise seeded by (the run's seed + offset, D's optimizer step)."""
+    step = int(gan.d_optimizer.iterations.numpy())
+    return tf.random.stateless_normal(shape, seed=tf.constant([SEED + offset, step], tf.int64))
+
+
+def _reference(gan, real, label_smoothing, feature_matching, l2_scale=0.0,
+               instance_noise_std=0.0):
     """The step's losses (the paper's formulas) and each player's gradient of its loss
-    plus ``l2_scale / 2 * sum(w ** 2)`` over its trainable weights."""
+    plus ``l2_scale / 2 * sum(w ** 2)`` over its trainable weights; with instance noise, D
+    sees real + std * N(0, 1) (seed + 3) and fake + std * N(0, 1) (seed + 4)."""
     generator, discriminator = gan.generator, gan.discriminator
     noise = _step_noise(gan, real)
+    if instance_noise_std:
+        real = real + instance_noise_std * _instance_noise(gan, real.shape, 3)
     with tf.GradientTape(persistent=True) as tape:
         fake = generator(noise, training=True)
+        if instance_noise_std:
+            fake = fake + instance_noise_std * _instance_noise(gan, fake.shape, 4)
         p_real, p_fake = discriminator(real), discriminator(fake)
         target = 1.0 - label_smoothing
         d_loss = -tf.reduce_mean(target * tf.math.log(p_real + EPSILON)
@@ -112,6 +124,34 @@ def test_g_loss_is_the_feature_matching_distance_of_the_steps_d_features(feature
         assert logs["g_loss"] == pytest.approx(expected["feature_matching"], rel=1e-4)
     else:
         assert logs["g_loss"] == pytest.approx(expected["g_adv_loss"], rel=1e-5)
+
+
+@pytest.mark.parametrize("feature_matching", [True, False])
+def test_instance_noise_is_what_d_sees_of_both_sides(feature_matching):
+    """With `instance_noise_std`, both players' losses and updates are those of D on the
+    noisy real and generated windows; the noise moves the updates by far more than the
+    tolerance."""
+    std = 2.0
+    config, gan = _gan(feature_matching=feature_matching, freezing=False, l2_scale=0.0,
+                       clip_norm=0.0, instance_noise_std=std)
+    real = _real(config)
+    d_vars, g_vars = gan.discriminator.trainable_variables, gan.generator.trainable_variables
+    d_before, g_before = _values(d_vars), _values(g_vars)
+    d_lr = config.learning_rate * config.d_learning_rate_scale
+    expected, d_grads, g_grads = _reference(gan, real, 0.0, feature_matching,
+                                            instance_noise_std=std)
+    _, d_clean, g_clean = _reference(gan, real, 0.0, feature_matching)
+    logs = {k: float(v) for k, v in gan.train_step(real).items()}
+    for name in ("d_loss", "g_loss" if feature_matching else "g_adv_loss"):
+        assert logs[name] == pytest.approx(expected[name], rel=1e-4)
+    for variables, before, grads, clean, lr in (
+            (d_vars, d_before, d_grads, d_clean, d_lr),
+            (g_vars, g_before, g_grads, g_clean, config.learning_rate)):
+        update = [v.numpy() - b for v, b in zip(variables, before)]
+        expected_update = [-lr * g for g in grads]
+        tolerance = 1e-3 * _max_abs(expected_update)
+        assert _max_diff(update, expected_update) < tolerance
+        assert _max_diff([-lr * g for g in clean], expected_update) > 20 * tolerance
 
 
 @pytest.mark.parametrize("feature_matching, clip_norm", [
