@@ -80,19 +80,6 @@ def _signature(export_dir: str | None, name: str):
     return tf.saved_model.load(path).signatures["serving_default"]
 
 
-def generate(signature, noise_seed: int, num_songs: int, steps: int):
-    """The protocol's songs: uniform noise ``[num_songs, steps, noise_dim]`` from
-    ``numpy.random.default_rng(noise_seed)`` through the SavedModel; raw ``tones``
-    ``[num_songs, steps, k, 4]``."""
-    import numpy as np
-    import tensorflow as tf
-
-    noise_dim = int(signature.structured_input_signature[1]["noise"].shape[-1])
-    noise = np.random.default_rng(noise_seed).uniform(
-        size=(num_songs, steps, noise_dim)).astype(np.float32)
-    return np.asarray(signature(noise=tf.constant(noise))["tones"])
-
-
 def _mean_std(values) -> dict:
     import numpy as np
 
@@ -119,7 +106,8 @@ def measure(gan_dir: str, baseline_dir: str, reference_path: str, noise_seeds: l
     for model, signature in models.items():
         per_noise = {}
         for noise_seed in noise_seeds:
-            tones = generate(signature, noise_seed, num_songs, steps)
+            tones = quality.protocol_songs(signature, num_songs=num_songs, steps=steps,
+                                           noise_seed=noise_seed)
             if windows.shape[-1] != 4 * tones.shape[2]:
                 raise UsageError(f"--{model} generates {tones.shape[2]} tone(s) per step, "
                                  f"the real windows hold {windows.shape[-1] // 4}")
@@ -127,12 +115,11 @@ def measure(gan_dir: str, baseline_dir: str, reference_path: str, noise_seeds: l
             result = quality.evaluate_set(tones, windows, discriminator=False)
             scores = {str(s): quality.discriminative_score(
                 windows, tones, seed=s, spec=spec)["score"] for s in disc_seeds}
-            means = {n: result["statistics"]["generated"][n]["mean"]
-                     for n in metrics.STATISTICS}
             real = {n: result["statistics"]["real"][n]["mean"] for n in metrics.STATISTICS}
             per_noise[str(noise_seed)] = {
-                "statistics": means,
-                "gaps": [abs(means[n] - real[n]) for n in metrics.STATISTICS],
+                "statistics": {n: result["statistics"]["generated"][n]["mean"]
+                               for n in metrics.STATISTICS},
+                "gaps": quality.statistic_gaps(result).tolist(),
                 "discriminative": scores,
                 "seconds": time.perf_counter() - start}
             print(f"{model} noise {noise_seed}: discriminative "

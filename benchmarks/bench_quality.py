@@ -442,10 +442,8 @@ def measure_main() -> int:
     else:
         signature = tf.saved_model.load(
             os.path.join(job_dir, "export", "saved_model")).signatures["serving_default"]
-        noise_dim = int(signature.structured_input_signature[1]["noise"].shape[-1])
-        noise = np.random.default_rng(FLAGS.noise_seed).uniform(
-            size=(FLAGS.num_songs, FLAGS.steps, noise_dim)).astype(np.float32)
-        tones = np.asarray(signature(noise=tf.constant(noise))["tones"])
+        tones = quality.protocol_songs(signature, num_songs=FLAGS.num_songs,
+                                       steps=FLAGS.steps, noise_seed=FLAGS.noise_seed)
         np.save(os.path.join(job_dir, "quality_generated.npy"), tones)
     generate_s = time.perf_counter() - start
     reference = np.load(FLAGS.reference)

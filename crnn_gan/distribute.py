@@ -223,10 +223,7 @@ def uniform_noise(seed: int, step, local_shape):
         step: an int64 scalar that changes every training step.
         local_shape: ``[local_batch, steps, noise_dim]``.
     """
-    noise = tf.random.stateless_uniform(
-        global_batch_shape(local_shape),
-        tf.stack([tf.cast(seed, tf.int64), tf.cast(step, tf.int64)]))
-    return replica_share(noise, local_shape[0])
+    return _replica_noise(tf.random.stateless_uniform, seed, step, local_shape)
 
 
 def normal_noise(seed: int, step, local_shape):
@@ -238,7 +235,12 @@ def normal_noise(seed: int, step, local_shape):
         step: an int64 scalar that changes every training step.
         local_shape: ``[local_batch, ...]``.
     """
-    noise = tf.random.stateless_normal(
-        global_batch_shape(local_shape),
-        tf.stack([tf.cast(seed, tf.int64), tf.cast(step, tf.int64)]))
+    return _replica_noise(tf.random.stateless_normal, seed, step, local_shape)
+
+
+def _replica_noise(stateless_sampler, seed, step, local_shape):
+    """`stateless_sampler` (a ``tf.random.stateless_*``) over the global batch, seeded by
+    (seed, step); this replica's rows."""
+    noise = stateless_sampler(global_batch_shape(local_shape),
+                              tf.stack([tf.cast(seed, tf.int64), tf.cast(step, tf.int64)]))
     return replica_share(noise, local_shape[0])

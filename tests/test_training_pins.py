@@ -148,10 +148,10 @@ def test_instance_noise_is_what_d_sees_of_both_sides(feature_matching):
             (d_vars, d_before, d_grads, d_clean, d_lr),
             (g_vars, g_before, g_grads, g_clean, config.learning_rate)):
         update = [v.numpy() - b for v, b in zip(variables, before)]
-        expected_update = [-lr * g for g in grads]
+        expected_update, _ = _sgd_update(grads, lr, 0.0)
         tolerance = 1e-3 * _max_abs(expected_update)
         assert _max_diff(update, expected_update) < tolerance
-        assert _max_diff([-lr * g for g in clean], expected_update) > 20 * tolerance
+        assert _max_diff(_sgd_update(clean, lr, 0.0)[0], expected_update) > 20 * tolerance
 
 
 @pytest.mark.parametrize("feature_matching, clip_norm", [

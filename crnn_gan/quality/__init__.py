@@ -32,7 +32,8 @@ quality`` and ``quality.evaluate_set`` work (its users: ``benchmarks/bench_quali
 * `protocol`: `protocol.evaluate_set`, all of the above plus the paper's six statistics
   (``crnn_gan.metrics``) for one generated set against real windows, and
   `protocol.check_targets`, the targets of the protocol, per seed, and
-  `protocol.real_ceiling`, how often real music itself meets the GAN-vs-baseline target.
+  `protocol.real_ceiling`, how often real music itself meets the GAN-vs-baseline target;
+  `protocol.protocol_songs`, a generator's songs under the protocol's noise.
 
 The tone format's rules come from ``tfds_midi.codec``: Hz -> pitch (`hz_to_pitch`,
 `hz_to_fractional_pitch`), the present tones of a song with the deltas of absent slots carried
@@ -74,8 +75,10 @@ from crnn_gan.quality.protocol import (
     check_targets,
     closer_count,
     evaluate_set,
+    protocol_songs,
     real_ceiling,
     real_summary,
+    statistic_gaps,
 )
 from crnn_gan.quality.steps import as_steps, canonical_steps, present_slots
 from crnn_gan.quality.validity import tone_validity
@@ -109,7 +112,9 @@ __all__ = [
     "pitch_class_histogram",
     "pitch_range",
     "present_slots",
+    "protocol_songs",
     "real_ceiling",
     "real_summary",
+    "statistic_gaps",
     "tone_validity",
 ]

@@ -53,6 +53,22 @@ def real_summary(real_stats: Sequence[Mapping], generated_length: float
     return summary
 
 
+def protocol_songs(signature, *, num_songs: int, steps: int, noise_seed: int) -> np.ndarray:
+    """The protocol's songs of one generator: uniform [0, 1) noise ``[num_songs, steps,
+    noise_dim]`` from ``numpy.random.default_rng(noise_seed)``, through the exported
+    SavedModel's ``serving_default`` signature (`signature`, loaded by the caller).
+
+    Returns:
+        the raw ``tones`` output, float ``[num_songs, steps, k, 4]``.
+    """
+    import tensorflow as tf
+
+    noise_dim = int(signature.structured_input_signature[1]["noise"].shape[-1])
+    noise = np.random.default_rng(noise_seed).uniform(
+        size=(num_songs, steps, noise_dim)).astype(np.float32)
+    return np.asarray(signature(noise=tf.constant(noise))["tones"])
+
+
 def evaluate_set(generated: ArrayLike, real: ArrayLike, *, seed: int = 0,
                  spec: DiscriminatorSpec = DiscriminatorSpec(),
                  real_stats: Sequence[Mapping] | None = None,
@@ -130,8 +146,9 @@ def _stat(result: Mapping, side: str, name: str, key: str = "mean") -> float:
     return float(result["statistics"][side][name][key])
 
 
-def _gaps(result: Mapping) -> np.ndarray:
-    """``|generated mean - real mean|`` of each statistic of an `evaluate_set` result."""
+def statistic_gaps(result: Mapping) -> np.ndarray:
+    """``|generated mean - real mean|`` of each statistic (``metrics.STATISTICS``, in that
+    order) of an `evaluate_set` result: what `closer` compares."""
     return np.array([abs(_stat(result, "generated", n) - _stat(result, "real", n))
                      for n in metrics.STATISTICS])
 
@@ -175,7 +192,7 @@ def real_ceiling(real_window_stats: Sequence[Mapping], baseline: Mapping, *, set
     real = np.array([_stat(baseline, "real", n) for n in metrics.STATISTICS])
     rng = np.random.default_rng(seed)
     picks = rng.integers(len(values), size=(draws, set_size))
-    wins = closer(np.abs(values[picks].mean(axis=1) - real), _gaps(baseline))  # [draws, 6]
+    wins = closer(np.abs(values[picks].mean(axis=1) - real), statistic_gaps(baseline))  # [draws, 6]
     counts = wins.sum(axis=1)
     return {"closer_mean": float(counts.mean()),
             "at_least_5": float(np.mean(counts >= CLOSER_TARGET)),
@@ -240,7 +257,7 @@ def check_targets(results: Mapping[str, Mapping[str, Mapping]], *,
             if rb is None:
                 closer[s] = disc[s] = None
                 continue
-            closer[s] = closer_count(_gaps(r), _gaps(rb))
+            closer[s] = closer_count(statistic_gaps(r), statistic_gaps(rb))
             if r.get("discriminative") and rb.get("discriminative"):
                 disc[s] = r["discriminative"]["score"] - rb["discriminative"]["score"]
             else:
