@@ -79,6 +79,12 @@ class Config:
         instance_noise_std: std of Gaussian noise added to every window D sees in the
             adversarial step, real and generated, in normalised feature units (instance
             noise, Sønderby et al. 2016; 0 = off, the paper).
+        minibatch_kernels: D's head also sees this many minibatch-discrimination features
+            (Salimans et al. 2016; `crnn_gan.discriminator.minibatch_features`; 0 = off,
+            the paper).
+        discriminator_spectral_norm: every weight matrix of D is held to a largest singular
+            value <= 1 after each of D's updates (spectral normalisation in its projection
+            form; `crnn_gan.discriminator.SpectralNormBound`; False = the paper).
         supervised_weight: weight of G's teacher-forced next-step loss added to its
             adversarial loss (TimeGAN's supervised term; 0 = the paper).
         adversarial_learning_rate_scale: G's learning rate in the adversarial phase,
@@ -146,6 +152,8 @@ class Config:
     transpose_semitones: int = 0
     label_smoothing: float = 0.0
     instance_noise_std: float = 0.0
+    minibatch_kernels: int = 0
+    discriminator_spectral_norm: bool = False
     supervised_weight: float = 0.0
     adversarial_learning_rate_scale: float = 1.0
     checkpoint_choice: str = "last"
@@ -195,6 +203,9 @@ class Config:
         if not 0 <= self.instance_noise_std < float("inf"):  # also rejects NaN
             raise ValueError("Config.instance_noise_std must be a finite number >= 0, "
                              f"got {self.instance_noise_std!r}")
+        if not isinstance(self.minibatch_kernels, int) or self.minibatch_kernels < 0:
+            raise ValueError("Config.minibatch_kernels must be an integer >= 0, "
+                             f"got {self.minibatch_kernels!r}")
         if not isinstance(self.transpose_semitones, int) or not 0 <= self.transpose_semitones <= 12:
             raise ValueError("Config.transpose_semitones must be an integer in 0..12, "
                              f"got {self.transpose_semitones!r}")

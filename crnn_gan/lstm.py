@@ -205,19 +205,23 @@ class FusedLSTM(keras.layers.Layer):
         l2_scale: L2 penalty scale on kernel, recurrent kernel and bias (see `_l2`).
         go_backwards: process the sequence in reverse (outputs stay in input order).
         implementation: "block", "keras" or "auto" (see `resolve_implementation`).
+        constraint: a Keras constraint on kernel and recurrent kernel, applied by the
+            optimiser after each update (e.g. D's spectral-norm bound); None: none.
     """
 
     def __init__(self, units: int, l2_scale: float = 0.0, go_backwards: bool = False,
-                 implementation: str = "auto", **kwargs):
+                 implementation: str = "auto", constraint=None, **kwargs):
         super().__init__(**kwargs)
         self.units = units
         self.l2_scale = l2_scale
         self.go_backwards = go_backwards
         self.implementation = implementation
+        self.constraint = keras.constraints.get(constraint)
         self.lstm = keras.layers.LSTM(
             units, return_sequences=True, return_state=True,
             kernel_regularizer=_l2(l2_scale), recurrent_regularizer=_l2(l2_scale),
-            bias_regularizer=_l2(l2_scale), name="lstm",
+            bias_regularizer=_l2(l2_scale), kernel_constraint=self.constraint,
+            recurrent_constraint=self.constraint, name="lstm",
         )
 
     def build(self, input_shape):
@@ -292,4 +296,5 @@ class FusedLSTM(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "units": self.units, "l2_scale": self.l2_scale,
-                "go_backwards": self.go_backwards, "implementation": self.implementation}
+                "go_backwards": self.go_backwards, "implementation": self.implementation,
+                "constraint": keras.constraints.serialize(self.constraint)}

@@ -124,7 +124,8 @@ def build_model(config: Config, model: str, seed: int = 0,
             num_layers=config.num_layers, l2_scale=l2_scale,
             implementation=config.implementation,
             pitch_class_input=config.pitch_class_input and config.discriminator_pitch_classes,
-            name="discriminator")
+            minibatch_kernels=config.minibatch_kernels,
+            spectral_norm=config.discriminator_spectral_norm, name="discriminator")
         built = CRNNGAN(generator, discriminator, feature_matching=config.feature_matching,
                         freezing=config.freezing, freeze_threshold=config.freeze_threshold,
                         clip_norm=config.clip_norm, seed=seed,

@@ -9,7 +9,8 @@ import tensorflow as tf
 
 from crnn_gan import config as config_lib
 from crnn_gan import feedback_loop, lstm, training
-from crnn_gan.discriminator import Discriminator
+from crnn_gan.discriminator import (MINIBATCH_KERNEL_DIMS, Discriminator, SpectralNormBound,
+                                    minibatch_features)
 from crnn_gan.gan import CRNNGAN, feature_matching_loss
 from crnn_gan.generator import Generator, shift_right
 from crnn_gan.lstm import FusedLSTM
@@ -359,3 +360,89 @@ def test_presets_are_the_papers_defaults():
     assert paper.pretrain_epochs == 6 and paper.feature_matching and paper.freezing
     assert paper.optimizer == "sgd" and paper.freeze_threshold == 0.7
     assert config_lib.Config.from_json(paper.to_json()) == paper
+
+
+def test_minibatch_features_equal_a_loop_over_windows_steps_and_kernels():
+    rng = np.random.default_rng(5)
+    batch, steps, width, kernels, dims = 4, 3, 6, 2, 5
+    features = rng.normal(size=(batch, steps, width)).astype(np.float32)
+    projection = rng.normal(scale=0.3, size=(width, kernels * dims)).astype(np.float32)
+    got = minibatch_features(tf.constant(features), tf.constant(projection), kernels).numpy()
+    m = (features @ projection).reshape(batch, steps, kernels, dims)
+    expected = np.zeros((batch, steps, kernels))
+    for i in range(batch):
+        for t in range(steps):
+            for b in range(kernels):
+                expected[i, t, b] = sum(np.exp(-np.abs(m[i, t, b] - m[j, t, b]).sum())
+                                        for j in range(batch) if j != i)
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
+    # A collapsed batch: every window is like every other.
+    same = np.repeat(features[:1], batch, axis=0)
+    np.testing.assert_allclose(
+        minibatch_features(tf.constant(same), tf.constant(projection), kernels).numpy(),
+        np.full((batch, steps, kernels), batch - 1.0), rtol=1e-6)
+
+
+@pytest.mark.parametrize("kernels", [0, 3])
+def test_with_minibatch_kernels_d_judges_a_window_by_the_rest_of_its_batch(kernels):
+    keras.utils.set_random_seed(2)
+    d = Discriminator(num_features=4, units=6, minibatch_kernels=kernels)
+    diverse = _noise(3, 5, 4, seed=3)
+    collapsed = tf.repeat(diverse[:1], 3, axis=0)
+    first_alone = d(diverse).numpy()[0]
+    first_among_copies = d(collapsed).numpy()[0]
+    if kernels:
+        assert abs(first_alone - first_among_copies) > 1e-4
+        assert d.minibatch_projection.shape == (12, kernels * MINIBATCH_KERNEL_DIMS)
+    else:
+        assert first_alone == pytest.approx(first_among_copies, abs=1e-7)
+    clone = Discriminator.from_config(d.get_config())
+    clone.build()
+    assert clone.get_config() == d.get_config()
+    clone.set_weights(d.get_weights())
+    np.testing.assert_allclose(clone(diverse), d(diverse), atol=1e-7)
+
+
+def test_an_adversarial_step_with_minibatch_kernels_trains_their_projection():
+    config = TINY.replace(units=8, seq_len=6, batch_size=4, pretrain_epochs=0, freezing=False,
+                          minibatch_kernels=3)
+    gan = training.build_model(config, "gan", seed=1)
+    gan.window_length.assign(config.seq_len)
+    before_d, before_g = _weights(gan.discriminator), _weights(gan.generator)
+    logs = gan.train_step(_noise(config.batch_size, config.seq_len, 4, seed=4))
+    assert np.isfinite(float(logs["d_loss"]))
+    assert all(_changed(before_d, gan.discriminator))  # the projection among them
+    assert all(_changed(before_g, gan.generator))
+    assert any(v is gan.discriminator.minibatch_projection
+               for v in gan.discriminator.trainable_variables)
+    with pytest.raises(ValueError, match="minibatch_kernels"):
+        TINY.replace(minibatch_kernels=-1)
+
+
+def test_spectral_norm_bound_scales_only_matrices_above_it():
+    rng = np.random.default_rng(6)
+    wide = rng.normal(size=(7, 12)).astype(np.float32)
+    bounded = SpectralNormBound(1.0)(tf.constant(wide)).numpy()
+    assert np.linalg.norm(bounded, 2) == pytest.approx(1.0, rel=1e-5)
+    np.testing.assert_allclose(bounded * np.linalg.norm(wide, 2), wide, rtol=1e-5)
+    small = 0.5 * wide / np.linalg.norm(wide, 2)
+    np.testing.assert_allclose(SpectralNormBound(1.0)(tf.constant(small)).numpy(), small)
+    assert SpectralNormBound.from_config(SpectralNormBound(2.0).get_config()).bound == 2.0
+
+
+def test_an_adversarial_step_with_spectral_norm_leaves_every_matrix_of_d_within_it():
+    config = TINY.replace(units=8, seq_len=6, batch_size=4, pretrain_epochs=0, freezing=False,
+                          minibatch_kernels=2, discriminator_spectral_norm=True)
+    gan = training.build_model(config, "gan", seed=1)
+    gan.window_length.assign(config.seq_len)
+    matrices = [v for v in gan.discriminator.trainable_variables if len(v.shape) == 2]
+    assert len(matrices) == 2 * 2 * config.num_layers + 2  # LSTM kernels, projection, head
+    assert max(np.linalg.norm(v.numpy(), 2) for v in matrices) > 1.1  # the initial weights
+    before_g = _weights(gan.generator)
+    gan.train_step(_noise(config.batch_size, config.seq_len, 4, seed=4))
+    assert max(np.linalg.norm(v.numpy(), 2) for v in matrices) < 1.0 + 1e-4
+    assert all(_changed(before_g, gan.generator))
+    revived = keras.saving.deserialize_keras_object(
+        keras.saving.serialize_keras_object(gan.discriminator))
+    assert revived.get_config() == gan.discriminator.get_config()
+    assert isinstance(revived.forward_lstms[0].lstm.cell.kernel_constraint, SpectralNormBound)
