@@ -85,6 +85,8 @@ class Config:
         discriminator_spectral_norm: every weight matrix of D is held to a largest singular
             value <= 1 after each of D's updates (spectral normalisation in its projection
             form; `crnn_gan.discriminator.SpectralNormBound`; False = the paper).
+        gradient_penalty: gamma of the R1 gradient penalty on D's real windows
+            (Mescheder et al. 2018; `crnn_gan.gan.CRNNGAN`; 0 = off, the paper).
         supervised_weight: weight of G's teacher-forced next-step loss added to its
             adversarial loss (TimeGAN's supervised term; 0 = the paper).
         adversarial_learning_rate_scale: G's learning rate in the adversarial phase,
@@ -154,6 +156,7 @@ class Config:
     instance_noise_std: float = 0.0
     minibatch_kernels: int = 0
     discriminator_spectral_norm: bool = False
+    gradient_penalty: float = 0.0
     supervised_weight: float = 0.0
     adversarial_learning_rate_scale: float = 1.0
     checkpoint_choice: str = "last"
@@ -203,6 +206,9 @@ class Config:
         if not 0 <= self.instance_noise_std < float("inf"):  # also rejects NaN
             raise ValueError("Config.instance_noise_std must be a finite number >= 0, "
                              f"got {self.instance_noise_std!r}")
+        if not 0 <= self.gradient_penalty < float("inf"):  # also rejects NaN
+            raise ValueError("Config.gradient_penalty must be a finite number >= 0, "
+                             f"got {self.gradient_penalty!r}")
         if not isinstance(self.minibatch_kernels, int) or self.minibatch_kernels < 0:
             raise ValueError("Config.minibatch_kernels must be an integer >= 0, "
                              f"got {self.minibatch_kernels!r}")

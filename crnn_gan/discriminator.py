@@ -149,13 +149,22 @@ class Discriminator(keras.Model):
             hidden = tf.concat([forward(hidden)[0], backward(hidden)[0]], axis=-1)
         return hidden
 
-    def step_probabilities_from_features(self, features):
-        """P(real) per step ``[batch, steps]``: the shared Dense + sigmoid at each step (of
-        R and, with minibatch kernels, R's minibatch features)."""
+    def step_logits_from_features(self, features):
+        """The head's logit per step ``[batch, steps]``: the shared Dense at each step (of R
+        and, with minibatch kernels, R's minibatch features)."""
         if self.minibatch_kernels:
             features = tf.concat([features, minibatch_features(
                 features, self.minibatch_projection, self.minibatch_kernels)], axis=-1)
-        return tf.sigmoid(self.head(features))[..., 0]
+        return self.head(features)[..., 0]
+
+    def logits_from_features(self, features):
+        """D's logit per sequence ``[batch]``: the time mean of the per-step logits (what
+        the R1 gradient penalty differentiates)."""
+        return tf.reduce_mean(self.step_logits_from_features(features), axis=1)
+
+    def step_probabilities_from_features(self, features):
+        """P(real) per step ``[batch, steps]``: the sigmoid of each step's logit."""
+        return tf.sigmoid(self.step_logits_from_features(features))
 
     def probabilities_from_features(self, features):
         """P(real) per sequence ``[batch]``: the time mean of the per-step sigmoid."""

@@ -69,6 +69,7 @@ from crnn_gan.distribute import (
     uniform_noise,
 )
 from crnn_gan.generator import Generator
+from crnn_gan.lstm import resolve_implementation
 from crnn_gan.pretraining import pretraining_update, teacher_forced_loss
 from crnn_gan.schedule import (
     DISCRIMINATOR,
@@ -216,6 +217,12 @@ class CRNNGAN(keras.Model):
             adversarial step, real and generated alike, in the normalised feature units
             (Sønderby et al. 2016, "Amortised MAP inference for image super-resolution";
             0 = off, the paper). Constant over the game. D's pretraining sees it too.
+        gradient_penalty: gamma of the R1 penalty added to D's loss, ``gamma / 2`` times
+            the batch mean of ``||d logit / d window||^2`` on the real windows as D sees
+            them (Mescheder et al. 2018; logit: the time mean of the head's per-step
+            logits, `Discriminator.logits_from_features`; 0 = off, the paper). Not in the
+            logged d_loss, which stays the cross-entropy the freezing rule compares. Needs
+            D's Keras layers (``implementation="keras"``: autodiff of autodiff).
         schedule: each epoch's phase and window length (`apply_schedule`); None: the
             caller sets `pretraining` and `window_length` itself (tests, benchmarks).
 
@@ -231,7 +238,7 @@ class CRNNGAN(keras.Model):
                  adversarial_learning_rate_scale: float = 1.0,
                  gradient_estimator: str = "straight_through",
                  statistics_reward_weight: float = 0.0, statistics_reward_steps: int = 0,
-                 instance_noise_std: float = 0.0,
+                 instance_noise_std: float = 0.0, gradient_penalty: float = 0.0,
                  schedule: Schedule | None = None, **kwargs):
         super().__init__(**kwargs)
         if gradient_estimator not in GRADIENT_ESTIMATORS:
@@ -249,7 +256,14 @@ class CRNNGAN(keras.Model):
         if not instance_noise_std >= 0.0:  # also rejects NaN
             raise ValueError(f"instance_noise_std must be >= 0, got {instance_noise_std!r}")
         self.gradient_estimator = gradient_estimator
+        if not gradient_penalty >= 0.0:  # also rejects NaN
+            raise ValueError(f"gradient_penalty must be >= 0, got {gradient_penalty!r}")
+        if gradient_penalty and resolve_implementation(discriminator.implementation) == "block":
+            raise ValueError("gradient_penalty needs D's second derivatives, which the fused "
+                             "LSTM kernel's hand-written backward does not have: build D with "
+                             "implementation='keras'")
         self.instance_noise_std = instance_noise_std
+        self.gradient_penalty = gradient_penalty
         self.statistics_reward_weight = statistics_reward_weight
         self.statistics_reward_steps = statistics_reward_steps
         self.feature_scaler = None  # set_feature_scaler: raw units for the statistics reward
@@ -457,7 +471,10 @@ class CRNNGAN(keras.Model):
             # D's fake pass only (a quarter less D backward work than one pass over the
             # concatenated batch).
             real_seen, fake_seen = self._instance_noise(real, fake)
-            real_features = discriminator.features(real_seen)
+            if self.gradient_penalty:
+                real_features, penalty = self._r1_penalty(real_seen)
+            else:
+                real_features, penalty = discriminator.features(real_seen), 0.0
             fake_features = discriminator.features(fake_seen)
             p_real = discriminator.probabilities_from_features(real_features)
             p_fake = discriminator.probabilities_from_features(fake_features)
@@ -499,7 +516,8 @@ class CRNNGAN(keras.Model):
                 supervised_loss = teacher_forced_loss(
                     generator, real, self.seed + 1, self.g_optimizer.iterations)
                 g_loss = g_loss + self.supervised_weight * supervised_loss
-            d_total = (d_loss + tf.add_n([0.0] + discriminator.losses)) / replicas
+            d_total = (d_loss + self.gradient_penalty / 2.0 * penalty
+                       + tf.add_n([0.0] + discriminator.losses)) / replicas
             g_total = (g_loss + tf.add_n([0.0] + generator.losses)) / replicas
         d_variables = discriminator.trainable_variables
         g_variables = generator.trainable_variables
@@ -525,6 +543,18 @@ class CRNNGAN(keras.Model):
         for name, value in values.items():
             self.trackers[name].update_state(value)
         return self._results()
+
+    def _r1_penalty(self, real_seen):
+        """(D's features R of `real_seen`, the R1 penalty): the batch mean of
+        ``||d logit_i / d real_seen_i||^2``, differentiable in D's weights (the outer tape
+        of the step records this inner gradient)."""
+        with tf.GradientTape(watch_accessed_variables=False) as input_tape:
+            input_tape.watch(real_seen)
+            real_features = self.discriminator.features(real_seen)
+            logit_sum = tf.reduce_sum(self.discriminator.logits_from_features(real_features))
+        input_gradient = input_tape.gradient(logit_sum, real_seen)
+        penalty = tf.reduce_mean(tf.reduce_sum(tf.square(input_gradient), axis=[1, 2]))
+        return real_features, penalty
 
     def _instance_noise(self, real, fake):
         """(real, fake) as D sees them: each plus ``instance_noise_std`` times standard
@@ -578,6 +608,7 @@ class CRNNGAN(keras.Model):
             "statistics_reward_weight": self.statistics_reward_weight,
             "statistics_reward_steps": self.statistics_reward_steps,
             "instance_noise_std": self.instance_noise_std,
+            "gradient_penalty": self.gradient_penalty,
             "schedule": schedule_to_config(self.schedule),
         }
 

@@ -122,7 +122,9 @@ def build_model(config: Config, model: str, seed: int = 0,
         discriminator = Discriminator(
             num_features=config.num_features, units=config.units,
             num_layers=config.num_layers, l2_scale=l2_scale,
-            implementation=config.implementation,
+            # The gradient penalty differentiates D's input gradient: Keras' layers and
+            # autodiff (the fused kernel's hand-written backward has no second derivative).
+            implementation="keras" if config.gradient_penalty else config.implementation,
             pitch_class_input=config.pitch_class_input and config.discriminator_pitch_classes,
             minibatch_kernels=config.minibatch_kernels,
             spectral_norm=config.discriminator_spectral_norm, name="discriminator")
@@ -136,6 +138,7 @@ def build_model(config: Config, model: str, seed: int = 0,
                         statistics_reward_weight=config.statistics_reward_weight,
                         statistics_reward_steps=config.statistics_reward_steps,
                         instance_noise_std=config.instance_noise_std,
+                        gradient_penalty=config.gradient_penalty,
                         schedule=schedule, name="crnn_gan")
         built.compile(
             d_optimizer=optimizer(config.learning_rate * config.d_learning_rate_scale),

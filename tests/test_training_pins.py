@@ -398,3 +398,45 @@ def test_split_of_gives_the_pinned_split_of_each_file_name():
     from tfds_midi.crnn_gan_midi import crnn_gan_midi_dataset_builder as builder_module
 
     assert {name: builder_module.split_of(name) for name in PINNED_SPLITS} == PINNED_SPLITS
+
+
+def test_gradient_penalty_adds_r1_on_the_real_windows_to_ds_loss():
+    """With `gradient_penalty` gamma, D's update is SGD on its cross-entropy plus gamma / 2
+    times R1 (the batch mean of ||d logit / d real window||^2), by autodiff of the formula;
+    the penalty moves the update by far more than the tolerance. D then runs Keras' layers:
+    the fused kernel's hand-written backward has no second derivative (a D built on it is
+    refused)."""
+    from crnn_gan.discriminator import Discriminator
+
+    gamma = 50.0
+    config, gan = _gan(feature_matching=True, freezing=False, l2_scale=0.0, clip_norm=0.0,
+                       gradient_penalty=gamma)
+    real = _real(config)
+    d = gan.discriminator
+    assert d.implementation == "keras"
+    fake = gan.generator(_step_noise(gan, real), training=True)
+    with tf.GradientTape() as tape:
+        with tf.GradientTape() as input_tape:
+            input_tape.watch(real)
+            logit_sum = tf.reduce_sum(d.logits_from_features(d.features(real)))
+        input_gradient = input_tape.gradient(logit_sum, real)
+        r1 = tf.reduce_mean(tf.reduce_sum(tf.square(input_gradient), axis=[1, 2]))
+        d_loss = -tf.reduce_mean(tf.math.log(d(real) + EPSILON)
+                                 + tf.math.log(1.0 - d(fake) + EPSILON))
+        total = d_loss + gamma / 2.0 * r1
+    grads = [g.numpy() for g in tape.gradient(total, d.trainable_variables)]
+    _, clean_grads, _ = _reference(gan, real, 0.0, True)
+    d_lr = config.learning_rate * config.d_learning_rate_scale
+    before = _values(d.trainable_variables)
+    logs = gan.train_step(real)
+    assert float(logs["d_loss"]) == pytest.approx(float(d_loss), rel=1e-4)
+    update = [v.numpy() - b for v, b in zip(d.trainable_variables, before)]
+    expected_update, _ = _sgd_update(grads, d_lr, 0.0)
+    tolerance = 1e-3 * _max_abs(expected_update)
+    assert _max_diff(update, expected_update) < tolerance
+    assert _max_diff(_sgd_update(clean_grads, d_lr, 0.0)[0], expected_update) > 20 * tolerance
+    with pytest.raises(ValueError, match="gradient_penalty"):
+        TINY.replace(gradient_penalty=-1.0)
+    with pytest.raises(ValueError, match="second derivatives"):
+        gan_lib.CRNNGAN(gan.generator, Discriminator(units=4, implementation="block"),
+                        gradient_penalty=1.0)
