@@ -176,7 +176,7 @@ class Config:
                 raise ValueError(f"Config.{name} must be an integer >= 1, got {value!r}")
         if self.tones_per_step not in (1, 3):
             raise ValueError(f"Config.tones_per_step must be 1 or 3, got {self.tones_per_step!r}")
-        for name in ("pretrain_epochs", "discriminator_pretrain_epochs"):
+        for name in ("pretrain_epochs", "discriminator_pretrain_epochs", "minibatch_kernels"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
                 raise ValueError(f"Config.{name} must be an integer >= 0, got {value!r}")
@@ -203,15 +203,10 @@ class Config:
         if not 0 <= self.label_smoothing < 0.5:
             raise ValueError(
                 f"Config.label_smoothing must be in [0, 0.5), got {self.label_smoothing!r}")
-        if not 0 <= self.instance_noise_std < float("inf"):  # also rejects NaN
-            raise ValueError("Config.instance_noise_std must be a finite number >= 0, "
-                             f"got {self.instance_noise_std!r}")
-        if not 0 <= self.gradient_penalty < float("inf"):  # also rejects NaN
-            raise ValueError("Config.gradient_penalty must be a finite number >= 0, "
-                             f"got {self.gradient_penalty!r}")
-        if not isinstance(self.minibatch_kernels, int) or self.minibatch_kernels < 0:
-            raise ValueError("Config.minibatch_kernels must be an integer >= 0, "
-                             f"got {self.minibatch_kernels!r}")
+        for name in ("instance_noise_std", "gradient_penalty"):
+            if not 0 <= getattr(self, name) < float("inf"):  # also rejects NaN
+                raise ValueError(f"Config.{name} must be a finite number >= 0, "
+                                 f"got {getattr(self, name)!r}")
         if not isinstance(self.transpose_semitones, int) or not 0 <= self.transpose_semitones <= 12:
             raise ValueError("Config.transpose_semitones must be an integer in 0..12, "
                              f"got {self.transpose_semitones!r}")

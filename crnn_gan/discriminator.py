@@ -90,7 +90,9 @@ class Discriminator(keras.Model):
                  pitch_class_input: bool = False, minibatch_kernels: int = 0,
                  spectral_norm: bool = False, **kwargs):
         super().__init__(**kwargs)
-        constraint = SpectralNormBound() if spectral_norm else None
+        # One constraint for every matrix of D (None: unconstrained).
+        self.matrix_constraint = SpectralNormBound() if spectral_norm else None
+        constraint = self.matrix_constraint
         # Layers.
         self.forward_lstms, self.backward_lstms = [], []
         for k in range(num_layers):
@@ -133,7 +135,7 @@ class Discriminator(keras.Model):
                 shape=(width, self.minibatch_kernels * MINIBATCH_KERNEL_DIMS),
                 initializer=keras.initializers.RandomNormal(stddev=0.05),
                 regularizer=_l2(self.l2_scale),
-                constraint=SpectralNormBound() if self.spectral_norm else None,
+                constraint=self.matrix_constraint,
                 name="minibatch_projection")
             width += self.minibatch_kernels
         self.head.build((None, None, width))

@@ -14,6 +14,7 @@ import tensorflow as tf
 from crnn_gan import config as config_lib
 from crnn_gan import distribute, training
 from crnn_gan import gan as gan_lib
+from crnn_gan.discriminator import Discriminator
 from tests import midi_fixtures
 
 TINY = config_lib.preset("tiny")
@@ -406,8 +407,6 @@ def test_gradient_penalty_adds_r1_on_the_real_windows_to_ds_loss():
     the penalty moves the update by far more than the tolerance. D then runs Keras' layers:
     the fused kernel's hand-written backward has no second derivative (a D built on it is
     refused)."""
-    from crnn_gan.discriminator import Discriminator
-
     gamma = 50.0
     config, gan = _gan(feature_matching=True, freezing=False, l2_scale=0.0, clip_norm=0.0,
                        gradient_penalty=gamma)
