@@ -80,14 +80,6 @@ def _signature(export_dir: str | None, name: str):
     return tf.saved_model.load(path).signatures["serving_default"]
 
 
-def _mean_std(values) -> dict:
-    import numpy as np
-
-    values = np.asarray(values, float)
-    return {"mean": float(values.mean()),
-            "std": float(values.std(ddof=1)) if values.size > 1 else 0.0}
-
-
 def measure(gan_dir: str, baseline_dir: str, reference_path: str, noise_seeds: list[int],
             disc_seeds: list[int], num_songs: int, steps: int,
             spec: quality.DiscriminatorSpec) -> dict:
@@ -137,7 +129,7 @@ def summarise(results: dict) -> dict:
     for model, per_noise in results.items():
         grid = np.array([list(r["discriminative"].values()) for r in per_noise.values()])
         summary[model] = {
-            "discriminative": _mean_std(grid.ravel()),
+            "discriminative": quality.over_seeds(grid.ravel().tolist()),
             # Spread over classifier seeds at one noise seed, averaged over noise seeds;
             # spread over noise seeds at one classifier seed, averaged over those.
             "std_over_classifier_seeds": float(np.mean(grid.std(axis=1, ddof=1)))
@@ -161,7 +153,7 @@ def summarise(results: dict) -> dict:
         "closer_at_least_5": float(np.mean(np.array(closers) >= protocol.CLOSER_TARGET)),
         "closer_at_least_5_any_noise_pair": float(
             np.mean(np.array(crossed) >= protocol.CLOSER_TARGET)),
-        "disc_minus_baseline": _mean_std(diffs),
+        "disc_minus_baseline": quality.over_seeds(diffs),
         "disc_below_baseline": float(np.mean(diffs < 0)),
         "pairs": pairs}
     return summary

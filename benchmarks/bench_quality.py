@@ -466,17 +466,6 @@ def measure_main() -> int:
 # Aggregation and tables.
 # --------------------------------------------------------------------------------------
 
-def _mean_std(values):
-    import numpy as np
-
-    values = [v for v in values if v is not None]
-    if not values:
-        return None
-    return {"mean": float(np.mean(values)),
-            "std": float(np.std(values, ddof=1)) if len(values) > 1 else 0.0,
-            "values": [float(v) for v in values]}
-
-
 def headline(result: dict) -> dict[str, float | None]:
     """The per-run numbers of the tables, flat."""
     out = {"valid_fraction": result["validity"]["valid_fraction"],
@@ -804,7 +793,7 @@ def main(argv):
             runs.setdefault(model, {})[str(seed)] = result
         if model in runs:
             flat = [headline(r) for r in runs[model].values()]
-            over_seeds[model] = {key: _mean_std([f[key] for f in flat]) for key in flat[0]}
+            over_seeds[model] = {key: quality.over_seeds([f[key] for f in flat]) for key in flat[0]}
     targets = quality.check_targets(runs)
     real = real_entries(runs)
     protocol = {

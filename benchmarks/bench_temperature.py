@@ -128,13 +128,6 @@ def measure_run(run_dir: str, temperatures: list[float], windows, real_stats
     return rows, real
 
 
-def _mean_std(values):
-    import numpy as np
-
-    values = np.asarray(values, dtype=np.float64)
-    return float(values.mean()), float(values.std(ddof=1)) if len(values) > 1 else 0.0
-
-
 def sweep() -> dict:
     import numpy as np
     import tensorflow as tf
@@ -179,7 +172,7 @@ def sweep() -> dict:
 
 
 def table(results: dict) -> str:
-    from crnn_gan import metrics
+    from crnn_gan import metrics, quality
 
     real = results["real"]
     by_model: dict[str, dict[int, list[dict]]] = {}
@@ -192,13 +185,13 @@ def table(results: dict) -> str:
     for i, temperature in enumerate(temperatures):
         for model, seeds in by_model.items():
             rows = [seeds[s][i] for s in sorted(seeds)]
-            cells = [_mean_std([r["distance"] for r in rows])]
-            cells += [_mean_std([r["statistics"][s] for r in rows])
+            cells = [quality.over_seeds([r["distance"] for r in rows])]
+            cells += [quality.over_seeds([r["statistics"][s] for r in rows])
                       for s in ("scale_consistency", "repetitions", "unique_tones")]
-            cells += [_mean_std([r["pitch_class_diversity"] for r in rows]),
-                      _mean_std([r["discriminative"] for r in rows])]
+            cells += [quality.over_seeds([r["pitch_class_diversity"] for r in rows]),
+                      quality.over_seeds([r["discriminative"] for r in rows])]
             lines.append(f"| {temperature:g} | {model} | "
-                         + " | ".join(f"{m:.3g} ± {s:.2g}" for m, s in cells) + " |")
+                         + " | ".join(f"{c['mean']:.3g} ± {c['std']:.2g}" for c in cells) + " |")
     lines.append(f"| | real | 0 | {real['scale_consistency']:.3g} | "
                  f"{real['repetitions']:.3g} | {real['unique_tones']:.3g} | 1 | |")
     if {"gan", "baseline"} <= set(by_model):

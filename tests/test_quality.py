@@ -366,6 +366,16 @@ def test_targets_are_met_only_when_met_in_every_seed():
     assert t["diversity/pitch_class/gan"]["met_per_seed"] == {"0": True, "1": False}
 
 
+def test_over_seeds_is_the_sample_mean_and_std_of_the_measured_seeds():
+    result = quality.over_seeds([1.0, None, 2.0, np.float32(6.0)])
+    assert result["values"] == [1.0, 2.0, 6.0]
+    assert result["mean"] == pytest.approx(3.0)
+    assert result["std"] == pytest.approx(np.sqrt(((1 - 3) ** 2 + (2 - 3) ** 2 + (6 - 3) ** 2) / 2))
+    assert quality.over_seeds([0.25]) == {"mean": 0.25, "std": 0.0, "values": [0.25]}
+    assert quality.over_seeds([None, None]) is None
+    json.dumps(result)  # plain floats, ready for docs/quality.json
+
+
 def test_closer_count_is_strict():
     assert quality.closer_count([0.1, 0.5, 2.0], [0.2, 0.5, 1.0]) == 1  # a tie is not closer
 

@@ -33,7 +33,8 @@ quality`` and ``quality.evaluate_set`` work (its users: ``benchmarks/bench_quali
   (``crnn_gan.metrics``) for one generated set against real windows, and
   `protocol.check_targets`, the targets of the protocol, per seed, and
   `protocol.real_ceiling`, how often real music itself meets the GAN-vs-baseline target;
-  `protocol.protocol_songs`, a generator's songs under the protocol's noise.
+  `protocol.protocol_songs`, a generator's songs under the protocol's noise;
+  `protocol.over_seeds`, mean ± std over seeds (every benchmark's aggregation).
 
 The tone format's rules come from ``tfds_midi.codec``: Hz -> pitch (`hz_to_pitch`,
 `hz_to_fractional_pitch`), the present tones of a song with the deltas of absent slots carried
@@ -75,6 +76,7 @@ from crnn_gan.quality.protocol import (
     check_targets,
     closer_count,
     evaluate_set,
+    over_seeds,
     protocol_songs,
     real_ceiling,
     real_summary,
@@ -107,6 +109,7 @@ __all__ = [
     "ioi_histogram",
     "mean_pairwise_distance",
     "note_length_histogram",
+    "over_seeds",
     "overlapping_area",
     "overlaps",
     "pitch_class_histogram",

@@ -200,6 +200,24 @@ def real_ceiling(real_window_stats: Sequence[Mapping], baseline: Mapping, *, set
             "draws": draws, "set_size": set_size}
 
 
+def over_seeds(values: Sequence[float | None]) -> dict | None:
+    """The protocol's one aggregation over seeds: mean and std (ddof=1) of per-seed numbers.
+
+    Args:
+        values: one number per seed; ``None`` (not measured in that seed) is left out.
+
+    Returns:
+        ``{"mean", "std", "values"}`` (``std`` 0.0 for a single value), or ``None`` when no
+        value is left.
+    """
+    kept = [float(v) for v in values if v is not None]
+    if not kept:
+        return None
+    return {"mean": float(np.mean(kept)),
+            "std": float(np.std(kept, ddof=1)) if len(kept) > 1 else 0.0,
+            "values": kept}
+
+
 def check_targets(results: Mapping[str, Mapping[str, Mapping]], *,
                   gan: str = "gan", baseline: str = "baseline", gan3: str = "gan3"
                   ) -> list[dict]:
@@ -284,7 +302,7 @@ def check_targets(results: Mapping[str, Mapping[str, Mapping]], *,
             if len(means) < 2:
                 value, note = None, "needs at least 2 seeds"
             else:
-                spread = float(np.std(means, ddof=1))
+                spread = over_seeds(means)["std"]
                 value = spread / real_std if real_std > 0 else (0.0 if spread == 0 else None)
                 note = None
             entry = _target(f"seed_spread/{name}/gan",
