@@ -92,19 +92,19 @@ class Discriminator(keras.Model):
         super().__init__(**kwargs)
         # One constraint for every matrix of D (None: unconstrained).
         self.matrix_constraint = SpectralNormBound() if spectral_norm else None
-        constraint = self.matrix_constraint
         # Layers.
         self.forward_lstms, self.backward_lstms = [], []
         for k in range(num_layers):
             self.forward_lstms.append(FusedLSTM(
-                units, l2_scale=l2_scale, implementation=implementation, constraint=constraint,
-                name=f"forward_{k}"))
+                units, l2_scale=l2_scale, implementation=implementation,
+                constraint=self.matrix_constraint, name=f"forward_{k}"))
             self.backward_lstms.append(FusedLSTM(
                 units, l2_scale=l2_scale, go_backwards=True, implementation=implementation,
-                constraint=constraint, name=f"backward_{k}"))
+                constraint=self.matrix_constraint, name=f"backward_{k}"))
         self.head = keras.layers.Dense(1, kernel_regularizer=_l2(l2_scale),
                                        bias_regularizer=_l2(l2_scale),
-                                       kernel_constraint=constraint, name="head")
+                                       kernel_constraint=self.matrix_constraint,
+                                       name="head")
         # Config.
         self.num_features = num_features
         self.units = units

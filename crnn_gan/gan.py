@@ -253,15 +253,15 @@ class CRNNGAN(keras.Model):
                              f"{SCORE_FUNCTION_ESTIMATORS}, got {gradient_estimator!r}")
         if statistics_reward_steps and not statistics_reward_weight:
             raise ValueError("statistics_reward_steps needs statistics_reward_weight > 0")
-        if not instance_noise_std >= 0.0:  # also rejects NaN
-            raise ValueError(f"instance_noise_std must be >= 0, got {instance_noise_std!r}")
-        self.gradient_estimator = gradient_estimator
-        if not gradient_penalty >= 0.0:  # also rejects NaN
-            raise ValueError(f"gradient_penalty must be >= 0, got {gradient_penalty!r}")
+        for name, value in (("instance_noise_std", instance_noise_std),
+                            ("gradient_penalty", gradient_penalty)):
+            if not value >= 0.0:  # also rejects NaN
+                raise ValueError(f"{name} must be >= 0, got {value!r}")
         if gradient_penalty and resolve_implementation(discriminator.implementation) == "block":
             raise ValueError("gradient_penalty needs D's second derivatives, which the fused "
                              "LSTM kernel's hand-written backward does not have: build D with "
                              "implementation='keras'")
+        self.gradient_estimator = gradient_estimator
         self.instance_noise_std = instance_noise_std
         self.gradient_penalty = gradient_penalty
         self.statistics_reward_weight = statistics_reward_weight
