@@ -9,6 +9,11 @@ LATEST_PY := $(LATEST_VENV)/bin/python
 DATA_DIR ?= $(CURDIR)/data
 DEMO_DIR ?= $(CURDIR)/runs/demo
 PYTEST_ARGS ?=
+# pytest-xdist workers for `make test` (0: one process). --dist loadfile keeps each test file
+# in one worker, so a module's fixtures (tests/test_distribute.py's MirroredStrategy run,
+# the exports of tests/test_export.py) are built once, not once per worker.
+TEST_WORKERS ?= 2
+PYTEST_PARALLEL := -n $(TEST_WORKERS) --dist loadfile
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
 .PHONY: demo test test-pinned test-latest setup clean web web-deps
@@ -26,7 +31,7 @@ $(LATEST_VENV)/.installed: setup.py Makefile
 	$(PYTHON) -m venv $(LATEST_VENV)
 	$(LATEST_PY) -m pip install --quiet --upgrade tensorflow keras tensorflow-datasets \
 	    importlib_resources mido absl-py tensorboard numpy ai-edge-litert matplotlib music21 \
-	    pytest hypothesis dill pretty_midi
+	    pytest pytest-xdist hypothesis dill pretty_midi
 	$(LATEST_PY) -m pip install --quiet --no-deps -e .
 	touch $@
 
@@ -56,12 +61,12 @@ demo: $(VENV)/.installed
 test: test-pinned test-latest
 
 test-pinned: $(VENV)/.installed web-deps
-	$(PY) -m pytest tests $(PYTEST_ARGS)
+	$(PY) -m pytest tests $(PYTEST_PARALLEL) $(PYTEST_ARGS)
 
 # A fast subset on the newest stack: everything but the tests marked `pinned_stack`
 # (tensorflow-io file systems) and `slow`.
 test-latest: $(LATEST_VENV)/.installed
-	$(LATEST_PY) -m pytest tests -m "not pinned_stack and not slow" $(PYTEST_ARGS)
+	$(LATEST_PY) -m pytest tests -m "not pinned_stack and not slow" $(PYTEST_PARALLEL) $(PYTEST_ARGS)
 
 # The page that generates and plays music in the browser (README: In the browser: web/):
 # its JavaScript from the npm registry (web/package-lock.json), the default model

@@ -28,7 +28,9 @@ setuptools.setup(
         "music21>=9",  # ships the default offline corpus
     ],
     extras_require={
-        # playwright drives the system Chromium in tests/test_web.py (no browser download).
-        "test": ["pytest", "hypothesis", "dill", "pretty_midi", "moto[server]", "playwright"],
+        # playwright drives the system Chromium in tests/test_web.py (no browser download);
+        # pytest-xdist runs `make test` on both cores (Makefile: TEST_WORKERS).
+        "test": ["pytest", "pytest-xdist", "hypothesis", "dill", "pretty_midi", "moto[server]",
+                 "playwright"],
     },
 )
