@@ -31,7 +31,6 @@ Usage::
 
 from __future__ import annotations
 
-import glob
 import json
 import os
 import pathlib
@@ -42,6 +41,8 @@ from absl import app, flags
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from benchmarks import protocol_runs  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("work_dir", None, "bench_quality.py's --work_dir.", required=True)
@@ -61,31 +62,8 @@ flags.DEFINE_string("reference", None, "Real windows (.npz) to measure against i
 flags.DEFINE_string("output", None, "Also write the results as JSON here.")
 
 
-class SweepError(Exception):
-    """A missing run or reference: reported in one line, exit status 2."""
-
-
-def _runs(model: str) -> list[tuple[int, str]]:
-    pattern = os.path.join(FLAGS.work_dir, FLAGS.name, f"{model}_seed*", "run")
-    runs = sorted((int(path.split("_seed")[-1].split(os.sep)[0]), path)
-                  for path in glob.glob(pattern))
-    if not runs:
-        raise SweepError(f"no runs match {pattern} (run bench_quality.py first)")
-    return runs
-
-
-def _reference(run_dir: str) -> str:
-    """The real test windows the protocol measured this run against (its measure key)."""
-    job_dir = os.path.dirname(run_dir)
-    path = os.path.join(job_dir, "quality_measure.json")
-    if not os.path.exists(path):
-        raise SweepError(f"{path} is missing: measure the run with bench_quality.py first")
-    with open(path) as f:
-        key = json.load(f)["key"]
-    reference = os.path.join(FLAGS.work_dir, "reference", os.path.basename(key["reference"]))
-    if not os.path.exists(reference):
-        raise SweepError(f"the real windows {reference} are missing")
-    return reference
+class SweepError(protocol_runs.MissingRun):
+    """Bad flags: reported in one line, exit status 2 (as a missing run)."""
 
 
 def measure_run(run_dir: str, temperatures: list[float], windows, real_stats
@@ -144,17 +122,15 @@ def sweep() -> dict:
         raise SweepError(f"--temperatures must be numbers: {error}") from None
     if not temperatures or min(temperatures) <= 0:
         raise SweepError(f"--temperatures must be > 0, got {FLAGS.temperatures}")
-    runs = {model: _runs(model) for model in FLAGS.models}
+    runs = {model: protocol_runs.runs(FLAGS.work_dir, FLAGS.name, model)
+            for model in FLAGS.models}
     if FLAGS.reference:
         reference = FLAGS.reference
         if not os.path.exists(reference):
             raise SweepError(f"--reference={reference}: no such file")
     else:
-        references = {_reference(path) for model_runs in runs.values()
-                      for _, path in model_runs}
-        if len(references) != 1:
-            raise SweepError(f"the runs were measured against different windows: {references}")
-        reference = references.pop()
+        reference = protocol_runs.common_reference(
+            FLAGS.work_dir, [path for model_runs in runs.values() for _, path in model_runs])
     windows = np.load(reference)["windows"]
     # As evaluate_set computes them (each step's tones packed in one row), once for all.
     real_stats = [metrics.all_statistics(song.reshape(len(song), -1))
@@ -219,7 +195,7 @@ def main(argv):
     del argv
     try:
         results = sweep()
-    except SweepError as error:
+    except protocol_runs.MissingRun as error:
         print(f"bench_temperature.py: {error}", file=sys.stderr)
         return 2
     if FLAGS.output:

@@ -1,0 +1,52 @@
+"""The quality protocol's runs on disk, for the benchmarks that measure them again
+(`bench_temperature.py`, `bench_disc_aspects.py`): ``WORK/NAME/{model}_seedS/`` as
+`bench_quality.py` writes them (``run/``, ``quality_measure.json``,
+``quality_generated.npy``) and the real windows in ``WORK/reference/``."""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+
+
+class MissingRun(Exception):
+    """A run, its measurement or its real windows are missing: one line, exit status 2."""
+
+
+def runs(work_dir: str, name: str, model: str) -> list[tuple[int, str]]:
+    """``(seed, run dir)`` of every ``WORK/NAME/{model}_seedS/run``, by seed."""
+    pattern = os.path.join(work_dir, name, f"{model}_seed*", "run")
+    found = sorted((int(path.split("_seed")[-1].split(os.sep)[0]), path)
+                   for path in glob.glob(pattern))
+    if not found:
+        raise MissingRun(f"no runs match {pattern} (run bench_quality.py first)")
+    return found
+
+
+def measure_key(run_dir: str) -> dict:
+    """How the protocol measured this run (``quality_measure.json``'s key: the real
+    windows' file name, the noise seed, the classifier ``disc`` and its ``disc_seed``)."""
+    path = os.path.join(os.path.dirname(run_dir), "quality_measure.json")
+    if not os.path.exists(path):
+        raise MissingRun(f"{path} is missing: measure the run with bench_quality.py first")
+    with open(path) as f:
+        return json.load(f)["key"]
+
+
+def measured_reference(work_dir: str, run_dir: str) -> str:
+    """The real test windows (.npz) the protocol measured this run against (its measure
+    key), in ``WORK/reference/``."""
+    key = measure_key(run_dir)
+    reference = os.path.join(work_dir, "reference", os.path.basename(key["reference"]))
+    if not os.path.exists(reference):
+        raise MissingRun(f"the real windows {reference} are missing")
+    return reference
+
+
+def common_reference(work_dir: str, run_dirs: list[str]) -> str:
+    """The one set of real windows that every run of `run_dirs` was measured against."""
+    references = {measured_reference(work_dir, run_dir) for run_dir in run_dirs}
+    if len(references) != 1:
+        raise MissingRun(f"the runs were measured against different windows: {references}")
+    return references.pop()
