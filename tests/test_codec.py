@@ -153,6 +153,27 @@ def test_tone_start_ticks():
     np.testing.assert_array_equal(tone_start_ticks(tones), [5, 5, 12])
 
 
+def test_canonical_order_is_what_a_midi_file_gives_back():
+    # Two chords written top-down and a tone before its chord's bass: the same notes in an
+    # order no MIDI file keeps.
+    tones = tone_rows([[96, 67, 80, 384], [96, 64, 80, 0], [96, 60, 80, 0],
+                       [192, 72, 90, 192], [48, 48, 70, 0], [192, 55, 60, 0]])
+    canonical = codec.canonical_order(tones)
+    assert canonical.dtype == tones.dtype
+    np.testing.assert_array_equal(canonical, midi_to_tones(tones_to_midi_bytes(tones)))
+    np.testing.assert_array_equal(hz_to_pitch(canonical[:, FREQUENCY]), [60, 64, 67, 48, 55, 72])
+    np.testing.assert_array_equal(sorted(tone_start_ticks(canonical)),
+                                  sorted(tone_start_ticks(tones)))
+    np.testing.assert_array_equal(codec.canonical_order(canonical), canonical)
+    # Raw values stay raw: a sub-audio tone and a negative delta are kept, only moved.
+    raw = tone_rows([[10, 60, 50, 100], [-5, 60, 200, -40]])
+    raw[1, FREQUENCY] = 3.0
+    moved = codec.canonical_order(raw)
+    np.testing.assert_array_equal(moved[:, [LENGTH, FREQUENCY, VELOCITY]],
+                                  raw[::-1][:, [LENGTH, FREQUENCY, VELOCITY]])
+    np.testing.assert_array_equal(moved[:, DELTA], [60, 40])
+
+
 # --------------------------------------------------------------------------------------
 # Reading hand-made files.
 # --------------------------------------------------------------------------------------

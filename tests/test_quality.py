@@ -289,6 +289,30 @@ def test_discriminative_score_is_near_0_for_one_distribution_and_near_half_for_t
     assert quality.discriminative_score(real, other, seed=0, spec=spec) == same
 
 
+def test_discriminative_score_sees_only_the_given_columns_or_the_bag_of_tones():
+    rng = np.random.default_rng(1)
+    spec = quality.DiscriminatorSpec(epochs=10, folds=2)
+    real = _songs(40, 16, rng)
+    loud = _songs(32, 16, rng, velocity=40.0)  # differs from real in velocity alone
+    seen = {aspect: quality.discriminative_score(real, loud, seed=0, spec=spec,
+                                                 columns=quality.ASPECT_COLUMNS[aspect])
+            for aspect in ("velocity", "pitch")}
+    assert seen["velocity"]["score"] > 0.45, seen
+    assert seen["pitch"]["score"] < 0.2, seen
+    assert seen["pitch"]["columns"] == list(quality.ASPECT_COLUMNS["pitch"])
+    # Rising melodies against the same kind of tones in a random order: told apart by their
+    # sequence, not once each window's steps are shuffled (the bag of tones is the same).
+    order = np.argsort(real[:, :, 0, 1], axis=1)
+    rising = np.take_along_axis(real, order[:, :, None, None], axis=1)
+    scrambled = _songs(32, 16, rng)
+    assert quality.discriminative_score(rising, scrambled, seed=0, spec=spec)["score"] > 0.4
+    bag = quality.discriminative_score(rising, scrambled, seed=0, spec=spec,
+                                       shuffle_steps=True)
+    assert bag["score"] < 0.2 and bag["shuffle_steps"], bag
+    with pytest.raises(ValueError, match="slog_pitch"):
+        quality.discriminative_score(real, loud, spec=spec, columns=["slog_pitch"])
+
+
 # --------------------------------------------------------------------------------------
 # One set, and the targets.
 # --------------------------------------------------------------------------------------

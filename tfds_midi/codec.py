@@ -156,6 +156,28 @@ def tone_start_ticks(tones: np.ndarray) -> np.ndarray:
     return np.cumsum(np.asarray(tones, dtype=np.float64)[:, DELTA])
 
 
+def canonical_order(tones: Any) -> np.ndarray:
+    """The same tones at the same start ticks, in canonical order (by start, then pitch,
+    length, velocity; as :func:`midi_to_tones` returns them), with the deltas recomputed.
+
+    Nothing is clamped: a generator's raw tones keep their values; only the order of tones
+    that start together (and of any whose deltas were negative) changes, which a MIDI file
+    cannot tell apart.
+
+    Args:
+        tones: ``[n, 4]`` tone array, raw units.
+
+    Returns:
+        ``[n, 4]`` array of the input's dtype.
+    """
+    tones = np.asarray(tones)
+    start = tone_start_ticks(tones)
+    order = np.lexsort((tones[:, VELOCITY], tones[:, LENGTH], tones[:, FREQUENCY], start))
+    out = tones[order].copy()
+    out[:, DELTA] = np.diff(start[order], prepend=0.0)
+    return out
+
+
 # --------------------------------------------------------------------------------------
 # Reading.
 # --------------------------------------------------------------------------------------

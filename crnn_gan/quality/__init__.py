@@ -45,6 +45,7 @@ imported at module level; Keras is imported by `discriminative.discriminative_sc
 """
 
 from crnn_gan.quality.discriminative import (
+    ASPECT_COLUMNS,
     CLASSIFIER_COLUMNS,
     DiscriminatorSpec,
     classifier_features,
@@ -86,6 +87,7 @@ from crnn_gan.quality.steps import as_steps, canonical_steps, present_slots
 from crnn_gan.quality.validity import tone_validity
 
 __all__ = [
+    "ASPECT_COLUMNS",
     "CLASSIFIER_COLUMNS",
     "CLOSER_TARGET",
     "DIVERSITY_FEATURES",

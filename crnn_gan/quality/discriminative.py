@@ -7,6 +7,7 @@ Keras is imported by `discriminative_score` alone.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -25,6 +26,15 @@ def _signed_log(x: np.ndarray) -> np.ndarray:
 CLASSIFIER_COLUMNS: tuple[str, ...] = (
     "slog_length", "slog_hz", "slog_velocity", "slog_delta", "midi_over_12",
     "hz_not_positive", "non_finite", "present")
+
+
+#: The classifier's columns of each aspect of a tone (`discriminative_score`'s ``columns``):
+#: which aspect, seen alone, tells generated songs from real windows.
+ASPECT_COLUMNS: dict[str, tuple[str, ...]] = {
+    "pitch": ("slog_hz", "midi_over_12", "hz_not_positive"),
+    "rhythm": ("slog_length", "slog_delta"),
+    "velocity": ("slog_velocity",),
+}
 
 
 def classifier_features(songs: ArrayLike) -> np.ndarray:
@@ -79,8 +89,23 @@ class DiscriminatorSpec:
     folds: int = 4
 
 
+def _restrict(x: np.ndarray, columns: Sequence[str] | None, shuffle_steps: bool,
+              rng: np.random.Generator) -> np.ndarray:
+    """`classifier_features` ``[N, T, 8 k]`` with the columns not in `columns` set to 0
+    (in every slot) and, with `shuffle_steps`, each window's steps in a random order."""
+    if columns is not None:
+        keep = np.isin(CLASSIFIER_COLUMNS, columns)
+        x = np.where(np.tile(keep, x.shape[-1] // len(CLASSIFIER_COLUMNS)), x, 0.0)
+    if shuffle_steps:
+        x = np.take_along_axis(x, np.argsort(rng.random(x.shape[:2]), axis=1)[..., None],
+                               axis=1)
+    return x.astype(np.float32)
+
+
 def discriminative_score(real: ArrayLike, generated: ArrayLike, *, seed: int = 0,
-                         spec: DiscriminatorSpec = DiscriminatorSpec()) -> dict:
+                         spec: DiscriminatorSpec = DiscriminatorSpec(),
+                         columns: Sequence[str] | None = None,
+                         shuffle_steps: bool = False) -> dict:
     """TimeGAN's post-hoc discriminative score ``|accuracy - 0.5|`` (0 = indistinguishable,
     0.5 = trivially separable).
 
@@ -97,21 +122,37 @@ def discriminative_score(real: ArrayLike, generated: ArrayLike, *, seed: int = 0
         generated: float ``[G, T, k, 4]`` / ``[G, T, 4 * k]`` generated songs, same T, k.
         seed: seeds the permutation, the folds and the classifiers.
         spec: the classifier.
+        columns: a diagnostic, not the protocol's score: names of `CLASSIFIER_COLUMNS`
+            (e.g. an aspect of `ASPECT_COLUMNS`) that the classifier sees; the others are
+            0 in both sets. None: every column.
+        shuffle_steps: a diagnostic too: each window's steps in a random order (seeded), so
+            that only the bag of tones is left, no sequence.
 
     Returns:
         ``score``, ``accuracy``, ``fold_accuracies``, ``per_class`` (``real``,
-        ``generated`` accuracies), ``windows_per_class``, ``spec``.
+        ``generated`` accuracies), ``windows_per_class``, ``spec``; and ``columns`` /
+        ``shuffle_steps`` when given.
 
     Raises:
-        ValueError: mismatched shapes or fewer than 2 windows per class and fold.
+        ValueError: mismatched shapes, fewer than 2 windows per class and fold, or a column
+            name that `CLASSIFIER_COLUMNS` does not hold.
     """
     import keras
 
+    if columns is not None:
+        unknown = sorted(set(columns) - set(CLASSIFIER_COLUMNS))
+        if unknown or not columns:
+            raise ValueError(f"columns must be names of {list(CLASSIFIER_COLUMNS)}, "
+                             f"got {list(columns)}")
     real_x = classifier_features(real)
     gen_x = classifier_features(generated)
     if real_x.shape[1:] != gen_x.shape[1:]:
         raise ValueError(f"real {list(real_x.shape)} and generated {list(gen_x.shape)} "
                          f"windows must have the same steps and tones per step")
+    if columns is not None or shuffle_steps:
+        order_rng = np.random.default_rng([seed, 1])  # apart from the folds' permutations
+        real_x = _restrict(real_x, columns, shuffle_steps, order_rng)
+        gen_x = _restrict(gen_x, columns, shuffle_steps, order_rng)
     rng = np.random.default_rng(seed)
     n = min(len(real_x), len(gen_x))
     if n < 2 * spec.folds:
@@ -152,4 +193,6 @@ def discriminative_score(real: ArrayLike, generated: ArrayLike, *, seed: int = 0
         "per_class": {"real": float(correct[:n].mean()), "generated": float(correct[n:].mean())},
         "windows_per_class": int(n),
         "spec": dataclasses.asdict(spec),
+        **({"columns": list(columns)} if columns is not None else {}),
+        **({"shuffle_steps": True} if shuffle_steps else {}),
     }
