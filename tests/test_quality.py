@@ -606,6 +606,25 @@ def test_runner_end_to_end_on_a_tiny_corpus(tmp_path):
     assert absent.returncode == 2
     assert "--gan=" in absent.stderr and "nothing" in absent.stderr
     assert "Traceback" not in absent.stderr
+    # What gives the songs away: the protocol's saved songs scored again in each view; the
+    # "all" view is the protocol's own score (same songs, windows, classifier and seed).
+    aspects_args = [sys.executable, str(ROOT / "benchmarks" / "bench_disc_aspects.py"),
+                    f"--work_dir={tmp_path / 'work'}", "--names=tiny", "--models=gan",
+                    f"--output={tmp_path / 'aspects.json'}"]
+    aspects = subprocess.run(aspects_args, capture_output=True, text=True, timeout=600,
+                             cwd=ROOT)
+    assert aspects.returncode == 0, aspects.stderr[-3000:]
+    scored = json.loads((tmp_path / "aspects.json").read_text())["scores"]["tiny/gan/0"]
+    assert set(scored) == {"all", "pitch", "rhythm", "velocity", "pitch+rhythm", "bag",
+                           "canonical"}
+    assert scored["all"] == run["discriminative"]["score"]
+    assert all(0 <= v <= 0.5 for v in scored.values())
+    assert "| tiny gan | 0 |" in aspects.stdout
+    no_runs = subprocess.run(aspects_args[:2] + [f"--work_dir={tmp_path / 'work'}",
+                                                 "--names=nosuch"],
+                             capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert no_runs.returncode == 2 and "no runs match" in no_runs.stderr
+    assert "Traceback" not in no_runs.stderr
 
 
 def test_ablation_table_rows_from_the_quality_file(tmp_path):
