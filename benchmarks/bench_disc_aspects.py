@@ -62,11 +62,9 @@ flags.DEFINE_integer("jobs", 2, "Sets scored side by side (one process each).")
 flags.DEFINE_integer("threads", 1, "TensorFlow intra- and inter-op threads per process.")
 flags.DEFINE_string("output", None, "Also write the results as JSON here.")
 
-#: The views: keyword arguments of `quality.discriminative_score` (filled in `views`).
-VIEW_NAMES = ("all", "pitch", "rhythm", "velocity", "pitch+rhythm", "bag", "canonical")
-
-
 def views() -> dict[str, dict]:
+    """The views, in the table's order: keyword arguments of
+    `quality.discriminative_score` for each."""
     from crnn_gan.quality import ASPECT_COLUMNS
 
     out = {"all": {}}
@@ -75,8 +73,14 @@ def views() -> dict[str, dict]:
     out["pitch+rhythm"] = {"columns": ASPECT_COLUMNS["pitch"] + ASPECT_COLUMNS["rhythm"]}
     out["bag"] = {"shuffle_steps": True}
     out["canonical"] = {}  # on canonical_songs (score_set)
-    assert tuple(out) == VIEW_NAMES
     return out
+
+
+def load_songs(path: str):
+    """Raw songs from a protocol run's .npy, or the ``windows`` of a reference .npz."""
+    import numpy as np
+
+    return np.load(path)["windows"] if path.endswith(".npz") else np.load(path)
 
 
 def onset_and_chord_pitches(songs) -> dict[str, float]:
@@ -118,10 +122,10 @@ def canonical_songs(songs):
 
 
 def score_set(generated_path: str, reference: str, disc: dict, disc_seed: int, threads: int
-              ) -> dict[str, float]:
-    """Every view's score of one set of raw songs (.npy or the windows of an .npz), by the
-    classifier `disc` (`quality.DiscriminatorSpec`'s fields) seeded with `disc_seed`."""
-    import numpy as np
+              ) -> tuple[dict[str, float | None], dict[str, float]]:
+    """Every view's score of one set of raw songs (`load_songs`), by the classifier `disc`
+    (`quality.DiscriminatorSpec`'s fields) seeded with `disc_seed`, and the set's
+    `onset_and_chord_pitches`."""
     import tensorflow as tf
 
     from crnn_gan import quality
@@ -129,9 +133,8 @@ def score_set(generated_path: str, reference: str, disc: dict, disc_seed: int, t
     if threads:
         tf.config.threading.set_intra_op_parallelism_threads(threads)
         tf.config.threading.set_inter_op_parallelism_threads(threads)
-    generated = (np.load(generated_path)["windows"] if generated_path.endswith(".npz")
-                 else np.load(generated_path))
-    real = np.load(reference)["windows"]
+    generated = load_songs(generated_path)
+    real = load_songs(reference)
     spec = quality.DiscriminatorSpec(**disc)
     scores = {}
     for view, kwargs in views().items():
@@ -143,7 +146,7 @@ def score_set(generated_path: str, reference: str, disc: dict, disc_seed: int, t
                 continue
         scores[view] = quality.discriminative_score(*pair, seed=disc_seed, spec=spec,
                                                     **kwargs)["score"]
-    return scores
+    return scores, onset_and_chord_pitches(generated)
 
 
 def sets() -> tuple[dict[str, str], str, dict, int]:
@@ -153,7 +156,7 @@ def sets() -> tuple[dict[str, str], str, dict, int]:
     for name in FLAGS.names:
         for model in FLAGS.models:
             for seed, run_dir in protocol_runs.runs(FLAGS.work_dir, name, model):
-                songs = os.path.join(os.path.dirname(run_dir), "quality_generated.npy")
+                songs = protocol_runs.generated_path(run_dir)
                 if not os.path.exists(songs):
                     raise protocol_runs.MissingRun(
                         f"{songs} is missing: measure the run with bench_quality.py first")
@@ -191,7 +194,7 @@ def table(results: dict) -> str:
             return f"{value['mean']:.3f} ± {value['std']:.3f}"
         return f"{value:.3f}"
 
-    columns = VIEW_NAMES + JOINT
+    columns = tuple(views()) + JOINT
     header = ["| set | seed | " + " | ".join(columns) + " |",
               "|" + " --- |" * (2 + len(columns))]
     rows, groups = [], {}
@@ -221,15 +224,11 @@ def main(argv):
     with concurrent.futures.ProcessPoolExecutor(max(1, FLAGS.jobs), mp_context=context) as pool:
         futures = {key: pool.submit(score_set, path, reference, disc, disc_seed,
                                     FLAGS.threads) for key, path in found.items()}
-        scores = {}
+        scores, joint = {}, {}
         for key, future in futures.items():
-            scores[key] = future.result()
+            scores[key], joint[key] = future.result()
             print(key, scores[key], flush=True)
-    import numpy as np
-
-    joint = {key: onset_and_chord_pitches(np.load(path)["windows"] if path.endswith(".npz")
-                                          else np.load(path))
-             for key, path in {**found, "real/test/-": reference}.items()}
+    joint["real/test/-"] = onset_and_chord_pitches(load_songs(reference))
     results = {"work_dir": FLAGS.work_dir, "reference": reference, "sets": found,
                "disc": disc, "disc_seed": disc_seed, "scores": scores, "joint": joint}
     results["table"] = table(results)

@@ -79,7 +79,7 @@ def measure_run(run_dir: str, temperatures: list[float], windows, real_stats
     noise = np.random.default_rng(FLAGS.noise_seed).uniform(
         size=(FLAGS.num_songs, FLAGS.steps, generator.noise_dim)).astype(np.float32)
     # The SavedModel's songs: the same noise at the run's own temperature.
-    saved = os.path.join(os.path.dirname(run_dir), "quality_generated.npy")
+    saved = protocol_runs.generated_path(run_dir)
     rows, real = [], None
     for temperature in temperatures:
         start = time.perf_counter()

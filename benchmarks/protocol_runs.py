@@ -24,6 +24,11 @@ def runs(work_dir: str, name: str, model: str) -> list[tuple[int, str]]:
     return found
 
 
+def generated_path(run_dir: str) -> str:
+    """Where `bench_quality.py` saved the run's raw protocol songs (``[N, T, k, 4]`` .npy)."""
+    return os.path.join(os.path.dirname(run_dir), "quality_generated.npy")
+
+
 def measure_key(run_dir: str) -> dict:
     """How the protocol measured this run (``quality_measure.json``'s key: the real
     windows' file name, the noise seed, the classifier ``disc`` and its ``disc_seed``)."""
