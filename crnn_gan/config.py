@@ -75,6 +75,12 @@ class Config:
             features too (False: only G does, D sees the tones as they are).
         sampling_temperature: the categorical head samples softmax(logits / this) when G
             runs free (1: the fitted distribution).
+        autoregressive_head: the categorical head draws a step's features one after
+            another (velocity, delta, pitch, length), each conditioned on G's state and on
+            the values drawn before it (`crnn_gan.heads.conditional_logits`), so a tone's
+            pitch can depend on whether it starts an onset or joins a chord; False (the
+            default): each feature drawn independently given G's state. Needs output_head
+            "categorical".
         label_smoothing: D's target for real windows is 1 - this (0 = the paper).
         instance_noise_std: std of Gaussian noise added to every window D sees in the
             adversarial step, real and generated, in normalised feature units (instance
@@ -149,6 +155,7 @@ class Config:
     representation: str = "hz"
     output_head: str = "linear"
     sampling_temperature: float = 1.0
+    autoregressive_head: bool = False
     pitch_class_input: bool = False
     discriminator_pitch_classes: bool = True
     transpose_semitones: int = 0
@@ -216,6 +223,9 @@ class Config:
         if self.pitch_class_input and self.representation != "log":
             raise ValueError("Config.pitch_class_input needs representation='log' (the "
                              f"pitch in MIDI units), got {self.representation!r}")
+        if self.autoregressive_head and self.output_head != "categorical":
+            raise ValueError("Config.autoregressive_head needs output_head='categorical', "
+                             f"got {self.output_head!r}")
         if self.gradient_estimator in SCORE_FUNCTION_ESTIMATORS and (
                 self.output_head != "categorical" or self.feature_matching):
             raise ValueError(f"Config.gradient_estimator={self.gradient_estimator!r} needs "

@@ -52,15 +52,22 @@ class Generator(keras.Model):
             next-step loss always fits the logits at temperature 1.
         pitch_class_input: the fed-back previous step also enters layer 0 as pitch-class
             features (`crnn_gan.tonal_input`; needs the "log" representation).
+        autoregressive_head: the categorical head draws a step's features one after
+            another, each conditioned on G's state and the values drawn before it
+            (`crnn_gan.heads.conditional_logits`; its weights: `conditioning`); False: each
+            independently given G's state.
     """
 
     def __init__(self, tones_per_step: int = 1, units: int = 350, num_layers: int = 2,
                  l2_scale: float = 0.0, implementation: str = "auto",
                  output_head: str = "linear", sampling_temperature: float = 1.0,
-                 pitch_class_input: bool = False, **kwargs):
+                 pitch_class_input: bool = False, autoregressive_head: bool = False, **kwargs):
         super().__init__(**kwargs)
         if output_head not in heads.HEADS:
             raise ValueError(f"output_head must be one of {heads.HEADS}, got {output_head!r}")
+        if autoregressive_head and output_head != "categorical":
+            raise ValueError("autoregressive_head needs output_head='categorical', "
+                             f"got {output_head!r}")
         # Layers.
         self.lstms = [
             FusedLSTM(units, l2_scale=l2_scale, implementation=implementation, name=f"lstm_{k}")
@@ -78,6 +85,7 @@ class Generator(keras.Model):
         self.output_head = output_head
         self.sampling_temperature = sampling_temperature
         self.pitch_class_input = pitch_class_input
+        self.autoregressive_head = autoregressive_head
 
     @property
     def num_features(self) -> int:
@@ -116,6 +124,18 @@ class Generator(keras.Model):
             self.absent_step = self.add_weight(
                 shape=(self.num_features,), initializer="zeros", trainable=False,
                 name="absent_step")
+        # The autoregressive head's conditioning layers (`heads.conditioning_shapes`); the
+        # output kernels start at zero, so a new one draws as the independent head does.
+        self.conditioning = None
+        if self.autoregressive_head:
+            self.conditioning = [
+                self.add_weight(
+                    shape=shape, name=f"conditioning_{name}",
+                    initializer=("zeros" if name in ("bias", "output_kernel")
+                                 else "glorot_uniform"),
+                    regularizer=_l2(self.l2_scale))
+                for name, shape in heads.conditioning_shapes(
+                    self.units, self.num_features).items()]
         self.built = True
 
     @property
@@ -153,19 +173,24 @@ class Generator(keras.Model):
 
     def weights_as_tensors(self):
         """Every weight read once: ``([(kernel, recurrent, bias)] * layers, (head_w, head_b),
-        (output_range or None, pitch_affine or None, absent_step or None))``."""
+        (output_range or None, pitch_affine or None, absent_step or None,
+        conditioning or None))``."""
         def optional(variable):
             return None if variable is None else tf.convert_to_tensor(variable)
+        conditioning = (None if self.conditioning is None
+                        else [tf.convert_to_tensor(w) for w in self.conditioning])
         return ([lstm.weights_as_tensors() for lstm in self.lstms],
                 (tf.convert_to_tensor(self.head.kernel), tf.convert_to_tensor(self.head.bias)),
                 (optional(self.output_range), optional(self.pitch_affine),
-                 optional(self.absent_step)))
+                 optional(self.absent_step), conditioning))
 
-    def _emit(self, dense_output, noise_t, output_range, absent_step):
-        """The head's transform (`crnn_gan.heads.emit`) of a Dense output ``[..., units]``."""
+    def _emit(self, dense_output, noise_t, output_range, absent_step, hidden=None,
+              conditioning=None):
+        """The head's transform (`crnn_gan.heads.emit`) of a Dense output ``[..., units]``
+        (`hidden`: the top LSTM output under it, for the autoregressive head)."""
         return heads.emit(self.output_head, dense_output, noise_t, bins=output_range,
                           bounds=output_range, temperature=self.sampling_temperature,
-                          absent=absent_step)
+                          absent=absent_step, hidden=hidden, conditioning=conditioning)
 
     def step(self, noise_t, states, previous, noise_projection=None, weights=None):
         """One step of the feedback loop.
@@ -181,14 +206,17 @@ class Generator(keras.Model):
         Returns:
             ``(output [batch, num_features], new states)``.
         """
-        lstm_weights, (head_kernel, head_bias), (output_range, pitch_affine, absent_step) = (
-            weights or self.weights_as_tensors())
+        lstm_weights, (head_kernel, head_bias), (
+            output_range, pitch_affine, absent_step, conditioning) = (
+                weights or self.weights_as_tensors())
         if noise_projection is None:
             noise_projection = tf.matmul(noise_t, lstm_weights[0][0][: self.noise_dim])
         new_states = self._advance(noise_projection, states, previous, lstm_weights,
                                    pitch_affine)
-        dense_output = tf.matmul(new_states[-1][0], head_kernel) + head_bias
-        return self._emit(dense_output, noise_t, output_range, absent_step), new_states
+        top = new_states[-1][0]
+        dense_output = tf.matmul(top, head_kernel) + head_bias
+        return self._emit(dense_output, noise_t, output_range, absent_step, top,
+                          conditioning), new_states
 
     def _advance(self, noise_projection, states, previous, lstm_weights, pitch_affine):
         """The LSTM stack's step (no head): layer 0 takes the projected noise and the fed-back
@@ -226,7 +254,7 @@ class Generator(keras.Model):
         """
         previous_steps = tf.convert_to_tensor(previous_steps, tf.float32)
         batch, steps = tf.shape(previous_steps)[0], tf.shape(previous_steps)[1]
-        lstm_weights, _, (_, pitch_affine, _) = self.weights_as_tensors()
+        lstm_weights, _, (_, pitch_affine, _, _) = self.weights_as_tensors()
         noise_kernel = lstm_weights[0][0][: self.noise_dim]
         if noise is None:  # the same projection at every step
             constant = tf.matmul(tf.fill([batch, self.noise_dim], PRIMING_NOISE), noise_kernel)
@@ -350,25 +378,33 @@ class Generator(keras.Model):
                 (zeros at position 0), normalised units.
 
         Returns:
-            ``[batch, steps, head units]`` (see `crnn_gan.heads.head_units`).
+            ``(dense [batch, steps, head units], top [batch, steps, units])``: the head's
+            Dense output (see `crnn_gan.heads.head_units`) and the top LSTM layer's output
+            under it.
         """
         hidden = tf.concat([noise, self._feedback(previous, self.pitch_affine)], axis=-1)
         for lstm in self.lstms:
             hidden, _, _ = lstm(hidden)
-        return self.head(hidden)
+        return self.head(hidden), hidden
+
+    def _conditioning(self):
+        return None if self.conditioning is None else list(self.conditioning)
 
     def teacher_forced(self, noise, previous):
         """Next-step outputs with the true previous steps as feedback (the head applied,
         sampling with `noise` for the categorical head): ``[batch, steps, num_features]``."""
-        return self._emit(self.teacher_forced_dense(noise, previous), noise, self.output_range,
-                          self.absent_step)
+        dense, top = self.teacher_forced_dense(noise, previous)
+        return self._emit(dense, noise, self.output_range, self.absent_step, top,
+                          self._conditioning())
 
     def next_step_loss(self, noise, windows):
         """The head's next-step loss (`crnn_gan.heads.next_step_loss`) of real windows
         ``[batch, T, num_features]`` (normalised), teacher forced; scalar."""
-        dense = self.teacher_forced_dense(noise, shift_right(windows))
+        dense, top = self.teacher_forced_dense(noise, shift_right(windows))
         return heads.next_step_loss(self.output_head, dense, windows, bins=self.output_range,
-                                    bounds=self.output_range)
+                                    bounds=self.output_range, hidden=top,
+                                    conditioning=self._conditioning(),
+                                    absent=self.absent_step)
 
     def sample_log_probability(self, noise, steps):
         """Log-probability ``[batch, T]`` (nats, summed over a step's features) that G drew
@@ -382,16 +418,18 @@ class Generator(keras.Model):
         that dependence (as maximum likelihood teaches it to: there the noise carries no
         information about the target).
         """
-        dense = self.teacher_forced_dense(noise, shift_right(steps))
+        dense, top = self.teacher_forced_dense(noise, shift_right(steps))
         return heads.sample_log_probability(dense, steps, self.output_range,
-                                            self.sampling_temperature)
+                                            self.sampling_temperature, hidden=top,
+                                            conditioning=self._conditioning())
 
     def get_config(self):
         return {**super().get_config(), "tones_per_step": self.tones_per_step,
                 "units": self.units, "num_layers": self.num_layers, "l2_scale": self.l2_scale,
                 "implementation": self.implementation, "output_head": self.output_head,
                 "sampling_temperature": self.sampling_temperature,
-                "pitch_class_input": self.pitch_class_input}
+                "pitch_class_input": self.pitch_class_input,
+                "autoregressive_head": self.autoregressive_head}
 
 
 def shift_right(steps):

@@ -22,6 +22,13 @@ One home for what G may emit and for its next-step loss. Three heads (`Config.ou
   or, in the adversarial phase, the score function of the samples' log-probability
   (`sample_log_probability`; `Config.gradient_estimator`).
 
+Within a step the categorical head draws a step's features independently given G's state,
+or, with ``conditioning`` weights (`Config.autoregressive_head`), **one after another**: a
+tone's velocity first (for C-RNN-GAN-3 its presence), then its delta, its pitch, its length
+(`step_order`), each feature's logits shifted by a small tanh layer of G's state and of the
+values drawn before it in the step (`conditional_logits`). A tone's pitch can then depend on
+whether it starts an onset or joins a chord, which independent draws cannot express.
+
 Shapes: ``F = 4 * tones_per_step`` features per step; ``K = CATEGORICAL_BINS`` values per
 feature (padded by repeating a feature's last value); the head's Dense has ``F`` outputs
 (linear, bounded) or ``F * K`` (categorical). Builtin TFLite ops only.
@@ -37,9 +44,15 @@ from tfds_midi import codec
 HEADS = ("linear", "bounded", "categorical")
 #: Values per feature of the categorical head: the 88 piano keys set the size.
 CATEGORICAL_BINS = 88
+#: Hidden units of the autoregressive conditioning layer of each feature.
+CONDITIONING_UNITS = 64
 #: Marks a side without a bound in `output_bounds`.
 UNBOUNDED = 1e9
 _LENGTH, _FREQUENCY, _VELOCITY, _DELTA = range(4)
+#: The order the autoregressive head draws a tone's features in: velocity first (an absent
+#: C-RNN-GAN-3 slot is known before its other values are drawn), then delta (onset or
+#: chord), pitch, length.
+TONE_ORDER = (_VELOCITY, _DELTA, _FREQUENCY, _LENGTH)
 
 
 def head_units(head: str, num_features: int) -> int:
@@ -60,7 +73,7 @@ def _softplus(x):
 
 
 def emit(head: str, dense_output, noise_t=None, bins=None, bounds=None, temperature=1.0,
-         absent=None):
+         absent=None, hidden=None, conditioning=None):
     """One step's features from the head's Dense output.
 
     Args:
@@ -75,6 +88,10 @@ def emit(head: str, dense_output, noise_t=None, bins=None, bounds=None, temperat
             velocity is 0 (absent) gets all four of these values, as absent slots have in
             the data; without it its length, pitch and delta are samples that no real
             absent slot has, which G reads back as input and D uses to tell fakes.
+        hidden: categorical with `conditioning`: G's top LSTM output ``[..., units]``
+            that produced `dense_output`.
+        conditioning: None (features drawn independently) or the autoregressive head's
+            weights (`conditioning_shapes`): features drawn in `step_order`.
 
     Returns:
         ``[..., F]`` in model units.
@@ -83,22 +100,137 @@ def emit(head: str, dense_output, noise_t=None, bins=None, bounds=None, temperat
         return dense_output
     if head == "bounded":
         return squash(dense_output, bounds)
+    if conditioning is not None:
+        return _emit_in_order(dense_output, noise_t, bins, temperature, absent, hidden,
+                              conditioning)
     logits = _as_logits(dense_output, bins)
-    if temperature != 1.0:
-        logits = logits / temperature
-    probabilities = tf.nn.softmax(logits, axis=-1)  # [..., F, K]
-    cdf = tf.cumsum(probabilities, axis=-1)
-    index = tf.reduce_sum(tf.cast(cdf < noise_t[..., None], tf.int32), axis=-1)
-    index = tf.minimum(index, CATEGORICAL_BINS - 1)
-    sample = tf.reduce_sum(tf.one_hot(index, CATEGORICAL_BINS) * bins, axis=-1)
-    expectation = tf.reduce_sum(probabilities * bins, axis=-1)
-    # Straight-through: exactly the sample's value, the expectation's gradient.
-    values = sample + (expectation - tf.stop_gradient(expectation))
+    values, index = _draw(logits, noise_t, bins, temperature)
     if absent is None:
         return values
     is_absent = tf.equal(index[..., _VELOCITY::4], 0)  # [..., k]: velocity value 0
     mask = _per_feature(is_absent, is_absent, is_absent, is_absent)
     return tf.where(mask, tf.broadcast_to(absent, tf.shape(values)), values)
+
+
+def _draw(logits, noise, bins, temperature):
+    """Inverse-CDF draws from softmax(logits / temperature) ``[..., K]`` with uniform `noise`
+    ``[...]`` among `bins` ``[..., K]`` (broadcast): ``(values [...], index [...])``; the
+    values carry the expectation's gradient (straight-through)."""
+    if temperature != 1.0:
+        logits = logits / temperature
+    probabilities = tf.nn.softmax(logits, axis=-1)
+    cdf = tf.cumsum(probabilities, axis=-1)
+    index = tf.reduce_sum(tf.cast(cdf < noise[..., None], tf.int32), axis=-1)
+    index = tf.minimum(index, CATEGORICAL_BINS - 1)
+    sample = tf.reduce_sum(tf.one_hot(index, CATEGORICAL_BINS) * bins, axis=-1)
+    expectation = tf.reduce_sum(probabilities * bins, axis=-1)
+    # Straight-through: exactly the sample's value, the expectation's gradient.
+    return sample + (expectation - tf.stop_gradient(expectation)), index
+
+
+def step_order(num_features: int) -> list[int]:
+    """The features of a step in the order the autoregressive head draws them: tone by
+    tone, each in `TONE_ORDER`."""
+    return [4 * tone + f for tone in range(num_features // 4) for f in TONE_ORDER]
+
+
+def conditioning_mask(num_features: int) -> np.ndarray:
+    """``[F, F * K]`` float32: row f is 1 on the bins of the features drawn before f."""
+    order = step_order(num_features)
+    mask = np.zeros((num_features, num_features * CATEGORICAL_BINS), np.float32)
+    for position, feature in enumerate(order):
+        for earlier in order[:position]:
+            mask[feature, earlier * CATEGORICAL_BINS:(earlier + 1) * CATEGORICAL_BINS] = 1.0
+    return mask
+
+
+def conditioning_shapes(units: int, num_features: int) -> dict[str, tuple[int, ...]]:
+    """The autoregressive head's trainable weights and their shapes: for every feature f a
+    layer ``tanh(h @ state_kernel[f] + drawn @ value_kernel[f] + bias[f]) @
+    output_kernel[f]`` added to f's logits (h: G's top LSTM output ``[..., units]``; drawn:
+    the one-hot bins of the values drawn before f ``[..., F * K]``)."""
+    hidden, bins = CONDITIONING_UNITS, CATEGORICAL_BINS
+    return {"state_kernel": (num_features, units, hidden),
+            "value_kernel": (num_features, num_features * bins, hidden),
+            "bias": (num_features, hidden),
+            "output_kernel": (num_features, hidden, bins)}
+
+
+def held_bins(values, bins):
+    """``[..., F]`` values -> ``[..., F * K]`` float: 1 on the bins holding each value (a
+    padded or repeated value: every bin holding it; a value no bin holds, as the pitch of
+    an absent slot: none). What the autoregressive head conditions on."""
+    held = tf.cast(tf.equal(values[..., None], bins), tf.float32)  # [..., F, K]
+    return tf.reshape(held, tf.concat([tf.shape(values)[:-1], [-1]], axis=0))
+
+
+def _logit_shift(hidden, drawn, conditioning, feature):
+    """Feature `feature`'s logit shift ``[..., K]`` from G's state and the drawn one-hots
+    (`conditioning_shapes`; the caller masks `drawn` to the features drawn before)."""
+    state_kernel, value_kernel, bias, output_kernel = conditioning
+    pre = (tf.matmul(hidden, state_kernel[feature]) + tf.matmul(drawn, value_kernel[feature])
+           + bias[feature])
+    return tf.matmul(tf.tanh(pre), output_kernel[feature])
+
+
+def conditional_logits(dense_output, hidden, values, bins, conditioning):
+    """The autoregressive head's logits of every feature given the step's values.
+
+    Args:
+        dense_output: the head's Dense output ``[batch, T, F * K]``.
+        hidden: G's top LSTM output that produced it ``[batch, T, units]``.
+        values: the step's values ``[batch, T, F]`` (model units: G's own draws, or the
+            true steps snapped to their bins, `snap_to_bins`); feature f's logits see only
+            the features drawn before it.
+        bins: ``[F, K]``.
+        conditioning: the four weight tensors of `conditioning_shapes`, in that order.
+
+    Returns:
+        ``[batch, T, F, K]`` logits at temperature 1.
+    """
+    base = _as_logits(dense_output, bins)
+    drawn = held_bins(values, bins)
+    mask = tf.constant(conditioning_mask(bins.shape[0]))
+    shifts = [_logit_shift(hidden, drawn * mask[f], conditioning, f)
+              for f in range(bins.shape[0])]
+    return base + tf.stack(shifts, axis=-2)
+
+
+def snap_to_bins(targets, bins, absent=None):
+    """True steps ``[..., F]`` -> each value replaced by its nearest bin (the value whose
+    cross-entropy the next-step loss fits); C-RNN-GAN-3 (`absent` given): a slot whose
+    velocity snaps to 0 gets `absent`'s values, as G writes absent slots."""
+    labels = tf.argmin(tf.abs(targets[..., None] - bins), axis=-1)
+    snapped = tf.reduce_sum(tf.one_hot(labels, CATEGORICAL_BINS) * bins, axis=-1)
+    if absent is None:
+        return snapped
+    is_absent = tf.equal(labels[..., _VELOCITY::4], 0)
+    mask = _per_feature(is_absent, is_absent, is_absent, is_absent)
+    return tf.where(mask, tf.broadcast_to(absent, tf.shape(snapped)), snapped)
+
+
+def _emit_in_order(dense_output, noise_t, bins, temperature, absent, hidden, conditioning):
+    """`emit` of the autoregressive head: the step's features drawn one after another in
+    `step_order`, each from its logits shifted by what was drawn before it."""
+    base = _as_logits(dense_output, bins)  # [..., F, K]
+    num_features = bins.shape[0]
+    drawn = tf.zeros(tf.concat([tf.shape(noise_t)[:-1], [num_features * CATEGORICAL_BINS]],
+                               axis=0))
+    values = [None] * num_features
+    is_absent = None
+    for feature in step_order(num_features):
+        logits = base[..., feature, :] + _logit_shift(hidden, drawn, conditioning, feature)
+        value, index = _draw(logits, noise_t[..., feature], bins[feature], temperature)
+        if absent is not None:
+            if feature % 4 == _VELOCITY:  # first of its tone: decides the slot's presence
+                is_absent = tf.equal(index, 0)
+            value = tf.where(is_absent, absent[feature], value)
+        values[feature] = value
+        held = tf.cast(tf.equal(value[..., None], bins[feature]), tf.float32)
+        one_hots = [tf.zeros_like(held)] * num_features
+        one_hots[feature] = held
+        drawn = drawn + tf.concat(one_hots, axis=-1)
+    return tf.stack(values, axis=-1)
 
 
 def squash(x, bounds):
@@ -117,14 +249,17 @@ def _as_logits(dense_output, bins):
     return tf.reshape(dense_output, shape)
 
 
-def next_step_loss(head: str, dense_output, targets, bins=None, bounds=None):
+def next_step_loss(head: str, dense_output, targets, bins=None, bounds=None, hidden=None,
+                   conditioning=None, absent=None):
     """The next-step (pretraining, baseline, supervised) loss of a head.
 
     Args:
         head: one of `HEADS`.
         dense_output: the head's Dense output for each position ``[batch, T, head_units]``.
         targets: the true steps ``[batch, T, F]``, model units.
-        bins, bounds: as for `emit`.
+        bins, bounds, hidden, conditioning, absent: as for `emit` (autoregressive: each
+            feature's logits conditioned on the true values drawn before it, snapped to
+            their bins: `snap_to_bins`).
 
     Returns:
         Scalar: mean squared error (linear, bounded) or mean cross-entropy in nats of each
@@ -136,8 +271,13 @@ def next_step_loss(head: str, dense_output, targets, bins=None, bounds=None):
     if head == "bounded":
         return tf.reduce_mean(tf.square(squash(dense_output, bounds) - targets))
     labels = tf.argmin(tf.abs(targets[..., None] - bins), axis=-1)
+    if conditioning is None:
+        logits = _as_logits(dense_output, bins)
+    else:
+        logits = conditional_logits(dense_output, hidden, snap_to_bins(targets, bins, absent),
+                                    bins, conditioning)
     entropy = tf.nn.sparse_softmax_cross_entropy_with_logits(
-        labels=labels, logits=_as_logits(dense_output, bins))  # [batch, T, F]
+        labels=labels, logits=logits)  # [batch, T, F]
     features = bins.shape[0]
     if features == 4:
         return tf.reduce_mean(entropy)
@@ -151,7 +291,8 @@ def next_step_loss(head: str, dense_output, targets, bins=None, bounds=None):
     return tf.reduce_sum(weights * entropy) / tf.maximum(tf.reduce_sum(weights), 1.0)
 
 
-def sample_log_probability(dense_output, values, bins, temperature=1.0):
+def sample_log_probability(dense_output, values, bins, temperature=1.0, hidden=None,
+                           conditioning=None):
     """Log-probability of G's own categorical samples, for the score-function gradient.
 
     Args:
@@ -161,6 +302,8 @@ def sample_log_probability(dense_output, values, bins, temperature=1.0):
             `bins`; C-RNN-GAN-3: absent slots hold `absent_values`).
         bins: categorical values ``[F, K]``.
         temperature: the sampling temperature the values were drawn at.
+        hidden, conditioning: the autoregressive head's (`emit`); each feature's
+            probability is then conditioned on the values drawn before it.
 
     Returns:
         ``[batch, T]``: the sum over a step's features of log P(feature's value) under
@@ -169,8 +312,11 @@ def sample_log_probability(dense_output, values, bins, temperature=1.0):
         and delta of an absent slot are left out: they were drawn but replaced, so they
         changed nothing that D saw.
     """
-    logits = _as_logits(dense_output, bins) / temperature
-    log_probabilities = tf.nn.log_softmax(logits, axis=-1)  # [batch, T, F, K]
+    if conditioning is None:
+        logits = _as_logits(dense_output, bins)
+    else:
+        logits = conditional_logits(dense_output, hidden, values, bins, conditioning)
+    log_probabilities = tf.nn.log_softmax(logits / temperature, axis=-1)  # [batch, T, F, K]
     held = tf.equal(values[..., None], bins)  # [batch, T, F, K]: the bins holding the value
     # log of the summed probability of the holding bins (-inf where none holds it).
     log_p = tf.reduce_logsumexp(

@@ -31,7 +31,11 @@ def _sampling(s: dict) -> str:
                 "deltas) and the feature's noise picks one by inverse CDF, at sampling "
                 f"temperature {s['sampling_temperature']:g} (softmax(logits / temperature), "
                 "baked into the graph; 1 is the distribution that training fitted, lower is "
-                "more conservative). Every output is a valid tone.\n")
+                "more conservative)."
+                + (" A step's features are drawn one after another (velocity, delta, pitch, "
+                   "length), each conditioned on those drawn before it."
+                   if s.get("autoregressive_head") else "")
+                + " Every output is a valid tone.\n")
     if head in ("linear", "bounded"):
         return (f"\nThe output head is `{head}`: the noise enters the LSTM as input and the "
                 "tones are the head's continuous outputs"

@@ -102,20 +102,35 @@ def test_scaler_json_keeps_the_representation_and_reads_old_files():
 
 # --- Heads ----------------------------------------------------------------------------------
 
-def generator_with_head(head, tones_per_step=1, representation="log", scale=1.0, seed=0):
+def generator_with_head(head, tones_per_step=1, representation="log", scale=1.0, seed=0,
+                        temperature=1.0):
+    """G with a head of `heads.HEADS`, or "autoregressive" (categorical, drawn in order; its
+    conditioning weights random instead of their zero start, so that they act)."""
     songs = random_songs(tones_per_step)
     scaler = pipeline.FeatureScaler.fit(songs, representation)
     keras.utils.set_random_seed(seed)
+    autoregressive = head == "autoregressive"
     generator = Generator(tones_per_step=tones_per_step, units=16, num_layers=2,
-                          implementation="block", output_head=head)
+                          implementation="block",
+                          output_head="categorical" if autoregressive else head,
+                          sampling_temperature=temperature,
+                          autoregressive_head=autoregressive)
     generator.build()
     generator.set_output_range(songs, scaler)
+    randomize_conditioning(generator, seed)
     for variable in generator.trainable_weights:
         variable.assign(variable.numpy() * scale)
     return generator, scaler, songs
 
 
-@pytest.mark.parametrize("head", ["bounded", "categorical"])
+def randomize_conditioning(generator, seed=0):
+    """Random (acting) weights for the autoregressive head's conditioning, if it has one."""
+    rng = np.random.default_rng(seed)
+    for variable in generator.conditioning or []:
+        variable.assign(rng.normal(scale=0.5, size=variable.shape).astype(np.float32))
+
+
+@pytest.mark.parametrize("head", ["bounded", "categorical", "autoregressive"])
 @pytest.mark.parametrize("representation", ["hz", "log"])
 @pytest.mark.parametrize("tones_per_step", [1, 3])
 def test_head_outputs_are_valid_for_any_weights(head, representation, tones_per_step):
@@ -132,10 +147,11 @@ def test_head_outputs_are_valid_for_any_weights(head, representation, tones_per_
         assert np.all(np.isfinite(tones))
 
 
-def test_categorical_gan3_writes_absent_slots_as_the_data_holds_them():
+@pytest.mark.parametrize("head", ["categorical", "autoregressive"])
+def test_categorical_gan3_writes_absent_slots_as_the_data_holds_them(head):
     """A slot sampled absent (velocity 0) carries the data's absent values (raw zeros) in
     all four features; present slots are the plain samples, unchanged."""
-    generator, scaler, songs = generator_with_head("categorical", tones_per_step=3)
+    generator, scaler, songs = generator_with_head(head, tones_per_step=3)
     noise = np.random.default_rng(2).uniform(size=(8, 40, generator.noise_dim))
     steps = np.asarray(generator(noise.astype(np.float32)))
     slots = steps.reshape(8, 40, 3, 4)
@@ -148,6 +164,8 @@ def test_categorical_gan3_writes_absent_slots_as_the_data_holds_them():
         np.testing.assert_array_equal(slots[..., slot, :][absent[..., slot]],
                                       np.broadcast_to(absent_value[slot], (
                                           int(absent[..., slot].sum()), 4)))
+    if head == "autoregressive":
+        return  # the comparison below is of the independent draws
     # The same dense outputs and noise without the rule: present slots are equal.
     dense = np.random.default_rng(3).normal(size=(400, heads.head_units("categorical", 12)))
     noise_t = np.random.default_rng(4).uniform(size=(400, 12)).astype(np.float32)
@@ -208,6 +226,94 @@ def test_categorical_head_gradient_is_the_expectations():
                                atol=1e-6)
 
 
+@pytest.mark.parametrize("tones_per_step", [1, 3])
+def test_autoregressive_draws_are_the_inverse_cdf_of_the_conditional_logits(tones_per_step):
+    """The generation loop draws a step's features one after another; teacher forcing on
+    its own outputs and `conditional_logits` (all features at once, each seeing the values
+    drawn before it) give back the same draws from the same noise, and
+    `sample_log_probability` is the sum of their log-probabilities. The conditioning acts:
+    the same G without it draws other values."""
+    generator, _, _ = generator_with_head("autoregressive", tones_per_step, temperature=0.8)
+    noise = np.random.default_rng(5).uniform(
+        size=(6, 30, generator.noise_dim)).astype(np.float32)
+    steps = generator(noise)
+    dense, top = generator.teacher_forced_dense(noise, shift_right(steps))
+    bins = generator.output_range
+    logits = heads.conditional_logits(dense, top, steps, bins, list(generator.conditioning))
+    redrawn = heads.emit("categorical", tf.reshape(logits, tf.shape(dense)), noise, bins=bins,
+                         temperature=0.8, absent=generator.absent_step).numpy()
+    # Teacher forcing runs the LSTM as one sequence, free running step by step: float32
+    # rounding may move a draw that sits on a bin edge.
+    assert np.mean(redrawn == steps.numpy()) > 0.99
+    log_softmax = tf.nn.log_softmax(logits / 0.8).numpy()  # [6, 30, F, K]
+    held = steps.numpy()[..., None] == bins.numpy()
+    with np.errstate(divide="ignore"):  # an absent slot's pitch: no bin holds it
+        log_p = np.log(np.sum(np.exp(log_softmax) * held, axis=-1))  # [6, 30, F]
+    if tones_per_step > 1:  # an absent slot's pitch, length and delta are not counted
+        velocity_zero = bins.numpy()[2::4, 0]
+        absent = np.repeat(steps.numpy()[..., 2::4] == velocity_zero, 4, axis=-1)
+        log_p = np.where(absent & (np.arange(12) % 4 != 2), 0.0, log_p)
+    np.testing.assert_allclose(generator.sample_log_probability(noise, steps),
+                               log_p.sum(-1), rtol=1e-4, atol=1e-4)
+    for variable in generator.conditioning:
+        variable.assign(tf.zeros_like(variable))
+    assert np.mean(generator(noise).numpy() == steps.numpy()) < 0.9
+
+
+def shift_right(steps):
+    return tf.pad(steps, [[0, 0], [1, 0], [0, 0]])[:, :-1]
+
+
+def chord_or_onset_windows(count, steps, seed):
+    """Normalised windows ``[count, steps, 4]`` where every delta is 0 or 384 at random and
+    a tone's pitch follows its delta (a chord tone 72, an onset 48): nothing before a step
+    tells its pitch, its own delta tells it exactly."""
+    rng = np.random.default_rng(seed)
+    delta = rng.choice([0.0, 384.0], size=(count, steps))
+    pitch = np.where(delta == 0, 72, 48)
+    raw = np.stack([np.full_like(delta, 192.0), codec.pitch_to_hz(pitch),
+                    np.full_like(delta, 80.0), delta], axis=-1)
+    return raw
+
+
+@pytest.mark.parametrize("autoregressive", [False, True])
+def test_only_the_autoregressive_head_learns_a_pitch_that_follows_its_delta(autoregressive):
+    """Maximum likelihood on windows whose pitch is decided by the same step's delta: the
+    independent head cannot do better than ln 2 nats on pitch (it does not know the delta it
+    will draw), the autoregressive head, drawing the delta first, gets close to 0."""
+    songs = list(chord_or_onset_windows(8, 40, seed=0))
+    scaler = pipeline.FeatureScaler.fit(songs, "log")
+    keras.utils.set_random_seed(0)
+    generator = Generator(units=8, implementation="block", output_head="categorical",
+                          autoregressive_head=autoregressive)
+    generator.build()
+    generator.set_output_range(songs, scaler)
+    windows = tf.constant(scaler.normalize(chord_or_onset_windows(16, 12, seed=1)), tf.float32)
+    optimizer = keras.optimizers.Adam(0.02)
+    noise = tf.random.stateless_uniform([16, 12, 4], seed=[0, 1])
+
+    @tf.function
+    def update():
+        with tf.GradientTape() as tape:
+            loss = generator.next_step_loss(noise, windows)
+        variables = generator.trainable_variables
+        optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
+
+    for _ in range(150):
+        update()
+    dense, top = generator.teacher_forced_dense(noise, shift_right(windows))
+    bins = generator.output_range
+    logits = (heads.conditional_logits(dense, top, windows, bins, list(generator.conditioning))
+              if autoregressive else tf.reshape(dense, [16, 12, 4, -1]))
+    labels = tf.argmin(tf.abs(windows[..., None] - bins), axis=-1)
+    pitch_entropy = float(tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(
+        labels=labels[..., 1], logits=logits[..., 1, :])))
+    if autoregressive:
+        assert pitch_entropy < 0.15
+    else:
+        assert pitch_entropy > 0.5  # ln 2 = 0.69 at best
+
+
 def test_next_step_losses_against_brute_force():
     rng = np.random.default_rng(2)
     k = heads.CATEGORICAL_BINS
@@ -260,7 +366,7 @@ def test_output_range_is_saved_with_the_weights(tmp_path):
     ("label_smoothing", 0.5), ("label_smoothing", -0.1), ("supervised_weight", -1.0),
     ("sampling_temperature", 0.0), ("checkpoint_choice", "best"),
     ("instance_noise_std", -0.1), ("instance_noise_std", float("nan")),
-    ("instance_noise_std", float("inf"))])
+    ("instance_noise_std", float("inf")), ("autoregressive_head", True)])
 def test_new_config_fields_are_validated(field, bad):
     with pytest.raises(ValueError, match=field):
         config_lib.preset("tiny", **{field: bad})
@@ -288,14 +394,20 @@ def test_l2_in_raw_units_matches_the_original_codes_weight():
 
 # --- Training and export --------------------------------------------------------------------
 
-@pytest.mark.parametrize("head", ["bounded", "categorical"])
+@pytest.mark.parametrize("head", ["bounded", "categorical", "autoregressive"])
 def test_gan_trains_with_the_new_levers(tmp_path, head):
     """A real (tiny) run with every new lever on: losses finite, the output range set
     from the data, the supervised loss logged, G and D both updated."""
+    autoregressive = head == "autoregressive"
+    head = "categorical" if autoregressive else head
+    # The autoregressive head with the small preset's score-function gradient.
+    estimator = ({"gradient_estimator": "score_function", "feature_matching": False,
+                  "statistics_reward_weight": 1.0} if autoregressive else {})
     config = config_lib.preset(
-        "tiny", representation="log", output_head=head, optimizer="adam",
+        "tiny", representation="log", output_head=head, autoregressive_head=autoregressive,
+        optimizer="adam",
         learning_rate=1e-3, supervised_weight=1.0, label_smoothing=0.1, epochs=2,
-        pretrain_epochs=1, units=8)
+        pretrain_epochs=1, units=8, **estimator)
     spec = training.RunSpec(model_dir=str(tmp_path / "run"), samples_per_epoch=1)
     history = training.train(config, spec, songs=random_songs(1, count=6))
     logs = history.history
@@ -303,15 +415,22 @@ def test_gan_trains_with_the_new_levers(tmp_path, head):
     generator, loaded_config, scaler = training.load_generator(spec.model_dir)
     assert loaded_config.output_head == head and scaler.representation == "log"
     assert np.any(generator.output_range.numpy() != 0)
+    assert generator.autoregressive_head == autoregressive
+    if autoregressive:  # its conditioning started at zero and was trained
+        assert all(np.any(w.numpy() != 0) for w in generator.conditioning)
 
 
-@pytest.fixture(scope="module", params=[("categorical", 3), ("bounded", 3)])
+@pytest.fixture(scope="module",
+                params=[("categorical", 3), ("bounded", 3), ("autoregressive", 1)])
 def exported_head(request, tmp_path_factory):
     head, tones_per_step = request.param
     base = tmp_path_factory.mktemp(f"export_{head}")
+    autoregressive = head == "autoregressive"
+    head = "categorical" if autoregressive else head
     # The categorical export samples at a temperature other than 1 (the small preset's).
     config = config_lib.preset("tiny", tones_per_step=tones_per_step, units=32,
                                representation="log", output_head=head,
+                               autoregressive_head=autoregressive,
                                sampling_temperature=0.8 if head == "categorical" else 1.0)
     keras.utils.set_random_seed(0)
     generator = training.build_generator(config)
@@ -319,6 +438,7 @@ def exported_head(request, tmp_path_factory):
     songs = random_songs(tones_per_step)
     scaler = pipeline.FeatureScaler.fit(songs, "log")
     generator.set_output_range(songs, scaler)
+    randomize_conditioning(generator)
     run = base / "run"
     run.mkdir()
     generator.save_weights(str(run / "generator.weights.h5"))
@@ -342,6 +462,7 @@ def test_new_heads_export_with_builtin_ops_and_parity(exported_head):
     assert summary["errors"]["tflite_step_vs_saved_model"] <= verify.TFLITE_ERROR_BOUND
     assert summary["output_head"] == generator.output_head
     assert summary["sampling_temperature"] == generator.sampling_temperature
+    assert summary["autoregressive_head"] == generator.autoregressive_head
     if generator.output_head == "categorical":
         assert generator.sampling_temperature == 0.8
         readme = open(os.path.join(out, "README.md")).read()
