@@ -22,7 +22,10 @@ line; this script prints the table and the ratios:
 - small_statistics_reward: the score function with the statistics reward measured on the
   training windows (the six statistics of every real and generated window in numpy);
 - small_statistics_reward_runs: the same reward over 100-step free runs against fixed real
-  moments (`statistics_reward_steps=100`): a longer free run and log-probability pass.
+  moments (`statistics_reward_steps=100`): a longer free run and log-probability pass;
+- small_statistics_reward_autoregressive: small_statistics_reward (the preset's step) with
+  the autoregressive head (`autoregressive_head`: a step's features drawn one after another
+  in the free run, its conditioning layers in the log-probability pass).
 
 TensorFlow variants run with train.py's CPU threads (`--intra_op_threads=-1`: one thread per
 op on this small machine, see crnn_gan/distribute.py); a name ending in "@tf_threads" runs
@@ -96,7 +99,8 @@ def run_variant(name: str, steps: int) -> dict:
             gradient_estimator=preset.gradient_estimator if reward else name[len("small_"):],
             feature_matching=name == "small_straight_through",
             statistics_reward_weight=preset.statistics_reward_weight if reward else 0.0,
-            statistics_reward_steps=100 if name == "small_statistics_reward_runs" else 0)
+            statistics_reward_steps=100 if name == "small_statistics_reward_runs" else 0,
+            autoregressive_head=name.endswith("_autoregressive"))
         rng = np.random.default_rng(0)
         songs = [np.stack([rng.choice([96.0, 192.0, 384.0, 768.0], 200),
                            440.0 * 2 ** ((rng.integers(40, 90, 200) - 69) / 12),
@@ -178,7 +182,7 @@ def main() -> None:
     names = ("crnngan_block", "crnngan_block@tf_threads", "crnngan_keras", "keras_reference",
              "keras_reference@tf_threads", "pretrain_block", "small_straight_through",
              "small_score_function", "small_statistics_reward",
-             "small_statistics_reward_runs")
+             "small_statistics_reward_runs", "small_statistics_reward_autoregressive")
     only = set(args.only.split(",")) if args.only else None
     for name in names:
         if only is None or name in only:
@@ -192,12 +196,12 @@ def main() -> None:
             results["torch_peer"] = {"error": f"no torch Python at {args.torch_python}"}
     print(f"\nOne adversarial step, batch {B}, {T} steps, {U} units (small_*: the small "
           f"preset's 16, 32 and 128), on {os.cpu_count()} cores:")
-    print(f"{'variant':<28}{'ms/step':>10}{'peak MB':>10}")
+    print(f"{'variant':<40}{'ms/step':>10}{'peak MB':>10}")
     for name, result in results.items():
         if "error" in result:
-            print(f"{name:<28}  unavailable: {result['error']}")
+            print(f"{name:<40}  unavailable: {result['error']}")
         else:
-            print(f"{name:<28}{result['ms_per_step']:>10.0f}{result['peak_mb']:>10.0f}")
+            print(f"{name:<40}{result['ms_per_step']:>10.0f}{result['peak_mb']:>10.0f}")
     ours = results.get("crnngan_block", {}).get("ms_per_step")
     for other in ("crnngan_block@tf_threads", "crnngan_keras", "keras_reference",
                   "keras_reference@tf_threads", "torch_peer"):
@@ -219,6 +223,10 @@ def main() -> None:
     if reward and runs:
         print(f"the statistics reward over 100-step runs: {runs / reward:.2f}x the time of the "
               "step that measures the 32-step windows")
+    ordered = results.get("small_statistics_reward_autoregressive", {}).get("ms_per_step")
+    if reward and ordered:
+        print(f"the autoregressive head costs the preset's adversarial step {ordered / reward:.2f}x "
+              "its time")
 
 
 if __name__ == "__main__":
