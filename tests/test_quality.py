@@ -646,3 +646,15 @@ def test_ablation_table_rows_from_the_quality_file(tmp_path):
     seeds345 = [line for line in lines if line.startswith("| `small_seeds345` |")]
     assert seeds345 and all(entries["small_seeds345"]["changes"] in line for line in seeds345)
     assert lines[-1].startswith("| real |")
+    # The distance to real music, recomputed here: per seed the mean over the six
+    # statistics of |value - real| / real std, then mean +- std over seeds.
+    statistics = ("polyphony", "scale_consistency", "repetitions", "tone_span",
+                  "unique_tones", "intensity_span")
+    real = entries["small"]["real"]["k1"]["statistics"]
+    over = entries["small"]["over_seeds"]["gan"]
+    per_seed = np.mean([[abs(v - real[s]["mean"]) / real[s]["std"]
+                         for v in over[s]["values"]] for s in statistics], axis=0)
+    gan_row = next(line for line in small if "| GAN |" in line)
+    cells = [c.strip() for c in gan_row.split("|")]
+    assert cells[-3] == f"{per_seed.mean():.2f} ± {per_seed.std(ddof=1):.2f}"
+    assert "distance to real" in lines[0]
