@@ -15,7 +15,7 @@ import tensorflow as tf
 
 from crnn_gan import config as config_lib
 from crnn_gan import heads, tonal_input, training
-from crnn_gan.generator import Generator
+from crnn_gan.generator import Generator, shift_right
 from export import convert, verify
 from export import export as export_lib
 from tfds_midi import codec, pipeline
@@ -258,10 +258,6 @@ def test_autoregressive_draws_are_the_inverse_cdf_of_the_conditional_logits(tone
     for variable in generator.conditioning:
         variable.assign(tf.zeros_like(variable))
     assert np.mean(generator(noise).numpy() == steps.numpy()) < 0.9
-
-
-def shift_right(steps):
-    return tf.pad(steps, [[0, 0], [1, 0], [0, 0]])[:, :-1]
 
 
 def chord_or_onset_windows(count, steps, seed):
