@@ -105,6 +105,12 @@ def emit(head: str, dense_output, noise_t=None, bins=None, bounds=None, temperat
                               conditioning)
     logits = _as_logits(dense_output, bins)
     values, index = _draw(logits, noise_t, bins, temperature)
+    return _fill_absent_slots(values, index, absent)
+
+
+def _fill_absent_slots(values, index, absent):
+    """C-RNN-GAN-3 (`absent` ``[F]`` given): every slot whose velocity is bin 0 (absent)
+    gets `absent`'s four values. `values` ``[..., F]``, `index` their bins ``[..., F]``."""
     if absent is None:
         return values
     is_absent = tf.equal(index[..., _VELOCITY::4], 0)  # [..., k]: velocity value 0
@@ -200,13 +206,19 @@ def snap_to_bins(targets, bins, absent=None):
     """True steps ``[..., F]`` -> each value replaced by its nearest bin (the value whose
     cross-entropy the next-step loss fits); C-RNN-GAN-3 (`absent` given): a slot whose
     velocity snaps to 0 gets `absent`'s values, as G writes absent slots."""
-    labels = tf.argmin(tf.abs(targets[..., None] - bins), axis=-1)
+    return _snap(nearest_bins(targets, bins), bins, absent)
+
+
+def nearest_bins(targets, bins):
+    """``[..., F]`` values -> ``[..., F]`` int64: the index of each value's nearest bin
+    (the categorical head's label of a true value)."""
+    return tf.argmin(tf.abs(targets[..., None] - bins), axis=-1)
+
+
+def _snap(labels, bins, absent):
+    """`snap_to_bins` from the nearest bins' indices ``[..., F]``."""
     snapped = tf.reduce_sum(tf.one_hot(labels, CATEGORICAL_BINS) * bins, axis=-1)
-    if absent is None:
-        return snapped
-    is_absent = tf.equal(labels[..., _VELOCITY::4], 0)
-    mask = _per_feature(is_absent, is_absent, is_absent, is_absent)
-    return tf.where(mask, tf.broadcast_to(absent, tf.shape(snapped)), snapped)
+    return _fill_absent_slots(snapped, labels, absent)
 
 
 def _emit_in_order(dense_output, noise_t, bins, temperature, absent, hidden, conditioning):
@@ -226,7 +238,7 @@ def _emit_in_order(dense_output, noise_t, bins, temperature, absent, hidden, con
                 is_absent = tf.equal(index, 0)
             value = tf.where(is_absent, absent[feature], value)
         values[feature] = value
-        held = tf.cast(tf.equal(value[..., None], bins[feature]), tf.float32)
+        held = held_bins(value[..., None], bins[feature:feature + 1])  # [..., K]
         one_hots = [tf.zeros_like(held)] * num_features
         one_hots[feature] = held
         drawn = drawn + tf.concat(one_hots, axis=-1)
@@ -270,12 +282,12 @@ def next_step_loss(head: str, dense_output, targets, bins=None, bounds=None, hid
         return tf.reduce_mean(tf.square(dense_output - targets))
     if head == "bounded":
         return tf.reduce_mean(tf.square(squash(dense_output, bounds) - targets))
-    labels = tf.argmin(tf.abs(targets[..., None] - bins), axis=-1)
+    labels = nearest_bins(targets, bins)
     if conditioning is None:
         logits = _as_logits(dense_output, bins)
     else:
-        logits = conditional_logits(dense_output, hidden, snap_to_bins(targets, bins, absent),
-                                    bins, conditioning)
+        logits = conditional_logits(dense_output, hidden, _snap(labels, bins, absent), bins,
+                                    conditioning)
     entropy = tf.nn.sparse_softmax_cross_entropy_with_logits(
         labels=labels, logits=logits)  # [batch, T, F]
     features = bins.shape[0]
