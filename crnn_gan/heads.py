@@ -140,26 +140,25 @@ def step_order(num_features: int) -> list[int]:
     return [4 * tone + f for tone in range(num_features // 4) for f in TONE_ORDER]
 
 
-def conditioning_mask(num_features: int) -> np.ndarray:
-    """``[F, F * K]`` float32: row f is 1 on the bins of the features drawn before f."""
-    order = step_order(num_features)
-    mask = np.zeros((num_features, num_features * CATEGORICAL_BINS), np.float32)
-    for position, feature in enumerate(order):
-        for earlier in order[:position]:
-            mask[feature, earlier * CATEGORICAL_BINS:(earlier + 1) * CATEGORICAL_BINS] = 1.0
-    return mask
-
-
 def conditioning_shapes(units: int, num_features: int) -> dict[str, tuple[int, ...]]:
-    """The autoregressive head's trainable weights and their shapes: for every feature f a
-    layer ``tanh(h @ state_kernel[f] + drawn @ value_kernel[f] + bias[f]) @
-    output_kernel[f]`` added to f's logits (h: G's top LSTM output ``[..., units]``; drawn:
-    the one-hot bins of the values drawn before f ``[..., F * K]``)."""
+    """The autoregressive head's trainable weights and their shapes: for the feature f drawn
+    p-th (`step_order`) a layer ``tanh(h @ state_kernel[f] + drawn_p @ value_kernel[rows_p]
+    + bias[f]) @ output_kernel[f]`` added to f's logits (h: G's top LSTM output ``[...,
+    units]``; drawn_p: the one-hot bins of the p values drawn before f, in draw order,
+    ``[..., p * K]``; rows_p: `value_rows` (p)). The value kernel is packed: it holds only
+    the rows some feature uses, ``K * F * (F - 1) / 2`` of them."""
     hidden, bins = CONDITIONING_UNITS, CATEGORICAL_BINS
     return {"state_kernel": (num_features, units, hidden),
-            "value_kernel": (num_features, num_features * bins, hidden),
+            "value_kernel": (bins * num_features * (num_features - 1) // 2, hidden),
             "bias": (num_features, hidden),
             "output_kernel": (num_features, hidden, bins)}
+
+
+def value_rows(position: int) -> slice:
+    """The rows of the packed value kernel that the feature drawn `position`-th uses: one
+    block of K rows for each feature drawn before it, in draw order."""
+    start = CATEGORICAL_BINS * position * (position - 1) // 2
+    return slice(start, start + CATEGORICAL_BINS * position)
 
 
 def held_bins(values, bins):
@@ -170,12 +169,13 @@ def held_bins(values, bins):
     return tf.reshape(held, tf.concat([tf.shape(values)[:-1], [-1]], axis=0))
 
 
-def _logit_shift(hidden, drawn, conditioning, feature):
-    """Feature `feature`'s logit shift ``[..., K]`` from G's state and the drawn one-hots
-    (`conditioning_shapes`; the caller masks `drawn` to the features drawn before)."""
+def _logit_shift(hidden, drawn_before, conditioning, feature, position):
+    """The logit shift ``[..., K]`` of `feature`, drawn `position`-th, from G's state and
+    the one-hots of the values drawn before it ``[..., position * K]`` (draw order)."""
     state_kernel, value_kernel, bias, output_kernel = conditioning
-    pre = (tf.matmul(hidden, state_kernel[feature]) + tf.matmul(drawn, value_kernel[feature])
-           + bias[feature])
+    pre = tf.matmul(hidden, state_kernel[feature]) + bias[feature]
+    if position:
+        pre += tf.matmul(drawn_before, value_kernel[value_rows(position)])
     return tf.matmul(tf.tanh(pre), output_kernel[feature])
 
 
@@ -195,10 +195,12 @@ def conditional_logits(dense_output, hidden, values, bins, conditioning):
         ``[batch, T, F, K]`` logits at temperature 1.
     """
     base = _as_logits(dense_output, bins)
-    drawn = held_bins(values, bins)
-    mask = tf.constant(conditioning_mask(bins.shape[0]))
-    shifts = [_logit_shift(hidden, drawn * mask[f], conditioning, f)
-              for f in range(bins.shape[0])]
+    order = step_order(bins.shape[0])
+    drawn = held_bins(tf.gather(values, order, axis=-1), tf.gather(bins, order))  # draw order
+    shifts = [None] * len(order)
+    for position, feature in enumerate(order):
+        shifts[feature] = _logit_shift(hidden, drawn[..., :position * CATEGORICAL_BINS],
+                                       conditioning, feature, position)
     return base + tf.stack(shifts, axis=-2)
 
 
@@ -226,22 +228,20 @@ def _emit_in_order(dense_output, noise_t, bins, temperature, absent, hidden, con
     `step_order`, each from its logits shifted by what was drawn before it."""
     base = _as_logits(dense_output, bins)  # [..., F, K]
     num_features = bins.shape[0]
-    drawn = tf.zeros(tf.concat([tf.shape(noise_t)[:-1], [num_features * CATEGORICAL_BINS]],
-                               axis=0))
     values = [None] * num_features
+    drawn = []  # the one-hots [..., K] of the values drawn so far, in draw order
     is_absent = None
-    for feature in step_order(num_features):
-        logits = base[..., feature, :] + _logit_shift(hidden, drawn, conditioning, feature)
+    for position, feature in enumerate(step_order(num_features)):
+        drawn_before = tf.concat(drawn, axis=-1) if drawn else None
+        logits = base[..., feature, :] + _logit_shift(hidden, drawn_before, conditioning,
+                                                      feature, position)
         value, index = _draw(logits, noise_t[..., feature], bins[feature], temperature)
         if absent is not None:
             if feature % 4 == _VELOCITY:  # first of its tone: decides the slot's presence
                 is_absent = tf.equal(index, 0)
             value = tf.where(is_absent, absent[feature], value)
         values[feature] = value
-        held = held_bins(value[..., None], bins[feature:feature + 1])  # [..., K]
-        one_hots = [tf.zeros_like(held)] * num_features
-        one_hots[feature] = held
-        drawn = drawn + tf.concat(one_hots, axis=-1)
+        drawn.append(held_bins(value[..., None], bins[feature:feature + 1]))  # [..., K]
     return tf.stack(values, axis=-1)
 
 

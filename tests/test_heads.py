@@ -260,6 +260,39 @@ def test_autoregressive_draws_are_the_inverse_cdf_of_the_conditional_logits(tone
     assert np.mean(generator(noise).numpy() == steps.numpy()) < 0.9
 
 
+@pytest.mark.parametrize("num_features", [4, 12])
+def test_each_feature_sees_exactly_the_features_drawn_before_it(num_features):
+    """The packed value kernel: `value_rows` tiles it (every row used by one feature, none
+    twice), and a feature's logits change with each value drawn before it and with no
+    value drawn after it."""
+    order = heads.step_order(num_features)
+    shapes = heads.conditioning_shapes(16, num_features)
+    rows = [heads.value_rows(position) for position in range(num_features)]
+    assert rows[0].start == rows[0].stop == 0
+    assert all(a.stop == b.start for a, b in zip(rows, rows[1:]))
+    assert rows[-1].stop == shapes["value_kernel"][0]
+    rng = np.random.default_rng(3)
+    conditioning = [tf.constant(rng.normal(size=shape), tf.float32) for shape in shapes.values()]
+    bins = tf.constant(np.sort(rng.normal(size=(num_features, heads.CATEGORICAL_BINS)), -1),
+                       tf.float32)
+    dense = tf.constant(rng.normal(size=(1, 1, num_features * heads.CATEGORICAL_BINS)),
+                        tf.float32)
+    hidden = tf.constant(rng.normal(size=(1, 1, 16)), tf.float32)
+    values = bins.numpy()[:, 10][None, None]  # [1, 1, F]: every value held by one bin
+
+    def logits(values):
+        return heads.conditional_logits(dense, hidden, tf.constant(values), bins,
+                                        conditioning).numpy()[0, 0]  # [F, K]
+
+    reference = logits(values)
+    for position, changed in enumerate(order):
+        other = values.copy()
+        other[..., changed] = bins.numpy()[changed, 50]
+        moved = np.any(logits(other) != reference, axis=-1)  # [F]
+        drawn_after = [order.index(f) > position for f in range(num_features)]
+        np.testing.assert_array_equal(moved, drawn_after)
+
+
 def chord_or_onset_windows(count, steps, seed):
     """Normalised windows ``[count, steps, 4]`` where every delta is 0 or 384 at random and
     a tone's pitch follows its delta (a chord tone 72, an onset 48): nothing before a step
