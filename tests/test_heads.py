@@ -401,6 +401,24 @@ def test_new_config_fields_are_validated(field, bad):
         config_lib.preset("tiny", **{field: bad})
 
 
+def test_the_small_presets_gan3_draws_in_order_unless_told_otherwise():
+    """`GAN3_OVERRIDES`: the small preset's C-RNN-GAN-3 gets the autoregressive head, its
+    C-RNN-GAN does not, a caller's own value wins, and a non-categorical GAN-3 stays valid."""
+    assert config_lib.preset("small", tones_per_step=3).autoregressive_head is True
+    assert config_lib.preset("small").autoregressive_head is False
+    assert config_lib.preset("small", tones_per_step=1).autoregressive_head is False
+    assert config_lib.preset(
+        "small", tones_per_step=3, autoregressive_head=False).autoregressive_head is False
+    linear = config_lib.preset("small", tones_per_step=3, output_head="linear",
+                               gradient_estimator="straight_through",
+                               statistics_reward_weight=0.0)
+    assert linear.autoregressive_head is False
+    for name in ("paper", "tiny"):  # no overrides: the presets as they are
+        assert config_lib.preset(name, tones_per_step=3) == config_lib.PRESETS[name].replace(
+            tones_per_step=3)
+    assert set(config_lib.GAN3_OVERRIDES) <= set(config_lib.PRESETS)
+
+
 def test_config_choice_lists_equal_their_homes():
     """config.py keeps copies of the choices (it imports neither Keras nor TensorFlow, so
     that entry points can set threads first); each must equal the list of the module that
