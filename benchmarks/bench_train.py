@@ -26,6 +26,10 @@ line; this script prints the table and the ratios:
 - small_statistics_reward_autoregressive: small_statistics_reward (the preset's step) with
   the autoregressive head (`autoregressive_head`: a step's features drawn one after another
   in the free run, its conditioning layers in the log-probability pass).
+- small_gan3, small_gan3_autoregressive: the preset's C-RNN-GAN-3 adversarial step (3 tones,
+  12 features per step) with its features drawn independently and in order (the preset's
+  GAN-3, `config.GAN3_OVERRIDES`); small_gan3_pretrain, small_gan3_autoregressive_pretrain:
+  its teacher-forced pretraining step (20 of the preset's 24 epochs).
 
 TensorFlow variants run with train.py's CPU threads (`--intra_op_threads=-1`: one thread per
 op on this small machine, see crnn_gan/distribute.py); a name ending in "@tf_threads" runs
@@ -91,27 +95,30 @@ def run_variant(name: str, steps: int) -> dict:
     if name.startswith("small_"):
         import numpy as np
 
-        from tfds_midi import pipeline
+        from tfds_midi import codec, pipeline
         preset = config_lib.preset("small")
-        reward = name.startswith("small_statistics_reward")
+        gan3 = name.startswith("small_gan3")
+        reward = name.startswith("small_statistics_reward") or gan3
         config = preset.replace(
             implementation="block",
             gradient_estimator=preset.gradient_estimator if reward else name[len("small_"):],
             feature_matching=name == "small_straight_through",
             statistics_reward_weight=preset.statistics_reward_weight if reward else 0.0,
             statistics_reward_steps=100 if name == "small_statistics_reward_runs" else 0,
-            autoregressive_head=name.endswith("_autoregressive"))
+            autoregressive_head="_autoregressive" in name, tones_per_step=3 if gan3 else 1)
         rng = np.random.default_rng(0)
         songs = [np.stack([rng.choice([96.0, 192.0, 384.0, 768.0], 200),
                            440.0 * 2 ** ((rng.integers(40, 90, 200) - 69) / 12),
                            rng.integers(40, 110, 200).astype(float),
                            rng.choice([0.0, 192.0, 384.0], 200)], axis=1) for _ in range(8)]
+        songs = [codec.pack_tones(s, config.tones_per_step) for s in songs] if gan3 else songs
         gan = training.build_model(config, "gan")
         scaler = pipeline.FeatureScaler.fit(songs, "log")
         gan.generator.set_output_range(songs, scaler)
         training.set_statistics_reward_data(gan, config, songs, scaler)
         gan.window_length.assign(config.seq_len)
-        small_real = tf.random.normal([config.batch_size, config.seq_len, F])
+        gan.pretraining = name.endswith("_pretrain")
+        small_real = tf.random.normal([config.batch_size, config.seq_len, config.num_features])
         step = tf.function(lambda: gan.train_step(small_real))
         return {"ms_per_step": _time(step, steps)}
     if name == "keras_reference":
@@ -182,7 +189,9 @@ def main() -> None:
     names = ("crnngan_block", "crnngan_block@tf_threads", "crnngan_keras", "keras_reference",
              "keras_reference@tf_threads", "pretrain_block", "small_straight_through",
              "small_score_function", "small_statistics_reward",
-             "small_statistics_reward_runs", "small_statistics_reward_autoregressive")
+             "small_statistics_reward_runs", "small_statistics_reward_autoregressive",
+             "small_gan3", "small_gan3_autoregressive", "small_gan3_pretrain",
+             "small_gan3_autoregressive_pretrain")
     only = set(args.only.split(",")) if args.only else None
     for name in names:
         if only is None or name in only:
@@ -227,6 +236,12 @@ def main() -> None:
     if reward and ordered:
         print(f"the autoregressive head costs the preset's adversarial step {ordered / reward:.2f}x "
               "its time")
+    for phase in ("", "_pretrain"):
+        independent = results.get(f"small_gan3{phase}", {}).get("ms_per_step")
+        ordered = results.get(f"small_gan3_autoregressive{phase}", {}).get("ms_per_step")
+        if independent and ordered:
+            print(f"C-RNN-GAN-3's {'pretraining' if phase else 'adversarial'} step: drawing in "
+                  f"order costs {ordered / independent:.2f}x the independent draws' time")
 
 
 if __name__ == "__main__":

@@ -77,6 +77,18 @@ def choose(entry: dict, model: str) -> tuple[str, dict]:
     return seed, runs[seed]
 
 
+def _head(config: dict) -> str:
+    """The output head in words, from the run's Config."""
+    head = config.get("output_head", "linear")
+    if head != "categorical":
+        return f"`{head}`"
+    order = ("drawn one after another (velocity, delta, pitch, length; "
+             "`autoregressive_head`)" if config.get("autoregressive_head")
+             else "drawn independently given G's state")
+    return (f"categorical, sampled at temperature {config.get('sampling_temperature', 1.0):g} "
+            f"with G's noise; a step's {4 * config.get('tones_per_step', 1)} features {order}")
+
+
 def card(model: str, seed: str, result: dict, entry: dict, config: dict) -> str:
     protocol = entry["protocol"]
     headline = entry["over_seeds"][model]
@@ -117,6 +129,7 @@ for the signatures, shapes and units, and the main README for apps.
 - **Seed**: {seed}.
 - **Recipe**: `{recipe}`, {config['config']['epochs']} epochs
   ({config['config']['pretrain_epochs']} of pretraining).
+- **Head**: {_head(config['config'])}.
 - **Measured** on {protocol['num_songs']} songs of {protocol['steps']} steps through the
   SavedModel, raw outputs (nothing clamped, dropped or shifted):
 

@@ -63,11 +63,35 @@ def test_pretrained_generator_in_a_fresh_process(tmp_path, model, runtime):
     assert scale == pytest.approx(stated, abs=0.02), (scale, stated)
 
 
-def test_pretrained_exports_are_small_and_described():
-    for model in ("gan", "gan3"):
-        folder = os.path.join(PRETRAINED, model)
-        summary = json.load(open(os.path.join(folder, "export.json")))
-        assert set(summary["files"]) >= {"saved_model", "tflite", "tflite_dynamic_range"}
-        total = sum(os.path.getsize(os.path.join(root, name))
-                    for root, _, names in os.walk(folder) for name in names)
-        assert total < 4e6, total
+# Bytes: each shipped folder (SavedModel, float32 and int8 TFLite, README, card), and the int8
+# TFLite, what a phone or a web page loads. C-RNN-GAN-3 carries the autoregressive head's
+# conditioning layers (540k floats beside G's 365k: README, "The shipped generators").
+FOLDER_BYTES = {"gan": 4e6, "gan3": 9.5e6}
+INT8_BYTES = {"gan": 0.5e6, "gan3": 1.2e6}
+
+
+@pytest.mark.parametrize("model", ["gan", "gan3"])
+def test_pretrained_exports_are_small_and_described(model):
+    folder = os.path.join(PRETRAINED, model)
+    summary = json.load(open(os.path.join(folder, "export.json")))
+    assert set(summary["files"]) >= {"saved_model", "tflite", "tflite_dynamic_range"}
+    total = sum(os.path.getsize(os.path.join(root, name))
+                for root, _, names in os.walk(folder) for name in names)
+    assert total < FOLDER_BYTES[model], total
+    int8 = os.path.getsize(os.path.join(folder, "generator_dynamic_range.tflite"))
+    assert int8 < INT8_BYTES[model], int8
+
+
+@pytest.mark.parametrize("model,tones_per_step", [("gan", 1), ("gan3", 3)])
+def test_each_card_states_the_head_its_export_has(model, tones_per_step):
+    """The card's head line (scripts/ship_pretrained.py) says what the export holds: the small
+    preset draws C-RNN-GAN-3's features in order and C-RNN-GAN's independently."""
+    folder = os.path.join(PRETRAINED, model)
+    summary = json.load(open(os.path.join(folder, "export.json")))
+    assert summary["tones_per_step"] == tones_per_step
+    assert summary["autoregressive_head"] is (model == "gan3")  # config.GAN3_OVERRIDES
+    head = re.search(r"^- \*\*Head\*\*: (.*)$", open(os.path.join(folder, "CARD.md")).read(),
+                     re.M).group(1)
+    assert f"temperature {summary['sampling_temperature']:g}" in head
+    assert f"{4 * tones_per_step} features" in head
+    assert ("one after another" in head) is summary["autoregressive_head"]
