@@ -108,6 +108,13 @@ def models(tmp_path_factory):
     # runtimes agree to float rounding over a free-running song.
     demo_export.build(str(base / "gan"), units=UNITS, seed=1, weight_scale=2.0)
     demo_export.build(str(base / "gan3"), units=UNITS, tones_per_step=3, seed=2, weight_scale=2.0)
+    # The shipped generators as an app gets them (pretrained/: C-RNN-GAN-3 with the
+    # autoregressive head, whose graph adds EQUAL and SELECT_V2 to the page's ops).
+    for name in ("gan", "gan3"):
+        shipped = base / f"shipped_{name}"
+        shipped.mkdir()
+        for file in ("generator.tflite", "export.json"):
+            shutil.copy(os.path.join(ROOT, "pretrained", name, file), shipped / file)
     bad = base / "bad"
     bad.mkdir()
     (bad / "garbage.tflite").write_bytes(b"this is not a model\n" * 50)
@@ -318,6 +325,28 @@ def test_a_missing_url_shows_a_message_and_the_old_model_still_generates(page, m
     assert _normalised_error(song["raw"], expected, _export_info(models, "gan")) <= TOLERANCE
     assert not page.page.is_visible("#error")
     assert page.errors == []
+
+
+@pytest.mark.parametrize("name,label", [("shipped_gan", "C-RNN-GAN"),
+                                        ("shipped_gan3", "C-RNN-GAN-3")])
+def test_the_shipped_generators_play_in_the_page(browser, server, models, name, label):
+    """pretrained/'s float32 TFLite files in LiteRT.js: the page's song is the Python
+    interpreter's for the same noise (both draw their categorical values from it)."""
+    info = _export_info(models, name)
+    tab = Page(browser, f"{server}?model=/test/{name}/generator.tflite&seed=7&steps=24")
+    try:
+        assert tab.status == "ready", tab.text("#error")
+        assert label in tab.text("#model-info")
+        song = tab.generate(7, 24)
+        features = 4 * info["tones_per_step"]
+        expected = _python_tflite(models, name, _numpy_noise(7, 24, features))
+        error = _normalised_error(song["raw"], expected, info)
+        assert error <= TOLERANCE, error
+        tones = codec.unpack_tones(np.float32(song["raw"]).reshape(24, features),
+                                   info["tones_per_step"])
+        assert len(tones) >= 24 and tab.errors == []
+    finally:
+        tab.close()
 
 
 def test_c_rnn_gan_3_export_by_url(browser, server, models):
