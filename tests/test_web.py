@@ -19,6 +19,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import pathlib
 import shutil
 import sys
 import tempfile
@@ -108,13 +109,6 @@ def models(tmp_path_factory):
     # runtimes agree to float rounding over a free-running song.
     demo_export.build(str(base / "gan"), units=UNITS, seed=1, weight_scale=2.0)
     demo_export.build(str(base / "gan3"), units=UNITS, tones_per_step=3, seed=2, weight_scale=2.0)
-    # The shipped generators as an app gets them (pretrained/: C-RNN-GAN-3 with the
-    # autoregressive head, whose graph adds EQUAL and SELECT_V2 to the page's ops).
-    for name in ("gan", "gan3"):
-        shipped = base / f"shipped_{name}"
-        shipped.mkdir()
-        for file in ("generator.tflite", "export.json"):
-            shutil.copy(os.path.join(ROOT, "pretrained", name, file), shipped / file)
     bad = base / "bad"
     bad.mkdir()
     (bad / "garbage.tflite").write_bytes(b"this is not a model\n" * 50)
@@ -327,19 +321,21 @@ def test_a_missing_url_shows_a_message_and_the_old_model_still_generates(page, m
     assert page.errors == []
 
 
-@pytest.mark.parametrize("name,label", [("shipped_gan", "C-RNN-GAN"),
-                                        ("shipped_gan3", "C-RNN-GAN-3")])
-def test_the_shipped_generators_play_in_the_page(browser, server, models, name, label):
-    """pretrained/'s float32 TFLite files in LiteRT.js: the page's song is the Python
-    interpreter's for the same noise (both draw their categorical values from it)."""
-    info = _export_info(models, name)
-    tab = Page(browser, f"{server}?model=/test/{name}/generator.tflite&seed=7&steps=24")
+@pytest.mark.parametrize("name,label", [("gan", "C-RNN-GAN"), ("gan3", "C-RNN-GAN-3")])
+def test_the_shipped_generators_play_in_the_page(browser, server, name, label):
+    """serve.py serves pretrained/ as it is, and its float32 TFLite files run in LiteRT.js
+    (C-RNN-GAN-3's autoregressive head adds EQUAL and SELECT_V2 to the page's ops): the
+    page's song is the Python interpreter's for the same noise (both draw their categorical
+    values from it)."""
+    shipped = pathlib.Path(ROOT) / "pretrained"
+    info = _export_info(shipped, name)
+    tab = Page(browser, f"{server}?model=/pretrained/{name}/generator.tflite&seed=7&steps=24")
     try:
         assert tab.status == "ready", tab.text("#error")
         assert label in tab.text("#model-info")
         song = tab.generate(7, 24)
         features = 4 * info["tones_per_step"]
-        expected = _python_tflite(models, name, _numpy_noise(7, 24, features))
+        expected = _python_tflite(shipped, name, _numpy_noise(7, 24, features))
         error = _normalised_error(song["raw"], expected, info)
         assert error <= TOLERANCE, error
         tones = codec.unpack_tones(np.float32(song["raw"]).reshape(24, features),
@@ -442,3 +438,23 @@ def test_midi_writer_is_the_codecs_on_random_tones(tmp_path):
             assert base64.b64decode(output) == codec.tones_to_midi_bytes(tones, bpm=case["bpm"])
             compared += 1
     assert compared > 250
+
+
+def test_serve_mounts_the_shipped_generators_and_nothing_above_them(models):
+    """serve.py's /pretrained/ mount: the shipped files as they are, no way out of the folder."""
+    import urllib.error
+    import urllib.request
+
+    httpd, url = serve.serve_in_thread(str(models / "gan"))
+    try:
+        with urllib.request.urlopen(url + "pretrained/gan3/export.json") as response:
+            assert json.loads(response.read()) == json.load(
+                open(os.path.join(ROOT, "pretrained", "gan3", "export.json")))
+        for escape in ("pretrained/../README.md", "pretrained/%2e%2e/README.md",
+                       "pretrained/gan3/../../setup.py"):
+            with pytest.raises(urllib.error.HTTPError) as error:
+                urllib.request.urlopen(url + escape)
+            assert error.value.code == 404, escape
+    finally:
+        httpd.shutdown()
+        httpd.server_close()

@@ -5,8 +5,10 @@
 The default model, served at ``models/default/`` (``generator.tflite`` and ``export.json``),
 is the first of: ``--model``; the shipped ``pretrained/gan/``; ``runs/demo/export/`` (what
 ``make demo`` writes); a demo export of an untrained generator, built once into
-``web/models/demo/`` by ``web/demo_export.py``. The page's JavaScript (LiteRT.js) comes from
-``web/node_modules`` (``npm ci`` in web/, which ``make web`` runs): nothing from a CDN.
+``web/models/demo/`` by ``web/demo_export.py``. The shipped generators are also served as
+they are, at ``pretrained/`` (``?model=/pretrained/gan3/generator.tflite``: C-RNN-GAN-3). The
+page's JavaScript (LiteRT.js) comes from ``web/node_modules`` (``npm ci`` in web/, which
+``make web`` runs): nothing from a CDN.
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ MODEL_FILE = "generator.tflite"
 CANDIDATES = (os.path.join(ROOT, "pretrained", "gan"), os.path.join(ROOT, "runs", "demo", "export"))
 DEMO_DIR = os.path.join(WEB, "models", "demo")
 DEFAULT_MOUNT = "/models/default/"
+PRETRAINED = os.path.join(ROOT, "pretrained")
+PRETRAINED_MOUNT = "/pretrained/"
 TYPES = {".js": "text/javascript", ".mjs": "text/javascript", ".wasm": "application/wasm",
          ".tflite": "application/octet-stream", ".json": "application/json",
          ".css": "text/css", ".html": "text/html", ".mid": "audio/midi"}
@@ -81,10 +85,12 @@ class Handler(http.server.SimpleHTTPRequestHandler):
 
 def make_server(model_dir: str, *, host: str = "127.0.0.1", port: int = 0,
                 mounts: dict[str, str] | None = None, verbose: bool = False):
-    """A threading HTTP server for web/ with `model_dir` at models/default/ (port 0: any)."""
+    """A threading HTTP server for web/ with `model_dir` at models/default/ and the shipped
+    generators at pretrained/ (port 0: any)."""
+    shipped = {PRETRAINED_MOUNT: PRETRAINED} if os.path.isdir(PRETRAINED) else {}
     handler = type("PageHandler", (Handler,), {
         "mounts": {DEFAULT_MOUNT: os.path.abspath(model_dir),
-                   **{k: os.path.abspath(v) for k, v in (mounts or {}).items()}}})
+                   **{k: os.path.abspath(v) for k, v in {**shipped, **(mounts or {})}.items()}}})
     server = http.server.ThreadingHTTPServer(
         (host, port), functools.partial(handler, directory=WEB))
     server.verbose = verbose
@@ -114,6 +120,10 @@ def main(argv=None):
     server = make_server(model, host=args.host, port=args.port, verbose=args.verbose)
     host, port = server.server_address[:2]
     print(f"default model: {os.path.relpath(model, ROOT)}/{MODEL_FILE}")
+    gan3 = os.path.join(PRETRAINED, "gan3", MODEL_FILE)
+    if os.path.isfile(gan3):
+        print(f"the shipped C-RNN-GAN-3: http://{host}:{port}/?model={PRETRAINED_MOUNT}gan3/"
+              f"{MODEL_FILE}")
     print(f"Serving the C-RNN-GAN page at http://{host}:{port}/  (Ctrl-C to stop)", flush=True)
     try:
         server.serve_forever()
