@@ -25,11 +25,11 @@ import urllib.parse
 WEB = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(WEB)
 MODEL_FILE = "generator.tflite"
-CANDIDATES = (os.path.join(ROOT, "pretrained", "gan"), os.path.join(ROOT, "runs", "demo", "export"))
-DEMO_DIR = os.path.join(WEB, "models", "demo")
-DEFAULT_MOUNT = "/models/default/"
 PRETRAINED = os.path.join(ROOT, "pretrained")
 PRETRAINED_MOUNT = "/pretrained/"
+CANDIDATES = (os.path.join(PRETRAINED, "gan"), os.path.join(ROOT, "runs", "demo", "export"))
+DEMO_DIR = os.path.join(WEB, "models", "demo")
+DEFAULT_MOUNT = "/models/default/"
 TYPES = {".js": "text/javascript", ".mjs": "text/javascript", ".wasm": "application/wasm",
          ".tflite": "application/octet-stream", ".json": "application/json",
          ".css": "text/css", ".html": "text/html", ".mid": "audio/midi"}
@@ -88,9 +88,9 @@ def make_server(model_dir: str, *, host: str = "127.0.0.1", port: int = 0,
     """A threading HTTP server for web/ with `model_dir` at models/default/ and the shipped
     generators at pretrained/ (port 0: any)."""
     shipped = {PRETRAINED_MOUNT: PRETRAINED} if os.path.isdir(PRETRAINED) else {}
+    mounts = {DEFAULT_MOUNT: model_dir, **shipped, **(mounts or {})}
     handler = type("PageHandler", (Handler,), {
-        "mounts": {DEFAULT_MOUNT: os.path.abspath(model_dir),
-                   **{k: os.path.abspath(v) for k, v in {**shipped, **(mounts or {})}.items()}}})
+        "mounts": {prefix: os.path.abspath(folder) for prefix, folder in mounts.items()}})
     server = http.server.ThreadingHTTPServer(
         (host, port), functools.partial(handler, directory=WEB))
     server.verbose = verbose
