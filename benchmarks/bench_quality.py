@@ -122,7 +122,7 @@ MODELS = {"gan": ["--model=gan"], "baseline": ["--model=baseline"],
 LABELS = {"gan": "GAN", "baseline": "baseline", "gan3": "GAN-3"}
 TONES_PER_STEP = {"gan": 1, "baseline": 1, "gan3": 3}
 # Longest first, so that the side-by-side jobs end together (the small preset, 2 jobs: GAN-3
-# with its autoregressive head about 22 min, GAN 6, baseline 3).
+# with its autoregressive head about 17 min, GAN 6, baseline 3).
 COST_ORDER = ("gan3", "gan", "baseline")
 RESERVED = {"model", "seed", "model_dir", "dataset", "data_dir", "manual_dir",
             "samples_per_epoch", "intra_op_threads", "inter_op_threads", "preset", "epochs",
