@@ -53,6 +53,8 @@ _LENGTH, _FREQUENCY, _VELOCITY, _DELTA = range(4)
 #: C-RNN-GAN-3 slot is known before its other values are drawn), then delta (onset or
 #: chord), pitch, length.
 TONE_ORDER = (_VELOCITY, _DELTA, _FREQUENCY, _LENGTH)
+#: `TONE_ORDER` in words (model cards, docs).
+TONE_ORDER_WORDS = tuple(("length", "pitch", "velocity", "delta")[f] for f in TONE_ORDER)
 
 
 def head_units(head: str, num_features: int) -> int:

@@ -82,7 +82,9 @@ def _head(config: dict) -> str:
     head = config.get("output_head", "linear")
     if head != "categorical":
         return f"`{head}`"
-    order = ("drawn one after another (velocity, delta, pitch, length; "
+    from crnn_gan import heads
+
+    order = (f"drawn one after another ({', '.join(heads.TONE_ORDER_WORDS)}; "
              "`autoregressive_head`)" if config.get("autoregressive_head")
              else "drawn independently given G's state")
     return (f"categorical, sampled at temperature {config.get('sampling_temperature', 1.0):g} "

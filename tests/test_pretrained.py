@@ -95,3 +95,11 @@ def test_each_card_states_the_head_its_export_has(model, tones_per_step):
     assert f"temperature {summary['sampling_temperature']:g}" in head
     assert f"{4 * tones_per_step} features" in head
     assert ("one after another" in head) is summary["autoregressive_head"]
+    if summary["autoregressive_head"]:
+        from crnn_gan import heads
+
+        words = dict(zip((codec.COLUMN_NAMES[i] for i in heads.TONE_ORDER),
+                         heads.TONE_ORDER_WORDS))
+        assert words == {"velocity": "velocity", "delta_ticks": "delta",
+                         "frequency_hz": "pitch", "length_ticks": "length"}
+        assert f"({', '.join(heads.TONE_ORDER_WORDS)};" in head
