@@ -110,8 +110,7 @@ def sweep() -> dict:
     import numpy as np
     import tensorflow as tf
 
-    from crnn_gan import metrics
-    from crnn_gan.quality.steps import as_steps
+    from crnn_gan import metrics, quality
 
     if FLAGS.threads:
         tf.config.threading.set_intra_op_parallelism_threads(FLAGS.threads)
@@ -133,8 +132,7 @@ def sweep() -> dict:
             FLAGS.work_dir, [path for model_runs in runs.values() for _, path in model_runs])
     windows = np.load(reference)["windows"]
     # As evaluate_set computes them (each step's tones packed in one row), once for all.
-    real_stats = [metrics.all_statistics(song.reshape(len(song), -1))
-                  for song in as_steps(windows)]
+    real_stats = quality.song_statistics(quality.as_steps(windows))
     results = {"work_dir": FLAGS.work_dir, "name": FLAGS.name, "reference": reference,
                "songs": FLAGS.num_songs, "steps": FLAGS.steps, "runs": {}}
     real = None

@@ -625,6 +625,51 @@ def test_runner_end_to_end_on_a_tiny_corpus(tmp_path):
                              capture_output=True, text=True, timeout=300, cwd=ROOT)
     assert no_runs.returncode == 2 and "no runs match" in no_runs.stderr
     assert "Traceback" not in no_runs.stderr
+    # The GAN-vs-baseline verdict against other splits' windows, from the saved songs: the
+    # GAN against itself ties everywhere; against a copy whose tones all start together
+    # (polyphony 1) it is closer on polyphony exactly when its own polyphony is nearer the
+    # real windows'; against the measured test windows the means are the protocol's.
+    chords = tmp_path / "work" / "tiny" / "chord_seed0"
+    (chords / "run").mkdir(parents=True)
+    all_chords = generated.copy()
+    all_chords[..., 3] = 0.0
+    np.save(chords / "quality_generated.npy", all_chords)
+    train_windows = sorted(glob.glob(str(tmp_path / "work" / "reference" / "*_train_k1_*.npz")))
+    assert train_windows  # the calibration's (and the temperature sweep's)
+    split_args = [sys.executable, str(ROOT / "benchmarks" / "bench_closer_by_split.py"),
+                  f"--work_dir={tmp_path / 'work'}", "--names=tiny",
+                  f"--references=train={train_windows[0]}"]
+    by_split = {}
+    for baseline in ("gan", "chord"):
+        done = subprocess.run(split_args + [f"--baseline_model={baseline}",
+                                            f"--output={tmp_path / baseline}.json"],
+                              capture_output=True, text=True, timeout=300, cwd=ROOT)
+        assert done.returncode == 0, done.stderr[-3000:]
+        assert "| tiny | 0 |" in done.stdout
+        by_split[baseline] = json.loads((tmp_path / f"{baseline}.json").read_text())["pairs"][
+            "tiny/0"]
+    itself = by_split["gan"]["against"]
+    assert list(itself) == ["test", "train"]
+    assert itself["test"]["closer"] == itself["train"]["closer"] == 0
+    assert itself["test"]["real"] == pytest.approx(
+        {s: run["statistics"]["real"][s]["mean"] for s in metrics.STATISTICS})
+    assert by_split["gan"]["generated"]["gan"] == pytest.approx(
+        {s: run["statistics"]["generated"][s]["mean"] for s in metrics.STATISTICS})
+    assert itself["train"]["real"] != itself["test"]["real"]
+    assert by_split["chord"]["generated"]["baseline"]["polyphony"] == 1.0
+    gan_polyphony = by_split["chord"]["generated"]["gan"]["polyphony"]
+    for against in by_split["chord"]["against"].values():
+        real_polyphony = against["real"]["polyphony"]
+        assert against["per_statistic"]["polyphony"] is (
+            abs(gan_polyphony - real_polyphony) < abs(1.0 - real_polyphony))
+        assert against["closer"] == sum(against["per_statistic"].values())
+    for bad, named in ((f"--references=test={train_windows[0]}", "--references=test="),
+                       ("--references=train=nothing.npz", "nothing.npz"),
+                       ("--names=nosuch", "nosuch")):
+        refused = subprocess.run(split_args + [bad], capture_output=True, text=True,
+                                 timeout=300, cwd=ROOT)
+        assert refused.returncode == 2 and named in refused.stderr, refused.stderr[-2000:]
+        assert "Traceback" not in refused.stderr
 
 
 def test_ablation_table_rows_from_the_quality_file(tmp_path):

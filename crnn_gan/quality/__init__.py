@@ -75,12 +75,14 @@ from crnn_gan.quality.protocol import (
     CLOSER_TARGET,
     PROTOCOL_VERSION,
     check_targets,
+    closer,
     closer_count,
     evaluate_set,
     over_seeds,
     protocol_songs,
     real_ceiling,
     real_summary,
+    song_statistics,
     statistic_gaps,
 )
 from crnn_gan.quality.steps import as_steps, canonical_steps, present_slots
@@ -99,6 +101,7 @@ __all__ = [
     "as_steps",
     "canonical_steps",
     "check_targets",
+    "closer",
     "closer_count",
     "classifier_features",
     "discriminative_score",
@@ -120,6 +123,7 @@ __all__ = [
     "protocol_songs",
     "real_ceiling",
     "real_summary",
+    "song_statistics",
     "statistic_gaps",
     "tone_validity",
 ]

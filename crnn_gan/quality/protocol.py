@@ -24,7 +24,9 @@ PROTOCOL_VERSION = 1
 CLOSER_TARGET = 5
 
 
-def _statistics(songs: Sequence[np.ndarray]) -> list[dict]:
+def song_statistics(songs: Sequence[np.ndarray]) -> list[dict]:
+    """``metrics.all_statistics`` of each song ``[T, k, 4]`` (`as_steps`; a step's tones
+    packed in one row), as every measure of the protocol computes them."""
     return [metrics.all_statistics(np.asarray(s).reshape(len(s), -1)) for s in songs]
 
 
@@ -99,8 +101,8 @@ def evaluate_set(generated: ArrayLike, real: ArrayLike, *, seed: int = 0,
     if ref.shape[1] != gen.shape[1]:
         raise ValueError(f"real windows have {ref.shape[1]} steps, generated songs "
                          f"{gen.shape[1]}")
-    gen_stats = _statistics(gen)
-    real_stats = list(real_stats) if real_stats is not None else _statistics(ref)
+    gen_stats = song_statistics(gen)
+    real_stats = list(real_stats) if real_stats is not None else song_statistics(ref)
     gen_summary = _summary(gen_stats)
     length = gen_summary["num_tones"]["mean"] or float(gen.shape[1])
     return {

@@ -1,0 +1,166 @@
+r"""Is the GAN-against-baseline verdict the test split's own shift? The same verdict against
+real windows of other splits.
+
+The protocol (`bench_quality.py`) counts on how many of the six statistics the GAN's mean
+is closer than its baseline's to the mean of 500 **test** windows (36 songs). The test
+split differs from the training split in some statistics (repetitions 13.8 against 19.1),
+so a GAN that matched its training music well could lose to a baseline that happens to sit
+near the test means. This script takes the protocol's saved raw songs
+(``WORK/NAME/{gan,baseline}_seedS/quality_generated.npy``: nothing is generated or trained
+again) and counts the same verdict (`crnn_gan.quality.protocol.closer`) against each set of
+real windows given: the test windows the runs were measured against, and, for example, the
+training split's (``bench_quality.py --reference_only --split=train --real_windows=2000``).
+If the counts stay, the miss is not the split.
+
+Usage::
+
+    python benchmarks/bench_closer_by_split.py --names=small,small_seeds678_preset \
+        --references=train=runs/quality/reference/crnn_gan_midi_default_train_k1_steps100_n2000_HASH.npz \
+        [--baseline_model=baseline] [--output=FILE.json]
+
+Printed: per name and seed, the count and which statistics (``x`` closer, ``.`` not, in
+`crnn_gan.metrics.STATISTICS` order) against every reference (``test``: the windows each
+run was measured against); the means of both sets; the counts' total per reference.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import pathlib
+import sys
+
+from absl import app, flags
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from benchmarks import protocol_runs  # noqa: E402
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("work_dir", "runs/quality", "bench_quality.py's --work_dir.")
+flags.DEFINE_list("names", ["small"], "Recipes (WORK/NAME), each with GAN and baseline runs.")
+flags.DEFINE_string("baseline_model", "baseline", "The runs compared with the GAN's.")
+flags.DEFINE_list("references", [], "More real windows, as LABEL=FILE.npz (bench_quality.py's "
+                  "--reference_only output); 'test' (the measured windows) always comes first.")
+flags.DEFINE_string("output", None, "Also write the results here (JSON).")
+
+
+@functools.lru_cache(maxsize=None)
+def _real_means(path: str, generated_length: float) -> dict:
+    """The protocol's real summary of a windows file (`real_summary`: repetitions normalised
+    to the generated length, as `evaluate_set` does)."""
+    import numpy as np
+
+    from crnn_gan import quality
+
+    with np.load(path) as data:
+        windows = data["windows"]
+    return quality.real_summary(quality.song_statistics(quality.as_steps(windows)),
+                                generated_length)
+
+
+def _means(songs) -> tuple[dict, float]:
+    """The six statistics' means of a run's songs ``[N, T, k, 4]`` and their mean number of
+    present tones (what `evaluate_set` normalises real repetitions to)."""
+    from crnn_gan import metrics, quality
+
+    stats = quality.song_statistics(quality.as_steps(songs))
+    return ({name: float(sum(s[name] for s in stats) / len(stats))
+             for name in metrics.STATISTICS},
+            float(sum(s["num_tones"] for s in stats) / len(stats)))
+
+
+def _references() -> dict[str, str]:
+    references = {}
+    for item in FLAGS.references:
+        label, sep, path = item.partition("=")
+        if not sep or not label or label == "test":
+            raise protocol_runs.MissingRun(
+                f"--references={item}: give LABEL=FILE.npz, LABEL not 'test'")
+        if not os.path.isfile(path):
+            raise protocol_runs.MissingRun(f"--references={item}: {path} does not exist")
+        references[label] = path
+    return references
+
+
+def compare() -> dict:
+    import numpy as np
+
+    from crnn_gan import metrics, quality
+
+    extra = _references()
+    pairs, results, totals = [], {}, {}
+    for name in FLAGS.names:
+        gans = dict(protocol_runs.runs(FLAGS.work_dir, name, "gan"))
+        baselines = dict(protocol_runs.runs(FLAGS.work_dir, name, FLAGS.baseline_model))
+        pairs += [(name, seed, gans[seed], baselines[seed]) for seed in sorted(gans)
+                  if seed in baselines]
+    if not pairs:
+        raise protocol_runs.MissingRun(f"no seed of {FLAGS.names} has both a GAN and a "
+                                       f"{FLAGS.baseline_model} run")
+    for name, seed, gan_run, baseline_run in pairs:
+        songs = {}
+        for model, run in (("gan", gan_run), ("baseline", baseline_run)):
+            path = protocol_runs.generated_path(run)
+            if not os.path.exists(path):
+                raise protocol_runs.MissingRun(f"{path} is missing: measure the run with "
+                                               "bench_quality.py first")
+            songs[model] = _means(np.load(path))
+        references = {"test": protocol_runs.measured_reference(FLAGS.work_dir, gan_run),
+                      **extra}
+        row = {"generated": {m: means for m, (means, _) in songs.items()}, "against": {}}
+        for label, path in references.items():
+            real = _real_means(path, songs["gan"][1])
+            gaps = {m: np.array([abs(songs[m][0][s] - real[s]["mean"])
+                                 for s in metrics.STATISTICS]) for m in songs}
+            wins = quality.closer(gaps["gan"], gaps["baseline"])
+            row["against"][label] = {
+                "reference": os.path.basename(path), "closer": int(wins.sum()),
+                "per_statistic": dict(zip(metrics.STATISTICS, wins.tolist())),
+                "real": {s: real[s]["mean"] for s in metrics.STATISTICS}}
+            totals.setdefault(label, []).append(int(wins.sum()))
+        results[f"{name}/{seed}"] = row
+    return {"names": FLAGS.names, "baseline_model": FLAGS.baseline_model,
+            "statistics": list(metrics.STATISTICS), "pairs": results,
+            "summary": {label: {"counts": counts,
+                                "at_least_target": sum(c >= quality.CLOSER_TARGET
+                                                       for c in counts)}
+                        for label, counts in totals.items()}}
+
+
+def _table(result: dict) -> str:
+    labels = list(result["summary"])
+    lines = ["| run | seed | " + " | ".join(f"closer vs {label}" for label in labels) + " |",
+             "| --- | --- | " + " | ".join("---" for _ in labels) + " |"]
+    for key, row in result["pairs"].items():
+        name, seed = key.rsplit("/", 1)
+        cells = [f"{row['against'][label]['closer']} "
+                 f"`{''.join('x' if w else '.' for w in row['against'][label]['per_statistic'].values())}`"
+                 for label in labels]
+        lines.append(f"| {name} | {seed} | " + " | ".join(cells) + " |")
+    lines.append("| **>= target** | | " + " | ".join(
+        f"{result['summary'][label]['at_least_target']} of "
+        f"{len(result['summary'][label]['counts'])}" for label in labels) + " |")
+    return "\n".join(lines)
+
+
+def main(argv):
+    del argv
+    try:
+        result = compare()
+    except protocol_runs.MissingRun as error:
+        print(f"bench_closer_by_split.py: {error}", file=sys.stderr)
+        return 2
+    print("statistics: " + ", ".join(result["statistics"]))
+    print(_table(result))
+    if FLAGS.output:
+        with open(FLAGS.output, "w") as f:
+            json.dump(result, f, indent=1)
+            f.write("\n")
+    return 0
+
+
+if __name__ == "__main__":
+    app.run(lambda argv: sys.exit(main(argv)))
