@@ -323,8 +323,8 @@ PRESETS = {
 #: the field itself. The `small` preset's C-RNN-GAN-3 draws a step's 12 features one after
 #: another: drawn independently, its polyphony missed real music's by more than 0.1 in 2 of
 #: 6 seeds and its songs collapsed onto one pitch-class histogram in 4 of 6; drawn in order
-#: it met both in every seed and sat closer to real music in every seed (README: "The head
-#: on C-RNN-GAN-3"). Its C-RNN-GAN keeps independent draws (with the head its GAN-vs-baseline
+#: it met both in every seed and sat closer to real music in every seed (docs/quality_analysis.md:
+#: "The head on C-RNN-GAN-3"). Its C-RNN-GAN keeps independent draws (with the head its GAN-vs-baseline
 #: target failed more often).
 GAN3_OVERRIDES = {"small": {"autoregressive_head": True}}
 
