@@ -15,8 +15,11 @@ If the counts stay, the miss is not the split.
 Usage::
 
     python benchmarks/bench_closer_by_split.py --names=small,small_seeds678_preset \
-        --references=train=runs/quality/reference/crnn_gan_midi_default_train_k1_steps100_n2000_HASH.npz \
+        --references=train=TRAIN.npz,validation=VALIDATION.npz \
         [--baseline_model=baseline] [--output=FILE.json]
+
+(TRAIN.npz: ``runs/quality/reference/crnn_gan_midi_default_train_k1_steps100_n2000_HASH.npz``,
+as ``bench_quality.py --reference_only`` prints it.)
 
 Printed: per name and seed, the count and which statistics (``x`` closer, ``.`` not, in
 `crnn_gan.metrics.STATISTICS` order) against every reference (``test``: the windows each
@@ -136,9 +139,11 @@ def _table(result: dict) -> str:
              "| --- | --- | " + " | ".join("---" for _ in labels) + " |"]
     for key, row in result["pairs"].items():
         name, seed = key.rsplit("/", 1)
-        cells = [f"{row['against'][label]['closer']} "
-                 f"`{''.join('x' if w else '.' for w in row['against'][label]['per_statistic'].values())}`"
-                 for label in labels]
+        cells = []
+        for label in labels:
+            against = row["against"][label]
+            marks = "".join("x" if won else "." for won in against["per_statistic"].values())
+            cells.append(f"{against['closer']} `{marks}`")
         lines.append(f"| {name} | {seed} | " + " | ".join(cells) + " |")
     lines.append("| **>= target** | | " + " | ".join(
         f"{result['summary'][label]['at_least_target']} of "
