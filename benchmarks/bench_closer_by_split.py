@@ -51,28 +51,14 @@ flags.DEFINE_string("output", None, "Also write the results here (JSON).")
 
 
 @functools.lru_cache(maxsize=None)
-def _real_means(path: str, generated_length: float) -> dict:
-    """The protocol's real summary of a windows file (`real_summary`: repetitions normalised
-    to the generated length, as `evaluate_set` does)."""
+def _real_statistics(path: str) -> list[dict]:
+    """`song_statistics` of the real windows of a file (read once per file)."""
     import numpy as np
 
     from crnn_gan import quality
 
     with np.load(path) as data:
-        windows = data["windows"]
-    return quality.real_summary(quality.song_statistics(quality.as_steps(windows)),
-                                generated_length)
-
-
-def _means(songs) -> tuple[dict, float]:
-    """The six statistics' means of a run's songs ``[N, T, k, 4]`` and their mean number of
-    present tones (what `evaluate_set` normalises real repetitions to)."""
-    from crnn_gan import metrics, quality
-
-    stats = quality.song_statistics(quality.as_steps(songs))
-    return ({name: float(sum(s[name] for s in stats) / len(stats))
-             for name in metrics.STATISTICS},
-            float(sum(s["num_tones"] for s in stats) / len(stats)))
+        return quality.song_statistics(quality.as_steps(data["windows"]))
 
 
 def _references() -> dict[str, str]:
@@ -104,21 +90,24 @@ def compare() -> dict:
         raise protocol_runs.MissingRun(f"no seed of {FLAGS.names} has both a GAN and a "
                                        f"{FLAGS.baseline_model} run")
     for name, seed, gan_run, baseline_run in pairs:
-        songs = {}
-        for model, run in (("gan", gan_run), ("baseline", baseline_run)):
-            path = protocol_runs.generated_path(run)
-            if not os.path.exists(path):
-                raise protocol_runs.MissingRun(f"{path} is missing: measure the run with "
-                                               "bench_quality.py first")
-            songs[model] = _means(np.load(path))
+        songs = {model: quality.as_steps(np.load(protocol_runs.measured_songs(run)))
+                 for model, run in (("gan", gan_run), ("baseline", baseline_run))}
+        generated = {model: quality.song_statistics(s) for model, s in songs.items()}
         references = {"test": protocol_runs.measured_reference(FLAGS.work_dir, gan_run),
                       **extra}
-        row = {"generated": {m: means for m, (means, _) in songs.items()}, "against": {}}
+        row = {"generated": None, "against": {}}
         for label, path in references.items():
-            real = _real_means(path, songs["gan"][1])
-            gaps = {m: np.array([abs(songs[m][0][s] - real[s]["mean"])
-                                 for s in metrics.STATISTICS]) for m in songs}
-            wins = quality.closer(gaps["gan"], gaps["baseline"])
+            # As evaluate_set measures each set (its real repetitions normalised to the
+            # set's own length), then the protocol's verdict on the two sets' gaps.
+            summaries = {model: quality.statistics_summary(
+                generated[model], _real_statistics(path), songs[model].shape[1])
+                for model in songs}
+            wins = quality.closer(*(quality.statistic_gaps({"statistics": summaries[model]})
+                                    for model in ("gan", "baseline")))
+            if row["generated"] is None:  # the same whatever the real windows
+                row["generated"] = {model: {s: summaries[model]["generated"][s]["mean"]
+                                            for s in metrics.STATISTICS} for model in songs}
+            real = summaries["gan"]["real"]
             row["against"][label] = {
                 "reference": os.path.basename(path), "closer": int(wins.sum()),
                 "per_statistic": dict(zip(metrics.STATISTICS, wins.tolist())),

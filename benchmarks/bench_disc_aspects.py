@@ -41,7 +41,6 @@ import concurrent.futures
 import glob
 import json
 import multiprocessing
-import os
 import pathlib
 import sys
 
@@ -156,11 +155,7 @@ def sets() -> tuple[dict[str, str], str, dict, int]:
     for name in FLAGS.names:
         for model in FLAGS.models:
             for seed, run_dir in protocol_runs.runs(FLAGS.work_dir, name, model):
-                songs = protocol_runs.generated_path(run_dir)
-                if not os.path.exists(songs):
-                    raise protocol_runs.MissingRun(
-                        f"{songs} is missing: measure the run with bench_quality.py first")
-                found[f"{name}/{model}/{seed}"] = songs
+                found[f"{name}/{model}/{seed}"] = protocol_runs.measured_songs(run_dir)
                 run_dirs.append(run_dir)
     reference = protocol_runs.common_reference(FLAGS.work_dir, run_dirs)
     classifiers = {json.dumps([key["disc"], key["disc_seed"]]) for key in

@@ -178,8 +178,9 @@ def table(results: dict) -> str:
                     continue
                 g = by_model["gan"][seed][i]["statistics"]
                 b = by_model["baseline"][seed][i]["statistics"]
-                counts.append(sum(abs(g[s] - real[s]) < abs(b[s] - real[s])
-                                  for s in metrics.STATISTICS))
+                counts.append(quality.closer_count(
+                    [abs(g[s] - real[s]) for s in metrics.STATISTICS],
+                    [abs(b[s] - real[s]) for s in metrics.STATISTICS]))
             lines.append(f"- T={temperature:g}: " + " / ".join(map(str, counts)))
     diffs = [row["max_abs_diff_vs_saved_model"] for rows in results["runs"].values()
              for row in rows if "max_abs_diff_vs_saved_model" in row]

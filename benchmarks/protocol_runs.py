@@ -29,6 +29,14 @@ def generated_path(run_dir: str) -> str:
     return os.path.join(os.path.dirname(run_dir), "quality_generated.npy")
 
 
+def measured_songs(run_dir: str) -> str:
+    """`generated_path` of a run that must have been measured (else `MissingRun`)."""
+    path = generated_path(run_dir)
+    if not os.path.exists(path):
+        raise MissingRun(f"{path} is missing: measure the run with bench_quality.py first")
+    return path
+
+
 def measure_key(run_dir: str) -> dict:
     """How the protocol measured this run (``quality_measure.json``'s key: the real
     windows' file name, the noise seed, the classifier ``disc`` and its ``disc_seed``)."""

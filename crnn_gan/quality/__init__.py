@@ -84,6 +84,7 @@ from crnn_gan.quality.protocol import (
     real_summary,
     song_statistics,
     statistic_gaps,
+    statistics_summary,
 )
 from crnn_gan.quality.steps import as_steps, canonical_steps, present_slots
 from crnn_gan.quality.validity import tone_validity
@@ -125,5 +126,6 @@ __all__ = [
     "real_summary",
     "song_statistics",
     "statistic_gaps",
+    "statistics_summary",
     "tone_validity",
 ]

@@ -55,6 +55,16 @@ def real_summary(real_stats: Sequence[Mapping], generated_length: float
     return summary
 
 
+def statistics_summary(generated_stats: Sequence[Mapping], real_stats: Sequence[Mapping],
+                       steps: int) -> dict[str, dict]:
+    """`evaluate_set`'s ``statistics``: the ``generated`` summary of `song_statistics` of
+    songs of `steps` steps, and the ``real`` one (`real_summary`, repetitions normalised to
+    the songs' mean number of present tones, or to `steps` when they have none)."""
+    generated = _summary(generated_stats)
+    length = generated["num_tones"]["mean"] or float(steps)
+    return {"generated": generated, "real": real_summary(real_stats, length)}
+
+
 def protocol_songs(signature, *, num_songs: int, steps: int, noise_seed: int) -> np.ndarray:
     """The protocol's songs of one generator: uniform [0, 1) noise ``[num_songs, steps,
     noise_dim]`` from ``numpy.random.default_rng(noise_seed)``, through the exported
@@ -101,15 +111,12 @@ def evaluate_set(generated: ArrayLike, real: ArrayLike, *, seed: int = 0,
     if ref.shape[1] != gen.shape[1]:
         raise ValueError(f"real windows have {ref.shape[1]} steps, generated songs "
                          f"{gen.shape[1]}")
-    gen_stats = song_statistics(gen)
     real_stats = list(real_stats) if real_stats is not None else song_statistics(ref)
-    gen_summary = _summary(gen_stats)
-    length = gen_summary["num_tones"]["mean"] or float(gen.shape[1])
     return {
         "songs": int(gen.shape[0]), "steps": int(gen.shape[1]),
         "tones_per_step": int(gen.shape[2]), "real_windows": int(ref.shape[0]),
         "validity": tone_validity(gen),
-        "statistics": {"generated": gen_summary, "real": real_summary(real_stats, length)},
+        "statistics": statistics_summary(song_statistics(gen), real_stats, gen.shape[1]),
         "diversity": diversity(gen, ref),
         "overlap": overlaps(gen, ref),
         "discriminative": (discriminative_score(ref, gen, seed=seed, spec=spec)
