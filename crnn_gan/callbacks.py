@@ -11,6 +11,7 @@ import numpy as np
 import tensorflow as tf
 
 from crnn_gan import gfile, metrics
+from crnn_gan.schedule import ADVERSARIAL
 from tfds_midi import codec
 from tfds_midi.pipeline import FeatureScaler
 
@@ -25,6 +26,22 @@ class ScheduleCallback(keras.callbacks.Callback):
 
     def on_epoch_begin(self, epoch, logs=None):
         self.model.apply_schedule(epoch)
+
+
+class GeneratorAverage(keras.callbacks.Callback):
+    """`Config.generator_ema_decay`: every adversarial epoch of the CRNNGAN starts with G's
+    own weights in G and ends with their moving average there
+    (`CRNNGAN.begin_adversarial_epoch`, `end_adversarial_epoch`). Goes before every
+    callback that reads G at an epoch's end (samples, statistics, the validation choice,
+    checkpoints, backups), so that they all read the average."""
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if self.model.schedule.phase(epoch) == ADVERSARIAL:
+            self.model.begin_adversarial_epoch()
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.model.schedule.phase(epoch) == ADVERSARIAL:
+            self.model.end_adversarial_epoch()
 
 
 class NonFiniteLossGuard(keras.callbacks.Callback):

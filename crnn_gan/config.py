@@ -93,6 +93,12 @@ class Config:
             form; `crnn_gan.discriminator.SpectralNormBound`; False = the paper).
         gradient_penalty: gamma of the R1 gradient penalty on D's real windows
             (Mescheder et al. 2018; `crnn_gan.gan.CRNNGAN`; 0 = off, the paper).
+        generator_ema_decay: decay of an exponential moving average of G's weights over
+            its adversarial steps (Yazici et al. 2019, "The unusual effectiveness of
+            averaging in GAN training"; `crnn_gan.gan.CRNNGAN`): G trains on its own
+            weights, and every adversarial epoch ends with the average in G, so the
+            epoch's samples, statistics, validation choice, checkpoints and the final
+            generator are the average's. 0 = off (the paper); the baseline ignores it.
         supervised_weight: weight of G's teacher-forced next-step loss added to its
             adversarial loss (TimeGAN's supervised term; 0 = the paper).
         adversarial_learning_rate_scale: G's learning rate in the adversarial phase,
@@ -164,6 +170,7 @@ class Config:
     minibatch_kernels: int = 0
     discriminator_spectral_norm: bool = False
     gradient_penalty: float = 0.0
+    generator_ema_decay: float = 0.0
     supervised_weight: float = 0.0
     adversarial_learning_rate_scale: float = 1.0
     checkpoint_choice: str = "last"
@@ -214,6 +221,9 @@ class Config:
             if not 0 <= getattr(self, name) < float("inf"):  # also rejects NaN
                 raise ValueError(f"Config.{name} must be a finite number >= 0, "
                                  f"got {getattr(self, name)!r}")
+        if not 0 <= self.generator_ema_decay < 1:  # also rejects NaN
+            raise ValueError("Config.generator_ema_decay must be in [0, 1), "
+                             f"got {self.generator_ema_decay!r}")
         if not isinstance(self.transpose_semitones, int) or not 0 <= self.transpose_semitones <= 12:
             raise ValueError("Config.transpose_semitones must be an integer in 0..12, "
                              f"got {self.transpose_semitones!r}")

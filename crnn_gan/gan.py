@@ -51,6 +51,9 @@ Adversarial step (one batch of real windows ``[batch, T, F]``, normalised units)
   weights a little.
 - L2 on all weights (the layers' regularisers) and global-norm clipping of each player's
   gradient summed over replicas (`reduce_and_clip`).
+- With `generator_ema_decay` > 0, every step of G also moves an exponential moving average
+  of G's weights, and each adversarial epoch ends with that average in G
+  (`begin_adversarial_epoch`, `end_adversarial_epoch`).
 """
 
 from __future__ import annotations
@@ -88,6 +91,9 @@ GRADIENT_ESTIMATORS = ("straight_through", "score_function", "score_function_per
 SCORE_FUNCTION_ESTIMATORS = ("score_function", "score_function_per_step")
 #: Smallest std (nats of log D) the score function's advantages are divided by.
 REWARD_STD_FLOOR = 1e-3
+#: `CRNNGAN.generator_average_state`: no average yet; G holds its own (training) weights and
+#: the average is beside them; G holds the average and its own weights are beside it.
+AVERAGE_UNSET, AVERAGE_BESIDE, AVERAGE_IN_GENERATOR = 0, 1, 2
 
 
 def score_function_loss(log_probability, p_fake, extra_advantage=0.0):
@@ -223,6 +229,15 @@ class CRNNGAN(keras.Model):
             logits, `Discriminator.logits_from_features`; 0 = off, the paper). Not in the
             logged d_loss, which stays the cross-entropy the freezing rule compares. Needs
             D's Keras layers (``implementation="keras"``: autodiff of autodiff).
+        generator_ema_decay: decay of the exponential moving average of G's weights that
+            each step of G moves, ``average = decay * average + (1 - decay) * weights``,
+            started from G's weights at the first adversarial epoch (Yazici et al. 2019;
+            0 = off, the paper). `end_adversarial_epoch` puts the average into G and
+            `begin_adversarial_epoch` takes G's own weights back, so that whatever reads
+            G between epochs (samples, statistics, checkpoints, the final generator) reads
+            the average while G trains on its own weights; `crnn_gan.callbacks.
+            GeneratorAverage` calls the two. Both are weights of this model, so a backup
+            restores them with the state that says which one G holds.
         schedule: each epoch's phase and window length (`apply_schedule`); None: the
             caller sets `pretraining` and `window_length` itself (tests, benchmarks).
 
@@ -239,7 +254,8 @@ class CRNNGAN(keras.Model):
                  gradient_estimator: str = "straight_through",
                  statistics_reward_weight: float = 0.0, statistics_reward_steps: int = 0,
                  instance_noise_std: float = 0.0, gradient_penalty: float = 0.0,
-                 schedule: Schedule | None = None, **kwargs):
+                 generator_ema_decay: float = 0.0, schedule: Schedule | None = None,
+                 **kwargs):
         super().__init__(**kwargs)
         if gradient_estimator not in GRADIENT_ESTIMATORS:
             raise ValueError(f"gradient_estimator must be one of {GRADIENT_ESTIMATORS}, "
@@ -257,6 +273,9 @@ class CRNNGAN(keras.Model):
                             ("gradient_penalty", gradient_penalty)):
             if not value >= 0.0:  # also rejects NaN
                 raise ValueError(f"{name} must be >= 0, got {value!r}")
+        if not 0.0 <= generator_ema_decay < 1.0:  # also rejects NaN
+            raise ValueError("generator_ema_decay must be in [0, 1), "
+                             f"got {generator_ema_decay!r}")
         if gradient_penalty and resolve_implementation(discriminator.implementation) == "block":
             raise ValueError("gradient_penalty needs D's second derivatives, which the fused "
                              "LSTM kernel's hand-written backward does not have: build D with "
@@ -264,6 +283,7 @@ class CRNNGAN(keras.Model):
         self.gradient_estimator = gradient_estimator
         self.instance_noise_std = instance_noise_std
         self.gradient_penalty = gradient_penalty
+        self.generator_ema_decay = generator_ema_decay
         self.statistics_reward_weight = statistics_reward_weight
         self.statistics_reward_steps = statistics_reward_steps
         self.feature_scaler = None  # set_feature_scaler: raw units for the statistics reward
@@ -311,6 +331,18 @@ class CRNNGAN(keras.Model):
             self.statistics_updates = self.add_weight(
                 shape=(), initializer="zeros", trainable=False, name="statistics_updates",
                 aggregation="only_first_replica")
+        if self.generator_ema_decay:
+            # The average of each of G's trainable weights, and which of the two G holds
+            # (AVERAGE_*). Every replica holds the same weights, so the first replica's
+            # update is kept.
+            self.generator_average = [
+                self.add_weight(shape=weight.shape, initializer="zeros", trainable=False,
+                                name=f"generator_average_{index}",
+                                aggregation="only_first_replica")
+                for index, weight in enumerate(self.generator.trainable_variables)]
+            self.generator_average_state = self.add_weight(
+                shape=(), initializer="zeros", trainable=False,
+                name="generator_average_state", aggregation="only_first_replica")
         self.built = True
 
     def compile(self, d_optimizer, g_optimizer, **kwargs):
@@ -531,6 +563,10 @@ class CRNNGAN(keras.Model):
         self.d_optimizer.apply([g * (1.0 - d_frozen) for g in d_grads], d_variables)
         if generator_trains:
             self.g_optimizer.apply([g * (1.0 - g_frozen) for g in g_grads], g_variables)
+            if self.generator_ema_decay:
+                decay = self.generator_ema_decay
+                for average, weight in zip(self.generator_average, g_variables):
+                    average.assign(decay * average + (1.0 - decay) * weight)
         self.previous_d_loss.assign(global_mean(d_loss))
         self.previous_g_adv_loss.assign(global_mean(g_adv_loss))
         values = {
@@ -543,6 +579,33 @@ class CRNNGAN(keras.Model):
         for name, value in values.items():
             self.trackers[name].update_state(value)
         return self._results()
+
+    def begin_adversarial_epoch(self) -> None:
+        """With `generator_ema_decay`: G trains on its own weights this epoch. The first
+        adversarial epoch starts the average from them; a later one takes them back from
+        beside the average, where `end_adversarial_epoch` put them."""
+        state = int(keras.ops.convert_to_numpy(self.generator_average_state))
+        if state == AVERAGE_UNSET:
+            for average, weight in zip(self.generator_average,
+                                       self.generator.trainable_variables):
+                average.assign(weight)
+        elif state == AVERAGE_IN_GENERATOR:
+            self._swap_generator_average()
+        self.generator_average_state.assign(AVERAGE_BESIDE)
+
+    def end_adversarial_epoch(self) -> None:
+        """With `generator_ema_decay`: puts the average into G (G's own weights go beside
+        it) for whatever reads G until the next epoch starts."""
+        state = int(keras.ops.convert_to_numpy(self.generator_average_state))
+        if state == AVERAGE_BESIDE:
+            self._swap_generator_average()
+            self.generator_average_state.assign(AVERAGE_IN_GENERATOR)
+
+    def _swap_generator_average(self) -> None:
+        for average, weight in zip(self.generator_average, self.generator.trainable_variables):
+            own = keras.ops.convert_to_numpy(weight)
+            weight.assign(keras.ops.convert_to_numpy(average))
+            average.assign(own)
 
     def _r1_penalty(self, real_seen):
         """(D's features R of `real_seen`, the R1 penalty): the batch mean of
@@ -609,6 +672,7 @@ class CRNNGAN(keras.Model):
             "statistics_reward_steps": self.statistics_reward_steps,
             "instance_noise_std": self.instance_noise_std,
             "gradient_penalty": self.gradient_penalty,
+            "generator_ema_decay": self.generator_ema_decay,
             "schedule": schedule_to_config(self.schedule),
         }
 

@@ -140,6 +140,7 @@ def build_model(config: Config, model: str, seed: int = 0,
                         statistics_reward_steps=config.statistics_reward_steps,
                         instance_noise_std=config.instance_noise_std,
                         gradient_penalty=config.gradient_penalty,
+                        generator_ema_decay=config.generator_ema_decay,
                         schedule=schedule, name="crnn_gan")
         built.compile(
             d_optimizer=optimizer(config.learning_rate * config.d_learning_rate_scale),
@@ -322,8 +323,10 @@ def train(config: Config, spec: RunSpec, songs=None,
     callbacks = [
         run_callbacks.ScheduleCallback(),
         run_callbacks.NonFiniteLossGuard(),
-        journal,
     ]
+    if spec.model == "gan" and config.generator_ema_decay:
+        callbacks.append(run_callbacks.GeneratorAverage())  # before all that reads G
+    callbacks.append(journal)
     chosen = None
     if is_chief:
         if validation_stats is not None:
