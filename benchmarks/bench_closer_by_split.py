@@ -29,7 +29,6 @@ run was measured against); the means of both sets; the counts' total per referen
 from __future__ import annotations
 
 import functools
-import json
 import os
 import pathlib
 import sys
@@ -150,9 +149,7 @@ def main(argv):
     print("statistics: " + ", ".join(result["statistics"]))
     print(_table(result))
     if FLAGS.output:
-        with open(FLAGS.output, "w") as f:
-            json.dump(result, f, indent=1)
-            f.write("\n")
+        protocol_runs.write_json(FLAGS.output, result)
     return 0
 
 

@@ -229,9 +229,7 @@ def main(argv):
     results["table"] = table(results)
     print(results["table"])
     if FLAGS.output:
-        with open(FLAGS.output, "w") as f:
-            json.dump(results, f, indent=1)
-            f.write("\n")
+        protocol_runs.write_json(FLAGS.output, results)
     return 0
 
 

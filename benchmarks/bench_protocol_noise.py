@@ -27,7 +27,6 @@ drawn from the same noise seed, as in the protocol); and how often each verdict 
 from __future__ import annotations
 
 import itertools
-import json
 import os
 import pathlib
 import sys
@@ -40,6 +39,7 @@ sys.path.insert(0, str(ROOT))
 
 from crnn_gan import metrics, quality  # noqa: E402
 from crnn_gan.quality import protocol  # noqa: E402
+from benchmarks import protocol_runs  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("gan", None, "The GAN's export folder (holds saved_model/).")
@@ -207,9 +207,7 @@ def main(argv):
     text = report(result)
     print(text)
     if FLAGS.output:
-        with open(FLAGS.output, "w") as f:
-            json.dump(result, f, indent=1)
-            f.write("\n")
+        protocol_runs.write_json(FLAGS.output, result)
     return 0
 
 

@@ -31,7 +31,6 @@ Usage::
 
 from __future__ import annotations
 
-import json
 import os
 import pathlib
 import sys
@@ -197,15 +196,13 @@ def main(argv):
     except protocol_runs.MissingRun as error:
         print(f"bench_temperature.py: {error}", file=sys.stderr)
         return 2
-    if FLAGS.output:
-        with open(FLAGS.output, "w") as f:
-            json.dump(results, f, indent=1)
+    if FLAGS.output:  # the sweep's numbers first, in case the table fails
+        protocol_runs.write_json(FLAGS.output, results)
     text = table(results)
     print(text)
     if FLAGS.output:
         results["table"] = text
-        with open(FLAGS.output, "w") as f:
-            json.dump(results, f, indent=1)
+        protocol_runs.write_json(FLAGS.output, results)
     return 0
 
 

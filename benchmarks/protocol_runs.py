@@ -1,7 +1,8 @@
 """The quality protocol's runs on disk, for the benchmarks that measure them again
-(`bench_temperature.py`, `bench_disc_aspects.py`): ``WORK/NAME/{model}_seedS/`` as
-`bench_quality.py` writes them (``run/``, ``quality_measure.json``,
-``quality_generated.npy``) and the real windows in ``WORK/reference/``."""
+(`bench_temperature.py`, `bench_disc_aspects.py`, `bench_closer_by_split.py`):
+``WORK/NAME/{model}_seedS/`` as `bench_quality.py` writes them (``run/``,
+``quality_measure.json``, ``quality_generated.npy``) and the real windows in
+``WORK/reference/``; and how those benchmarks write their results (`write_json`)."""
 
 from __future__ import annotations
 
@@ -63,3 +64,10 @@ def common_reference(work_dir: str, run_dirs: list[str]) -> str:
     if len(references) != 1:
         raise MissingRun(f"the runs were measured against different windows: {references}")
     return references.pop()
+
+
+def write_json(path: str, value) -> None:
+    """Writes a benchmark's result as `docs/*.json` holds them: indent 1, a final newline."""
+    with open(path, "w") as f:
+        json.dump(value, f, indent=1)
+        f.write("\n")
