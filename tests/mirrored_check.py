@@ -33,6 +33,9 @@ SCORE_FUNCTION_PER_STEP = SCORE_FUNCTION.replace(gradient_estimator="score_funct
 STATISTICS_REWARD = SCORE_FUNCTION.replace(statistics_reward_weight=1.0)
 # ... over 10-step runs of which D judges 6, against fixed real moments.
 STATISTICS_REWARD_STEPS = STATISTICS_REWARD.replace(statistics_reward_steps=10)
+# The moving average of G's weights: the step's update of it, and the epochs' edges' swaps
+# (run in cross-replica context, as the callback runs them).
+GENERATOR_AVERAGE = CONFIG.replace(generator_ema_decay=0.5)
 real = tf.constant(np.random.default_rng(0).normal(size=(8, 6, 4)), tf.float32)
 
 
@@ -83,12 +86,14 @@ for case, previous in {"both": (2.0, 1.0), "d_frozen": (0.2, 1.0), "g_frozen": (
                        "score_function_per_step": (2.0, 1.0),
                        "statistics_reward": (2.0, 1.0),
                        "statistics_reward_steps": (2.0, 1.0),
-                       "discriminator_pretraining": (2.0, 1.0)}.items():
+                       "discriminator_pretraining": (2.0, 1.0),
+                       "generator_average": (2.0, 1.0)}.items():
     config = {"score_function": SCORE_FUNCTION,
               "score_function_per_step": SCORE_FUNCTION_PER_STEP,
               "statistics_reward": STATISTICS_REWARD,
               "statistics_reward_steps": STATISTICS_REWARD_STEPS,
-              "discriminator_pretraining": STATISTICS_REWARD}.get(case, CONFIG)
+              "discriminator_pretraining": STATISTICS_REWARD,
+              "generator_average": GENERATOR_AVERAGE}.get(case, CONFIG)
     base = make(default, config=config)
     initial = base.get_weights()
     single = make(default, initial, config)
@@ -96,8 +101,14 @@ for case, previous in {"both": (2.0, 1.0), "d_frozen": (0.2, 1.0), "g_frozen": (
     # D's pretraining: the adversarial step with D's update alone.
     phase = {"pretraining": case == "pretrain",
              "generator_trains": case != "discriminator_pretraining"}
+    if config.generator_ema_decay:
+        single.begin_adversarial_epoch()
+        multi.begin_adversarial_epoch()
     logs_single = step(default, single, previous, **phase)
     logs_multi = step(mirrored, multi, previous, **phase)
+    if config.generator_ema_decay:  # G now holds the average of its two weights
+        single.end_adversarial_epoch()
+        multi.end_adversarial_epoch()
     report[case] = {
         "max_weight_diff": max(float(np.abs(a - b).max())
                                for a, b in zip(single.get_weights(), multi.get_weights())),

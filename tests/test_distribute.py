@@ -32,7 +32,8 @@ SCORE_FUNCTION_CASES = ("score_function", "score_function_per_step", "statistics
 
 
 @pytest.mark.parametrize("case", ["both", "d_frozen", "g_frozen", "pretrain",
-                                  *SCORE_FUNCTION_CASES, "discriminator_pretraining"])
+                                  *SCORE_FUNCTION_CASES, "discriminator_pretraining",
+                                  "generator_average"])
 def test_mirrored_step_equals_default_strategy(mirrored_report, case):
     assert mirrored_report["replicas"] == 2
     report = mirrored_report[case]
@@ -46,8 +47,9 @@ def test_mirrored_step_equals_default_strategy(mirrored_report, case):
     assert report["previous_losses_multi"] == pytest.approx(report["previous_losses_single"],
                                                             abs=1e-5)
     expected_d = case in ("both", "g_frozen", *SCORE_FUNCTION_CASES,
-                          "discriminator_pretraining")
-    expected_g = case in ("both", "d_frozen", "pretrain", *SCORE_FUNCTION_CASES)
+                          "discriminator_pretraining", "generator_average")
+    expected_g = case in ("both", "d_frozen", "pretrain", *SCORE_FUNCTION_CASES,
+                          "generator_average")
     assert report["d_weights_changed"] == expected_d  # a frozen side stays exactly still
     assert report["g_weights_changed"] == expected_g
     # The step moves each updated player by far more than the bound, so a step that went
