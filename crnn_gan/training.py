@@ -41,6 +41,12 @@ from crnn_gan.schedule import Schedule
 from tfds_midi import codec, pipeline
 
 MODEL_KINDS = ("gan", "baseline")
+#: Iterators that Keras' `fit` opens over a dataset of known length per epoch (Keras 3.15,
+#: `keras.src.trainers.epoch_iterator.EpochIterator`): the one the epoch reads, and one
+#: opened at its end that the next epoch drops for a new one. A resumed run opens as many
+#: for the epochs it trained before (`pipeline.skip_iterations`); tests/test_run_dir.py
+#: checks that a resumed run then ends with an uninterrupted run's weights.
+KERAS_ITERATORS_PER_EPOCH = 2
 #: Real training windows whose statistics are the statistics reward's real side with
 #: `Config.statistics_reward_steps` (its moments' sampling error: ~3 % of a std).
 STATISTICS_REWARD_WINDOWS = 1000
@@ -316,6 +322,10 @@ def train(config: Config, spec: RunSpec, songs=None,
     dataset = pipeline.window_dataset(songs, scaler, config.seq_len, config.batch_size,
                                       windows_per_song=config.windows_per_song, seed=spec.seed,
                                       transpose_semitones=config.transpose_semitones)
+    # Resuming (or training a finished run on): the epochs trained already opened iterators
+    # over this stream, each with its own shuffle and random numbers; opening as many here
+    # gives the next epochs an uninterrupted run's windows.
+    pipeline.skip_iterations(dataset, KERAS_ITERATORS_PER_EPOCH * state.epochs_done)
     # The journal restores the backup and commits each epoch once all its outputs are
     # written (its commit callback goes last).
     journal = run_dir.RunJournal(model_dir, backup_dir, is_chief=is_chief,

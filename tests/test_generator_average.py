@@ -100,8 +100,7 @@ def test_a_run_ends_with_the_average_and_trains_on_from_its_backup_with_gs_own_w
         tmp_path, monkeypatch):
     """1 pretraining epoch and 1 adversarial one (3 steps each), then trained on to 3 from
     the backup, as after a kill: the third epoch starts from G's own weights, not from the
-    average that the second epoch ended with (a resumed run's data order restarts, so its
-    weights are not compared with a straight run's)."""
+    average that the second epoch ended with, and the run ends as a straight one."""
     rng = np.random.default_rng(0)
     songs = [midi_fixtures.random_song(rng, 40) for _ in range(12)]
     config = TINY.replace(epochs=3, generator_ema_decay=DECAY, checkpoint_choice="last")
@@ -111,6 +110,7 @@ def test_a_run_ends_with_the_average_and_trains_on_from_its_backup_with_gs_own_w
         training.train(run_config.replace(epochs=epochs), spec, songs=songs)
         return _generator_weights(config, tmp_path / folder / "generator.weights.h5")
 
+    straight = run("straight", 3)
     after_two = run("run", 2)
     ended = _checkpoint(config, tmp_path / "run" / "checkpoints" / "latest.weights.h5")
     assert int(ended.generator_average_state.numpy()) == gan_lib.AVERAGE_IN_GENERATOR
@@ -137,6 +137,8 @@ def test_a_run_ends_with_the_average_and_trains_on_from_its_backup_with_gs_own_w
     ended = _checkpoint(config, tmp_path / "run" / "checkpoints" / "latest.weights.h5")
     assert int(ended.generator_average_state.numpy()) == gan_lib.AVERAGE_IN_GENERATOR
     for a, b in zip(after_three, _values(ended.generator.trainable_variables)):
+        np.testing.assert_array_equal(a, b)
+    for a, b in zip(after_three, straight):
         np.testing.assert_array_equal(a, b)
 
     # Without the average, the same run ends elsewhere.

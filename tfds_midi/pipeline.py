@@ -260,3 +260,15 @@ def window_dataset(
     options = tf.data.Options()
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
     return dataset.with_options(options)
+
+
+def skip_iterations(dataset: tf.data.Dataset, iterations: int) -> None:
+    """Opens `iterations` iterators over a `window_dataset` and reads none of them.
+
+    Each iterator opened over the dataset draws its shuffle and random numbers anew (the
+    seeded shuffle and random stream advance by one per iterator opened, in the dataset
+    object), so a resumed run that opens as many as the epochs it already trained opened
+    then reads what an uninterrupted run reads in the epochs that follow.
+    """
+    for _ in range(iterations):
+        iter(dataset)
