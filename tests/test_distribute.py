@@ -1,4 +1,5 @@
-"""Distribution: MirroredStrategy equals the default strategy; URL schemes fail early."""
+"""Distribution: MirroredStrategy equals the default strategy and resumes exactly; URL schemes
+fail early."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import pathlib
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from crnn_gan import distribute
@@ -65,6 +67,27 @@ def test_mirrored_step_equals_default_strategy(mirrored_report, case):
 def test_each_replica_draws_its_own_noise(mirrored_report):
     assert mirrored_report["noise_replicas_differ"]
     assert mirrored_report["noise_is_global_batch_slices"]
+
+
+def test_a_mirrored_run_trained_on_from_its_backup_ends_as_a_straight_one(tmp_path):
+    """`--strategy=mirrored` over 2 logical CPUs, one process per command: 4 epochs
+    straight against 2, then trained on to 4 (the README's resume paragraph)."""
+    def run(folder, epochs):
+        output = tmp_path / f"{folder}_{epochs}.npz"
+        result = subprocess.run([sys.executable, str(ROOT / "tests" / "mirrored_run.py"),
+                                 str(ROOT), str(tmp_path / folder), str(epochs), str(output)],
+                                capture_output=True, text=True, timeout=600)
+        assert result.returncode == 0, result.stderr[-3000:]
+        with np.load(output) as weights:
+            return [weights[name] for name in sorted(weights.files, key=lambda n: int(
+                n.split("_")[1]))]
+
+    straight = run("straight", 4)
+    after_two = run("resumed", 2)
+    resumed = run("resumed", 4)
+    for a, b in zip(straight, resumed):
+        np.testing.assert_array_equal(a, b)
+    assert any(not np.array_equal(a, b) for a, b in zip(after_two, resumed))
 
 
 def test_unregistered_url_scheme_fails_early_naming_scheme_and_fix():
