@@ -69,6 +69,7 @@ def test_each_replica_draws_its_own_noise(mirrored_report):
     assert mirrored_report["noise_is_global_batch_slices"]
 
 
+@pytest.mark.slow
 def test_a_mirrored_run_trained_on_from_its_backup_ends_as_a_straight_one(tmp_path):
     """`--strategy=mirrored` over 2 logical CPUs, one process per command: 4 epochs
     straight against 2, then trained on to 4 (the README's resume paragraph)."""

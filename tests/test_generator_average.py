@@ -96,6 +96,7 @@ def _checkpoint(config, path):
     return gan
 
 
+@pytest.mark.slow
 def test_a_run_ends_with_the_average_and_trains_on_from_its_backup_with_gs_own_weights(
         tmp_path, monkeypatch):
     """1 pretraining epoch and 1 adversarial one (3 steps each), then trained on to 3 from
@@ -105,9 +106,9 @@ def test_a_run_ends_with_the_average_and_trains_on_from_its_backup_with_gs_own_w
     songs = [midi_fixtures.random_song(rng, 40) for _ in range(12)]
     config = TINY.replace(epochs=3, generator_ema_decay=DECAY, checkpoint_choice="last")
 
-    def run(folder, epochs, run_config=config):
+    def run(folder, epochs):
         spec = training.RunSpec(model_dir=str(tmp_path / folder), samples_per_epoch=0, seed=1)
-        training.train(run_config.replace(epochs=epochs), spec, songs=songs)
+        training.train(config.replace(epochs=epochs), spec, songs=songs)
         return _generator_weights(config, tmp_path / folder / "generator.weights.h5")
 
     straight = run("straight", 3)
@@ -140,7 +141,3 @@ def test_a_run_ends_with_the_average_and_trains_on_from_its_backup_with_gs_own_w
         np.testing.assert_array_equal(a, b)
     for a, b in zip(after_three, straight):
         np.testing.assert_array_equal(a, b)
-
-    # Without the average, the same run ends elsewhere.
-    plain = run("plain", 3, config.replace(generator_ema_decay=0.0))
-    assert any(not np.array_equal(a, b) for a, b in zip(after_three, plain))
