@@ -61,8 +61,18 @@ def configure_cpu_threads(intra_op: int = -1, inter_op: int = 0) -> tuple[int, i
     return intra_op, inter_op
 
 
+#: The strategies made in this process, by (name, tpu): see `make_strategy`.
+_MADE: dict[tuple[str, str | None], tf.distribute.Strategy] = {}
+
+
 def make_strategy(name: str, tpu: str | None = None) -> tf.distribute.Strategy:
-    """The `tf.distribute` strategy of a `--strategy` flag.
+    """The `tf.distribute` strategy of a `--strategy` flag, made once per process.
+
+    A second MirroredStrategy in one process starts its collective instance keys again and
+    its first all-reduce fails ("Shape mismatch in the collective instance"), so a
+    process that trains twice (a notebook, a script calling `training.train` in a loop)
+    gets the strategy made for the first run again; likewise the multi-worker strategy and
+    the TPU system, which are set up once per process.
 
     Args:
         name: "default" (one device), "mirrored" (all local GPUs), "multi_worker"
@@ -71,6 +81,12 @@ def make_strategy(name: str, tpu: str | None = None) -> tf.distribute.Strategy:
     """
     if name == "default":
         return tf.distribute.get_strategy()
+    if (name, tpu) not in _MADE:
+        _MADE[name, tpu] = _new_strategy(name, tpu)
+    return _MADE[name, tpu]
+
+
+def _new_strategy(name: str, tpu: str | None) -> tf.distribute.Strategy:
     if name == "mirrored":
         return tf.distribute.MirroredStrategy()
     if name == "multi_worker":

@@ -11,6 +11,7 @@ import sys
 
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from crnn_gan import distribute
 
@@ -71,24 +72,29 @@ def test_each_replica_draws_its_own_noise(mirrored_report):
 
 @pytest.mark.slow
 def test_a_mirrored_run_trained_on_from_its_backup_ends_as_a_straight_one(tmp_path):
-    """`--strategy=mirrored` over 2 logical CPUs, one process per command: 4 epochs
-    straight against 2, then trained on to 4 (the README's resume paragraph)."""
-    def run(folder, epochs):
-        output = tmp_path / f"{folder}_{epochs}.npz"
-        result = subprocess.run([sys.executable, str(ROOT / "tests" / "mirrored_run.py"),
-                                 str(ROOT), str(tmp_path / folder), str(epochs), str(output)],
-                                capture_output=True, text=True, timeout=600)
-        assert result.returncode == 0, result.stderr[-3000:]
-        with np.load(output) as weights:
-            return [weights[name] for name in sorted(weights.files, key=lambda n: int(
-                n.split("_")[1]))]
+    """`--strategy=mirrored` over 2 logical CPUs: 3 epochs straight against 2, then trained
+    on to 3 (the README's resume paragraph); the three runs share one process, hence one
+    strategy (`distribute.make_strategy`)."""
+    result = subprocess.run([sys.executable, str(ROOT / "tests" / "mirrored_run.py"),
+                             str(ROOT), str(tmp_path), str(tmp_path / "weights")],
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
 
-    straight = run("straight", 4)
-    after_two = run("resumed", 2)
-    resumed = run("resumed", 4)
+    def weights(name):
+        with np.load(tmp_path / f"weights_{name}.npz") as saved:
+            return [saved[f"arr_{i}"] for i in range(len(saved.files))]
+
+    straight, after_two, resumed = (weights(n) for n in ("straight", "after_two", "resumed"))
     for a, b in zip(straight, resumed):
         np.testing.assert_array_equal(a, b)
     assert any(not np.array_equal(a, b) for a, b in zip(after_two, resumed))
+
+
+def test_a_strategy_is_made_once_per_process():
+    assert distribute.make_strategy("mirrored") is distribute.make_strategy("mirrored")
+    assert distribute.make_strategy("default") is tf.distribute.get_strategy()
+    with pytest.raises(ValueError, match="strategy must be one of"):
+        distribute.make_strategy("nccl")
 
 
 def test_unregistered_url_scheme_fails_early_naming_scheme_and_fix():

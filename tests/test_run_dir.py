@@ -101,29 +101,27 @@ def test_finished_run_says_so_trains_on_with_more_epochs_and_refuses_other_confi
     assert _progress(tmp_path) == {"epochs_done": 1, "finished": True}
 
 
-@pytest.mark.parametrize("model", ["gan", "baseline"])
-def test_a_run_trained_on_from_its_backup_ends_with_an_uninterrupted_runs_weights(
-        tmp_path, model):
-    """2 epochs, then trained on to 4 from the backup (a fresh model and window stream, as
-    after a kill): every weight of the model (G, D and its own state) equals
-    a straight 4-epoch run's to the last bit (training.KERAS_ITERATORS_PER_EPOCH)."""
+def test_a_run_trained_on_from_its_backup_ends_with_an_uninterrupted_runs_weights(tmp_path):
+    """A GAN run of 2 epochs, then trained on to 3 from the backup (a fresh model and window
+    stream, as after a kill): every weight of the model (G, D and its own state) equals a
+    straight 3-epoch run's to the last bit (training.KERAS_ITERATORS_PER_EPOCH). The
+    baseline reads the same window stream."""
     songs = _songs()
-    config = TINY.replace(epochs=4)  # 1 pretraining epoch, 3 adversarial ones for the GAN
+    config = TINY.replace(epochs=3)  # 1 pretraining epoch, 2 adversarial ones
 
     def run(folder, epochs):
-        training.train(config.replace(epochs=epochs), _spec(tmp_path / folder, model=model),
-                       songs=songs)
-        built = training.build_model(config, model)
+        training.train(config.replace(epochs=epochs), _spec(tmp_path / folder), songs=songs)
+        built = training.build_model(config, "gan")
         built.load_weights(str(tmp_path / folder / "checkpoints" / "latest.weights.h5"))
         return [np.asarray(w) for w in built.weights]
 
-    straight = run("straight", 4)
+    straight = run("straight", 3)
     after_two = run("resumed", 2)
-    resumed = run("resumed", 4)
+    resumed = run("resumed", 3)
     assert len(straight) == len(resumed)
     for a, b in zip(straight, resumed):
         np.testing.assert_array_equal(a, b)
-    # The two epochs after the backup moved the weights.
+    # The epoch after the backup moved the weights.
     assert any(not np.array_equal(a, b) for a, b in zip(after_two, resumed))
 
 
