@@ -18,6 +18,8 @@ from crnn_gan import distribute
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
+# The MirroredStrategy check runs in a subprocess of about two minutes (11 cases, each
+# traced twice): `slow`, so the newest-stack subset skips it (pytest.ini: slow).
 @pytest.fixture(scope="module")
 def mirrored_report():
     result = subprocess.run([sys.executable, str(ROOT / "tests" / "mirrored_check.py"),
@@ -34,6 +36,7 @@ SCORE_FUNCTION_CASES = ("score_function", "score_function_per_step", "statistics
                         "statistics_reward_steps")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", ["both", "d_frozen", "g_frozen", "pretrain",
                                   *SCORE_FUNCTION_CASES, "discriminator_pretraining",
                                   "generator_average"])
@@ -65,6 +68,7 @@ def test_mirrored_step_equals_default_strategy(mirrored_report, case):
             assert update == 0.0
 
 
+@pytest.mark.slow
 def test_each_replica_draws_its_own_noise(mirrored_report):
     assert mirrored_report["noise_replicas_differ"]
     assert mirrored_report["noise_is_global_batch_slices"]
