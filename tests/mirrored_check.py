@@ -53,6 +53,25 @@ def make(strategy, weights=None, config=CONFIG):
     return model
 
 
+def optimizer_state(model):
+    return [[v.numpy() for v in o.variables] for o in (model.d_optimizer, model.g_optimizer)]
+
+
+def restore(model, weights, optimizers):
+    """The model's weights, both optimizers' variables (the step counters that seed the
+    noise included) and the logs' running means as they were: each case is a first step."""
+    model.set_weights(weights)
+    model.reset_metrics()
+    for optimizer, values in zip((model.d_optimizer, model.g_optimizer), optimizers):
+        for variable, value in zip(optimizer.variables, values):
+            variable.assign(value)
+
+
+# One traced step per (model, phase): cases that differ only in variables (the previous
+# losses that decide the freezing) share the trace, which is most of a case's cost.
+_STEPS = {}
+
+
 def step(strategy, model, previous_losses, pretraining=False, generator_trains=True):
     model.previous_d_loss.assign(previous_losses[0])
     model.previous_g_adv_loss.assign(previous_losses[1])
@@ -60,13 +79,14 @@ def step(strategy, model, previous_losses, pretraining=False, generator_trains=T
     model.generator_trains = generator_trains
     dataset = tf.data.Dataset.from_tensors(real)
     batch = next(iter(strategy.experimental_distribute_dataset(dataset)))
-
-    @tf.function
-    def run(batch):
-        logs = strategy.run(model.train_step, args=(batch,))
-        return {k: strategy.reduce("MEAN", v, axis=None) for k, v in logs.items()}
-
-    return {k: float(v) for k, v in run(batch).items()}
+    key = (id(model), pretraining, generator_trains)
+    if key not in _STEPS:
+        @tf.function
+        def run(batch):
+            logs = strategy.run(model.train_step, args=(batch,))
+            return {k: strategy.reduce("MEAN", v, axis=None) for k, v in logs.items()}
+        _STEPS[key] = run
+    return {k: float(v) for k, v in _STEPS[key](batch).items()}
 
 
 def noise_per_replica(strategy):
@@ -81,6 +101,7 @@ report = {}
 default = tf.distribute.get_strategy()
 mirrored = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
 report["replicas"] = mirrored.num_replicas_in_sync
+models = {}  # per config: its models, built once
 for case, previous in {"both": (2.0, 1.0), "d_frozen": (0.2, 1.0), "g_frozen": (2.0, 0.1),
                        "pretrain": (2.0, 1.0), "score_function": (2.0, 1.0),
                        "score_function_per_step": (2.0, 1.0),
@@ -94,10 +115,14 @@ for case, previous in {"both": (2.0, 1.0), "d_frozen": (0.2, 1.0), "g_frozen": (
               "statistics_reward_steps": STATISTICS_REWARD_STEPS,
               "discriminator_pretraining": STATISTICS_REWARD,
               "generator_average": GENERATOR_AVERAGE}.get(case, CONFIG)
-    base = make(default, config=config)
-    initial = base.get_weights()
-    single = make(default, initial, config)
-    multi = make(mirrored, initial, config)
+    if config not in models:  # base (the initial weights), default, mirrored
+        base = make(default, config=config)
+        initial = base.get_weights()
+        models[config] = (base, make(default, initial, config), make(mirrored, initial, config),
+                          initial, optimizer_state(base))
+    base, single, multi, initial, optimizers = models[config]
+    restore(single, initial, optimizers)
+    restore(multi, initial, optimizers)
     # D's pretraining: the adversarial step with D's update alone.
     phase = {"pretraining": case == "pretrain",
              "generator_trains": case != "discriminator_pretraining"}

@@ -18,8 +18,9 @@ from crnn_gan import distribute
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
-# The MirroredStrategy check runs in a subprocess of about two minutes (11 cases, each
-# traced twice): `slow`, so the newest-stack subset skips it (pytest.ini: slow).
+# The MirroredStrategy check runs in a subprocess of about a minute and a half (10 cases;
+# those of one config share their models and, within a phase, their traced steps): `slow`,
+# so the newest-stack subset skips it (pytest.ini: slow).
 @pytest.fixture(scope="module")
 def mirrored_report():
     result = subprocess.run([sys.executable, str(ROOT / "tests" / "mirrored_check.py"),
