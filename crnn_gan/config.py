@@ -32,7 +32,8 @@ class Config:
         units: LSTM units per layer (per direction in D).
         num_layers: LSTM layers in G and in D.
         tones_per_step: 1, or 3 for C-RNN-GAN-3 (12 features per step).
-        seq_len: training window length in steps.
+        seq_len: training window length in steps (G's pretraining and the baseline's; also
+            the adversarial phase's unless `adversarial_seq_len` is set).
         batch_size: windows per batch.
         learning_rate: G's learning rate; D's is `d_learning_rate_scale` times it.
         d_learning_rate_scale: D's learning rate relative to G's (the original code: 0.5).
@@ -119,6 +120,12 @@ class Config:
             statistics reward the whole run, against the moments of real windows of this
             length from the training split (the six statistics depend on the window's
             length: the tone span of 100 tones is wider than that of 32).
+        adversarial_seq_len: window length in steps of D's pretraining and of the game (0:
+            `seq_len`, the paper). Longer than `seq_len`: the training windows have this
+            many steps, G's next-tone pretraining reads the first `seq_len` of each (its
+            curriculum capped at `seq_len`), and D and G play on whole windows; the
+            baseline ignores it (its windows stay `seq_len` long, so a GAN with a longer
+            game keeps the same baseline as with 0).
         checkpoint_choice: the generator a run ends with (``generator.weights.h5``, what
             export reads): "last" (the last epoch's, the paper) or "validation" (of the
             epochs after pretraining, the one whose songs' six statistics are closest to
@@ -179,6 +186,7 @@ class Config:
     gradient_estimator: str = "straight_through"
     statistics_reward_weight: float = 0.0
     statistics_reward_steps: int = 0
+    adversarial_seq_len: int = 0
 
     def __post_init__(self):
         positive = ("units", "num_layers", "seq_len", "batch_size", "curriculum_step",
@@ -190,7 +198,8 @@ class Config:
                 raise ValueError(f"Config.{name} must be an integer >= 1, got {value!r}")
         if self.tones_per_step not in (1, 3):
             raise ValueError(f"Config.tones_per_step must be 1 or 3, got {self.tones_per_step!r}")
-        for name in ("pretrain_epochs", "discriminator_pretrain_epochs", "minibatch_kernels"):
+        for name in ("pretrain_epochs", "discriminator_pretrain_epochs", "minibatch_kernels",
+                     "adversarial_seq_len"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
                 raise ValueError(f"Config.{name} must be an integer >= 0, got {value!r}")
@@ -257,9 +266,15 @@ class Config:
                              f"got {self.statistics_reward_steps!r}")
         if self.statistics_reward_steps and not self.statistics_reward_weight:
             raise ValueError("Config.statistics_reward_steps needs statistics_reward_weight > 0")
-        if self.statistics_reward_steps and self.statistics_reward_steps < self.seq_len:
+        if self.adversarial_seq_len and self.adversarial_seq_len < self.seq_len:
+            raise ValueError(f"Config.adversarial_seq_len ({self.adversarial_seq_len}) must be "
+                             f"0 or at least seq_len ({self.seq_len})")
+        if self.statistics_reward_steps and (
+                self.statistics_reward_steps < self.adversarial_window_steps):
             raise ValueError(f"Config.statistics_reward_steps ({self.statistics_reward_steps}) "
-                             f"must be 0 or at least seq_len ({self.seq_len})")
+                             "must be 0 or at least "
+                             f"{'adversarial_seq_len' if self.adversarial_seq_len else 'seq_len'}"
+                             f" ({self.adversarial_window_steps}): the game's windows")
         if not self.sampling_temperature > 0:
             raise ValueError(f"Config.sampling_temperature must be > 0, "
                              f"got {self.sampling_temperature!r}")
@@ -272,6 +287,12 @@ class Config:
         if self.implementation not in IMPLEMENTATIONS:
             raise ValueError(f"Config.implementation must be one of {IMPLEMENTATIONS}, "
                              f"got {self.implementation!r}")
+
+    @property
+    def adversarial_window_steps(self) -> int:
+        """Steps of the windows D's pretraining and the game train on (`adversarial_seq_len`,
+        or `seq_len` where it is 0)."""
+        return self.adversarial_seq_len or self.seq_len
 
     @property
     def num_features(self) -> int:

@@ -120,7 +120,10 @@ def build_model(config: Config, model: str, seed: int = 0,
 
     generator = build_generator(config, l2_scale)
     schedule = Schedule(config.pretrain_epochs, config.seq_len, config.curriculum_step,
-                        discriminator_epochs=config.discriminator_pretrain_epochs)
+                        discriminator_epochs=config.discriminator_pretrain_epochs,
+                        # The baseline's windows stay seq_len long (Config.adversarial_seq_len).
+                        adversarial_seq_len=0 if model == "baseline"
+                        else config.adversarial_seq_len)
     if model == "baseline":
         built = Baseline(generator, clip_norm=config.clip_norm, seed=seed, schedule=schedule,
                          name="baseline")
@@ -308,10 +311,6 @@ def train(config: Config, spec: RunSpec, songs=None,
             if is_chief:
                 run_dir.write_text_atomic(validation_path,
                                           json.dumps(validation_stats, indent=2))
-    usable = len(pipeline.songs_for_training(songs, config.seq_len))
-    logging.info("%d of %d training songs hold a window of %d steps (the others are skipped).",
-                 usable, len(songs), config.seq_len)
-
     with strategy.scope():
         model = build_model(config, spec.model, seed=spec.seed,
                             l2_scale=config.l2_in_model_units(scaler.std))
@@ -319,7 +318,13 @@ def train(config: Config, spec: RunSpec, songs=None,
         if spec.model == "gan":
             model.discriminator.set_pitch_affine(scaler)
             set_statistics_reward_data(model, config, songs, scaler, seed=spec.seed)
-    dataset = pipeline.window_dataset(songs, scaler, config.seq_len, config.batch_size,
+    # The windows of the longest epochs (`Config.adversarial_seq_len`; the baseline's are
+    # `seq_len` long); shorter epochs read their first steps (`Schedule.window_length`).
+    window_steps = model.schedule.data_window_length
+    usable = len(pipeline.songs_for_training(songs, window_steps))
+    logging.info("%d of %d training songs hold a window of %d steps (the others are skipped).",
+                 usable, len(songs), window_steps)
+    dataset = pipeline.window_dataset(songs, scaler, window_steps, config.batch_size,
                                       windows_per_song=config.windows_per_song, seed=spec.seed,
                                       transpose_semitones=config.transpose_semitones)
     # Resuming (or training a finished run on): the epochs trained already opened iterators

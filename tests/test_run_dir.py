@@ -105,9 +105,13 @@ def test_a_run_trained_on_from_its_backup_ends_with_an_uninterrupted_runs_weight
     """A GAN run of 2 epochs, then trained on to 3 from the backup (a fresh model and window
     stream, as after a kill): every weight of the model (G, D and its own state) equals a
     straight 3-epoch run's to the last bit (training.KERAS_ITERATORS_PER_EPOCH). The
-    baseline reads the same window stream."""
+    baseline reads the same window stream. The game plays on longer windows than
+    pretraining (`Config.adversarial_seq_len` 12, seq_len 8): the one window stream then
+    holds 12-step windows that pretraining reads the first 8 steps of; without it the same
+    code draws 8-step windows."""
     songs = _songs()
-    config = TINY.replace(epochs=3)  # 1 pretraining epoch, 2 adversarial ones
+    # 1 pretraining epoch, 2 adversarial ones.
+    config = TINY.replace(epochs=3, adversarial_seq_len=12)
 
     def run(folder, epochs):
         training.train(config.replace(epochs=epochs), _spec(tmp_path / folder), songs=songs)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from crnn_gan import config as config_lib
@@ -9,6 +10,7 @@ from crnn_gan import training
 from crnn_gan.gan import CRNNGAN
 from crnn_gan.pretraining import Baseline
 from crnn_gan.schedule import ADVERSARIAL, PRETRAIN, Schedule
+from tests import midi_fixtures
 
 
 def test_curriculum_grows_like_the_original_code_up_to_seq_len():
@@ -24,6 +26,59 @@ def test_adversarial_epochs_train_on_whole_windows_wherever_the_curriculum_stopp
     assert [(schedule.phase(e), schedule.window_length(e)) for e in range(4)] == [
         (PRETRAIN, 4), (PRETRAIN, 8), (ADVERSARIAL, 100), (ADVERSARIAL, 100)]
     assert Schedule(0, 7, 4).phase(0) == ADVERSARIAL
+
+
+def test_a_longer_game_caps_the_curriculum_at_seq_len_and_plays_on_its_own_windows():
+    schedule = Schedule(pretrain_epochs=3, seq_len=8, curriculum_step=3, discriminator_epochs=1,
+                        adversarial_seq_len=12)
+    assert [schedule.window_length(e) for e in range(6)] == [3, 6, 8, 12, 12, 12]
+    assert schedule.data_window_length == 12
+    assert Schedule(3, 8, 3).data_window_length == 8  # 0: the game plays on seq_len
+    with pytest.raises(ValueError, match="adversarial_seq_len must be 0 or >= seq_len"):
+        Schedule(3, 8, 3, adversarial_seq_len=6)
+    with pytest.raises(ValueError, match="adversarial_seq_len"):
+        Schedule(3, 8, 3, adversarial_seq_len=-1)
+
+
+def test_config_adversarial_seq_len_gives_the_gan_longer_windows_and_leaves_the_baseline():
+    config = config_lib.preset("tiny").replace(pretrain_epochs=2, seq_len=8,
+                                               curriculum_step=3, adversarial_seq_len=12)
+    assert config.adversarial_window_steps == 12
+    assert config_lib.preset("tiny").adversarial_window_steps == 8
+    gan = training.build_model(config, "gan")
+    baseline = training.build_model(config, "baseline")
+    assert gan.schedule == Schedule(2, 8, 3, adversarial_seq_len=12)
+    assert baseline.schedule == training.build_model(
+        config.replace(adversarial_seq_len=0), "baseline").schedule
+    for epoch, length in ((1, 6), (2, 12)):
+        gan.apply_schedule(epoch)
+        assert int(gan.window_length.numpy()) == length
+    baseline.apply_schedule(2)
+    assert int(baseline.window_length.numpy()) == 8
+    assert type(gan).from_config(gan.get_config()).schedule == gan.schedule
+    for value, match in ((-1, "integer >= 0"), (6, r"at least seq_len \(8\)"),
+                         (True, "integer >= 0")):
+        with pytest.raises(ValueError, match=f"adversarial_seq_len.*{match}"):
+            config.replace(adversarial_seq_len=value)
+    with pytest.raises(ValueError, match=r"statistics_reward_steps \(10\) must be 0 or at "
+                                         r"least adversarial_seq_len \(12\)"):
+        config.replace(representation="log", output_head="categorical", feature_matching=False,
+                       gradient_estimator="score_function", statistics_reward_weight=1.0,
+                       statistics_reward_steps=10)
+
+
+def test_the_gan_with_a_longer_game_draws_its_windows_at_that_length(tmp_path):
+    """Songs of 10 steps hold the baseline's 8-step windows, not the game's 12: the GAN's run
+    is refused and names the length, the baseline's trains."""
+    rng = np.random.default_rng(0)
+    songs = [midi_fixtures.random_song(rng, 10) for _ in range(6)]
+    config = config_lib.preset("tiny").replace(epochs=2, adversarial_seq_len=12)
+    spec = training.RunSpec(model_dir=str(tmp_path / "gan"), samples_per_epoch=0)
+    with pytest.raises(ValueError, match="seq_len=12: no song holds a window that long"):
+        training.train(config, spec, songs=songs)
+    training.train(config, training.RunSpec(model_dir=str(tmp_path / "baseline"),
+                                            samples_per_epoch=0, model="baseline"), songs=songs)
+    assert (tmp_path / "baseline" / "generator.weights.h5").exists()
 
 
 @pytest.mark.parametrize("fields, match", [
