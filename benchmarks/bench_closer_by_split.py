@@ -141,11 +141,9 @@ def _table(result: dict) -> str:
 
 def main(argv):
     del argv
-    try:
-        result = compare()
-    except protocol_runs.MissingRun as error:
-        print(f"bench_closer_by_split.py: {error}", file=sys.stderr)
-        return 2
+    result, status = protocol_runs.run_or_report("bench_closer_by_split.py", compare)
+    if status:
+        return status
     print("statistics: " + ", ".join(result["statistics"]))
     print(_table(result))
     if FLAGS.output:

@@ -210,11 +210,10 @@ def table(results: dict) -> str:
 
 def main(argv):
     del argv
-    try:
-        found, reference, disc, disc_seed = sets()
-    except protocol_runs.MissingRun as error:
-        print(f"bench_disc_aspects.py: {error}", file=sys.stderr)
-        return 2
+    found_sets, status = protocol_runs.run_or_report("bench_disc_aspects.py", sets)
+    if status:
+        return status
+    found, reference, disc, disc_seed = found_sets
     context = multiprocessing.get_context("spawn")  # TensorFlow in each, nothing forked
     with concurrent.futures.ProcessPoolExecutor(max(1, FLAGS.jobs), mp_context=context) as pool:
         futures = {key: pool.submit(score_set, path, reference, disc, disc_seed,

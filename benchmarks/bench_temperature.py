@@ -191,11 +191,9 @@ def table(results: dict) -> str:
 
 def main(argv):
     del argv
-    try:
-        results = sweep()
-    except protocol_runs.MissingRun as error:
-        print(f"bench_temperature.py: {error}", file=sys.stderr)
-        return 2
+    results, status = protocol_runs.run_or_report("bench_temperature.py", sweep)
+    if status:
+        return status
     if FLAGS.output:  # the sweep's numbers first, in case the table fails
         protocol_runs.write_json(FLAGS.output, results)
     text = table(results)

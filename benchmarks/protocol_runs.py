@@ -9,10 +9,21 @@ from __future__ import annotations
 import glob
 import json
 import os
+import sys
 
 
 class MissingRun(Exception):
     """A run, its measurement or its real windows are missing: one line, exit status 2."""
+
+
+def run_or_report(program: str, work):
+    """``(work(), 0)``, or ``(None, 2)`` after printing a `MissingRun` (or a subclass: bad
+    flags) as one line naming `program` on stderr: how the benchmarks' `main` answers."""
+    try:
+        return work(), 0
+    except MissingRun as error:
+        print(f"{program}: {error}", file=sys.stderr)
+        return None, 2
 
 
 def runs(work_dir: str, name: str, model: str) -> list[tuple[int, str]]:
