@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import concurrent.futures
 import glob
-import json
 import multiprocessing
 import pathlib
 import sys
@@ -158,12 +157,8 @@ def sets() -> tuple[dict[str, str], str, dict, int]:
                 found[f"{name}/{model}/{seed}"] = protocol_runs.measured_songs(run_dir)
                 run_dirs.append(run_dir)
     reference = protocol_runs.common_reference(FLAGS.work_dir, run_dirs)
-    classifiers = {json.dumps([key["disc"], key["disc_seed"]]) for key in
-                   map(protocol_runs.measure_key, run_dirs)}
-    if len(classifiers) != 1:
-        raise protocol_runs.MissingRun(f"the runs were measured by different classifiers: "
-                                       f"{sorted(classifiers)}")
-    disc, disc_seed = json.loads(classifiers.pop())
+    measurement = protocol_runs.common_measurement(run_dirs)
+    disc, disc_seed = measurement["disc"], measurement["disc_seed"]
     if FLAGS.real_as_generated:
         matches = glob.glob(FLAGS.real_as_generated)
         if len(matches) != 1:

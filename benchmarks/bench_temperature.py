@@ -9,7 +9,8 @@ protocol's own runs, without retraining: for every run ``WORK/NAME/{gan,baseline
 it loads the final generator, sets ``sampling_temperature`` to each value of
 ``--temperatures``, draws ``--num_songs`` songs of ``--steps`` steps from the protocol's
 noise and measures the raw outputs against the protocol's real test windows
-(``crnn_gan.quality.evaluate_set``, the same classifier and seeds).
+(``crnn_gan.quality.evaluate_set``, with the classifier and seeds that measured the runs:
+their ``quality_measure.json``).
 
 Printed per temperature and model (mean ± std over seeds): the statistics distance (the
 mean over the six statistics of |generated - real| / real std; 0 = real), scale
@@ -51,8 +52,10 @@ flags.DEFINE_list("temperatures", ["0.6", "0.7", "0.8", "0.9", "1.0"],
 flags.DEFINE_list("models", ["gan", "baseline"], "Models of the protocol to sweep.")
 flags.DEFINE_integer("num_songs", 64, "Songs per run and temperature (the protocol's 64).")
 flags.DEFINE_integer("steps", 100, "Steps per song (the protocol's 100).")
-flags.DEFINE_integer("noise_seed", 0, "Seed of the noise (the protocol's 0).")
-flags.DEFINE_integer("disc_seed", 0, "Seed of the discriminative score (the protocol's 0).")
+flags.DEFINE_integer("noise_seed", None, "Seed of the noise (default: the one that measured "
+                     "the runs).")
+flags.DEFINE_integer("disc_seed", None, "Seed of the discriminative score (default: the one "
+                     "that measured the runs).")
 flags.DEFINE_integer("threads", 1, "TensorFlow intra- and inter-op threads (0 = default).")
 flags.DEFINE_string("reference", None, "Real windows (.npz) to measure against instead of "
                     "the protocol's test windows, e.g. validation windows from "
@@ -65,17 +68,18 @@ class SweepError(protocol_runs.MissingRun):
     """Bad flags: reported in one line, exit status 2 (as a missing run)."""
 
 
-def measure_run(run_dir: str, temperatures: list[float], windows, real_stats
+def measure_run(run_dir: str, temperatures: list[float], windows, real_stats, measurement: dict
                 ) -> tuple[list[dict], dict]:
     """One run's generator (loaded once) at each temperature, from the same noise: a row
-    per temperature, and the real windows' summary."""
+    per temperature, and the real windows' summary. `measurement`: the noise seed, the
+    classifier and its seed (`protocol_runs.common_measurement`'s fields)."""
     import numpy as np
 
     from crnn_gan import metrics, quality, training
     from crnn_gan.callbacks import statistics_distance
 
     generator, config, scaler = training.load_generator(run_dir)
-    noise = np.random.default_rng(FLAGS.noise_seed).uniform(
+    noise = np.random.default_rng(measurement["noise_seed"]).uniform(
         size=(FLAGS.num_songs, FLAGS.steps, generator.noise_dim)).astype(np.float32)
     # The SavedModel's songs: the same noise at the run's own temperature.
     saved = protocol_runs.generated_path(run_dir)
@@ -84,8 +88,9 @@ def measure_run(run_dir: str, temperatures: list[float], windows, real_stats
         start = time.perf_counter()
         generator.sampling_temperature = temperature
         tones = scaler.denormalize(np.asarray(generator(noise)))
-        result = quality.evaluate_set(tones, windows, seed=FLAGS.disc_seed,
-                                      real_stats=real_stats)
+        result = quality.evaluate_set(
+            tones, windows, seed=measurement["disc_seed"],
+            spec=quality.DiscriminatorSpec(**measurement["disc"]), real_stats=real_stats)
         generated, real = result["statistics"]["generated"], result["statistics"]["real"]
         means = {s: generated[s]["mean"] for s in metrics.STATISTICS}
         row = {"temperature": temperature,
@@ -122,23 +127,28 @@ def sweep() -> dict:
         raise SweepError(f"--temperatures must be > 0, got {FLAGS.temperatures}")
     runs = {model: protocol_runs.runs(FLAGS.work_dir, FLAGS.name, model)
             for model in FLAGS.models}
+    run_dirs = [path for model_runs in runs.values() for _, path in model_runs]
     if FLAGS.reference:
         reference = FLAGS.reference
         if not os.path.exists(reference):
             raise SweepError(f"--reference={reference}: no such file")
     else:
-        reference = protocol_runs.common_reference(
-            FLAGS.work_dir, [path for model_runs in runs.values() for _, path in model_runs])
+        reference = protocol_runs.common_reference(FLAGS.work_dir, run_dirs)
+    # The protocol's noise and classifier (the runs' own), unless a flag picks other seeds.
+    measurement = protocol_runs.common_measurement(run_dirs)
+    for field in ("noise_seed", "disc_seed"):
+        if getattr(FLAGS, field) is not None:
+            measurement[field] = getattr(FLAGS, field)
     windows = np.load(reference)["windows"]
     # As evaluate_set computes them (each step's tones packed in one row), once for all.
     real_stats = quality.song_statistics(quality.as_steps(windows))
     results = {"work_dir": FLAGS.work_dir, "name": FLAGS.name, "reference": reference,
-               "songs": FLAGS.num_songs, "steps": FLAGS.steps, "runs": {}}
+               **measurement, "songs": FLAGS.num_songs, "steps": FLAGS.steps, "runs": {}}
     real = None
     for model, model_runs in runs.items():
         for seed, run_dir in model_runs:
             results["runs"][f"{model}_seed{seed}"], real = measure_run(
-                run_dir, temperatures, windows, real_stats)
+                run_dir, temperatures, windows, real_stats, measurement)
     results["real"] = {s: real[s]["mean"] for s in metrics.STATISTICS}
     results["real_std"] = {s: real[s]["std"] for s in metrics.STATISTICS}
     return results

@@ -234,8 +234,8 @@ def main() -> None:
               "step that measures the 32-step windows")
     ordered = results.get("small_statistics_reward_autoregressive", {}).get("ms_per_step")
     if reward and ordered:
-        print(f"the autoregressive head costs the preset's adversarial step {ordered / reward:.2f}x "
-              "its time")
+        print(f"the autoregressive head costs the preset's adversarial step "
+              f"{ordered / reward:.2f}x its time")
     for phase in ("", "_pretrain"):
         independent = results.get(f"small_gan3{phase}", {}).get("ms_per_step")
         ordered = results.get(f"small_gan3_autoregressive{phase}", {}).get("ms_per_step")

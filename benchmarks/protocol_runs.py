@@ -77,6 +77,20 @@ def common_reference(work_dir: str, run_dirs: list[str]) -> str:
     return references.pop()
 
 
+def common_measurement(run_dirs: list[str]) -> dict:
+    """How the protocol measured every run of `run_dirs` (the `measure_key` fields
+    ``noise_seed``, ``disc``: `quality.DiscriminatorSpec`'s fields, and ``disc_seed``),
+    which must be the same for all of them: the benches that measure the runs again use
+    the protocol's own noise and classifier."""
+    keys = {json.dumps({field: key[field] for field in ("noise_seed", "disc", "disc_seed")},
+                       sort_keys=True)
+            for key in map(measure_key, run_dirs)}
+    if len(keys) != 1:
+        raise MissingRun(f"the runs were measured with different noise or classifiers: "
+                         f"{sorted(keys)}")
+    return json.loads(keys.pop())
+
+
 def write_json(path: str, value) -> None:
     """Writes a benchmark's result as `docs/*.json` holds them: indent 1, a final newline."""
     with open(path, "w") as f:

@@ -533,7 +533,8 @@ def test_runner_end_to_end_on_a_tiny_corpus(tmp_path):
     assert refused.returncode == 1 and "trained with other flags" in refused.stdout
     assert json.loads((tmp_path / "quality.json").read_text())["tiny"] == after_again
     # The temperature sweep on the same runs: its Python generator reproduces the
-    # SavedModel's songs at the run's temperature, and every row is measured.
+    # SavedModel's songs at the run's temperature, every row is measured, and with the
+    # protocol's own noise and classifier (the run's quality_measure.json).
     temperature = config["config"]["sampling_temperature"]
     swept = subprocess.run(
         [sys.executable, str(ROOT / "benchmarks" / "bench_temperature.py"),
@@ -542,7 +543,11 @@ def test_runner_end_to_end_on_a_tiny_corpus(tmp_path):
          f"--output={tmp_path / 'temperature.json'}"],
         capture_output=True, text=True, timeout=600, cwd=ROOT)
     assert swept.returncode == 0, swept.stderr[-3000:]
-    rows = json.loads((tmp_path / "temperature.json").read_text())["runs"]["gan_seed0"]
+    sweep = json.loads((tmp_path / "temperature.json").read_text())
+    assert sweep["disc"] == run["discriminative"]["spec"] == {
+        **run["discriminative"]["spec"], "epochs": 2, "folds": 2}
+    assert (sweep["noise_seed"], sweep["disc_seed"]) == (0, 0)
+    rows = sweep["runs"]["gan_seed0"]
     assert [r["temperature"] for r in rows] == [temperature, 0.5]
     assert rows[0]["max_abs_diff_vs_saved_model"] < 1e-2
     assert rows[0]["statistics"] == pytest.approx(
