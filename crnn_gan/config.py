@@ -12,6 +12,8 @@ from typing import Any
 
 import numpy as np
 
+from crnn_gan.schedule import Schedule
+
 OPTIMIZERS = ("sgd", "adam")
 IMPLEMENTATIONS = ("auto", "block", "keras")  # crnn_gan.lstm.IMPLEMENTATIONS
 REPRESENTATIONS = ("hz", "log")  # tfds_midi.pipeline.REPRESENTATIONS
@@ -288,11 +290,18 @@ class Config:
             raise ValueError(f"Config.implementation must be one of {IMPLEMENTATIONS}, "
                              f"got {self.implementation!r}")
 
+    def schedule(self, model: str = "gan") -> Schedule:
+        """The phases and window lengths of `model`'s epochs ("gan" or "baseline"): the
+        baseline ignores `adversarial_seq_len`, so its windows stay `seq_len` long."""
+        return Schedule(self.pretrain_epochs, self.seq_len, self.curriculum_step,
+                        discriminator_epochs=self.discriminator_pretrain_epochs,
+                        adversarial_seq_len=0 if model == "baseline" else self.adversarial_seq_len)
+
     @property
     def adversarial_window_steps(self) -> int:
-        """Steps of the windows D's pretraining and the game train on (`adversarial_seq_len`,
-        or `seq_len` where it is 0)."""
-        return self.adversarial_seq_len or self.seq_len
+        """Steps of the windows D's pretraining and the game train on (the GAN's
+        `Schedule.data_window_length`)."""
+        return self.schedule("gan").data_window_length
 
     @property
     def num_features(self) -> int:

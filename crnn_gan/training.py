@@ -37,7 +37,6 @@ from crnn_gan.discriminator import Discriminator
 from crnn_gan.gan import CRNNGAN
 from crnn_gan.generator import Generator
 from crnn_gan.pretraining import Baseline
-from crnn_gan.schedule import Schedule
 from tfds_midi import codec, pipeline
 
 MODEL_KINDS = ("gan", "baseline")
@@ -119,11 +118,7 @@ def build_model(config: Config, model: str, seed: int = 0,
         return keras.optimizers.SGD(learning_rate)
 
     generator = build_generator(config, l2_scale)
-    schedule = Schedule(config.pretrain_epochs, config.seq_len, config.curriculum_step,
-                        discriminator_epochs=config.discriminator_pretrain_epochs,
-                        # The baseline's windows stay seq_len long (Config.adversarial_seq_len).
-                        adversarial_seq_len=0 if model == "baseline"
-                        else config.adversarial_seq_len)
+    schedule = config.schedule(model)
     if model == "baseline":
         built = Baseline(generator, clip_norm=config.clip_norm, seed=seed, schedule=schedule,
                          name="baseline")

@@ -50,6 +50,9 @@ def test_config_adversarial_seq_len_gives_the_gan_longer_windows_and_leaves_the_
     assert gan.schedule == Schedule(2, 8, 3, adversarial_seq_len=12)
     assert baseline.schedule == training.build_model(
         config.replace(adversarial_seq_len=0), "baseline").schedule
+    assert (gan.schedule, baseline.schedule) == (config.schedule("gan"),
+                                                 config.schedule("baseline"))
+    assert baseline.schedule.data_window_length == 8
     for epoch, length in ((1, 6), (2, 12)):
         gan.apply_schedule(epoch)
         assert int(gan.window_length.numpy()) == length
