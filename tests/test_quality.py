@@ -404,6 +404,33 @@ def test_closer_count_is_strict():
     assert quality.closer_count([0.1, 0.5, 2.0], [0.2, 0.5, 1.0]) == 1  # a tie is not closer
 
 
+def test_paired_closeness_per_statistic_over_seeds():
+    real = {n: 1.0 for n in metrics.STATISTICS}
+    stds = {n: 2.0 for n in metrics.STATISTICS}
+    # Seed 0: the set sits on real polyphony (baseline 0.5 away); seed 1: 0.2 away against
+    # the baseline's 0.1. Tone span ties in both seeds (both 0.3 away).
+    pairs = [(_result(dict(real, polyphony=1.0, tone_span=1.3), real, stds),
+              _result(dict(real, polyphony=1.5, tone_span=0.7), real, stds)),
+             (_result(dict(real, polyphony=0.8, tone_span=1.3), real, stds),
+              _result(dict(real, polyphony=1.1, tone_span=1.3), real, stds))]
+    got = quality.paired_closeness(pairs)
+    assert list(got) == list(metrics.STATISTICS)
+    polyphony = got["polyphony"]
+    assert (polyphony["closer"], polyphony["ties"], polyphony["seeds"]) == (1, 0, 2)
+    assert polyphony["reduction"]["values"] == pytest.approx([0.5 / 2, -0.1 / 2])
+    assert polyphony["reduction"]["sem"] == pytest.approx(
+        np.std([0.25, -0.05], ddof=1) / np.sqrt(2))
+    assert (got["tone_span"]["closer"], got["tone_span"]["ties"]) == (0, 2)
+    # The per-seed counts agree with closer_count.
+    assert sum(row["closer"] for row in got.values()) == sum(
+        quality.closer_count(quality.statistic_gaps(g), quality.statistic_gaps(b))
+        for g, b in pairs)
+    with pytest.raises(ValueError, match="other real windows"):
+        quality.paired_closeness([(pairs[0][0], _result(real, dict(real, polyphony=0.9)))])
+    with pytest.raises(ValueError, match="at least one"):
+        quality.paired_closeness([])
+
+
 def test_real_ceiling_matches_a_brute_force_count():
     """Sets drawn from the windows' statistics, counted as check_targets counts a GAN."""
     rng = np.random.default_rng(3)
@@ -673,6 +700,45 @@ def test_runner_end_to_end_on_a_tiny_corpus(tmp_path):
                        ("--names=nosuch", "nosuch")):
         refused = subprocess.run(split_args + [bad], capture_output=True, text=True,
                                  timeout=300, cwd=ROOT)
+        assert refused.returncode == 2 and named in refused.stderr, refused.stderr[-2000:]
+        assert "Traceback" not in refused.stderr
+
+
+def test_paired_table_from_the_quality_file(tmp_path):
+    """benchmarks/paired_table.py on the committed docs/quality.json: per statistic, in how
+    many of the pooled seeds the GAN is closer than the same seed's baseline, recomputed here
+    from the runs; bad names and a seed held twice are refused in one line."""
+    names = ["small", "small_seeds345_preset", "small_seeds678_preset"]
+    script = [sys.executable, str(ROOT / "benchmarks" / "paired_table.py"),
+              f"--quality={ROOT / 'docs' / 'quality.json'}"]
+    result = subprocess.run(script + [f"--names={','.join(names)}",
+                                      f"--markdown={tmp_path / 'paired.md'}"],
+                            capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert result.returncode == 0, result.stderr[-3000:]
+    entries = json.loads((ROOT / "docs" / "quality.json").read_text())
+    gans = {s: r for n in names for s, r in entries[n]["runs"]["gan"].items()}
+    baselines = {s: r for n in names for s, r in entries[n]["runs"]["baseline"].items()}
+    assert len(gans) == 9 and set(gans) == set(baselines)
+    rows = {line.split(" | ")[0][2:]: line.split(" | ")[1:]
+            for line in (tmp_path / "paired.md").read_text().splitlines()
+            if line.startswith("| ") and not line.startswith("| statistic")}
+    for name in metrics.STATISTICS:
+        gaps = {s: [abs(r["statistics"]["generated"][name]["mean"]
+                        - r["statistics"]["real"][name]["mean"]) for r in (gans[s], baselines[s])]
+                for s in gans}
+        assert int(rows[name][0]) == sum(g < b for g, b in gaps.values())
+        reduction = np.mean([(b - g) / gans[s]["statistics"]["real"][name]["std"]
+                             for s, (g, b) in gaps.items()])
+        assert float(rows[name][2].split(" ± ")[0]) == pytest.approx(reduction, abs=5e-4)
+    counts = [quality.closer_count(quality.statistic_gaps(gans[s]),
+                                   quality.statistic_gaps(baselines[s]))
+              for s in sorted(gans, key=int)]
+    assert "(0, 1, 2, 3, 4, 5, 6, 7, 8): " + ", ".join(map(str, counts)) in result.stdout
+    for bad, named in (("--names=small,nosuch", "nosuch"),
+                       ("--names=small,small", "in both small and small"),
+                       ("--names=small_seeds345_preset --baseline_names=small", "no seed has")):
+        refused = subprocess.run(script + bad.split(), capture_output=True, text=True,
+                                 timeout=120, cwd=ROOT)
         assert refused.returncode == 2 and named in refused.stderr, refused.stderr[-2000:]
         assert "Traceback" not in refused.stderr
 

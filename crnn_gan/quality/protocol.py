@@ -173,6 +173,46 @@ def closer_count(gaps: ArrayLike, baseline_gaps: ArrayLike) -> int:
     return int(np.sum(closer(gaps, baseline_gaps)))
 
 
+def paired_closeness(pairs: Sequence[tuple[Mapping, Mapping]]) -> dict:
+    """Per statistic, seed by seed: how much closer to real music a set's mean is than its
+    baseline's. `closer_count` asks "on how many statistics, in this seed"; this asks
+    "which statistics, and by more than the seeds' spread".
+
+    Args:
+        pairs: one ``(set, baseline)`` pair of `evaluate_set` results per seed, each pair
+            measured against the same real windows.
+
+    Returns:
+        ``{statistic: {"closer", "ties", "seeds", "reduction"}}`` for each of
+        ``metrics.STATISTICS``: in how many seeds the set is `closer` (strictly) and tied,
+        and `over_seeds` of ``(|baseline gap| - |set gap|) / real std`` (positive: the set
+        is closer, in real windows' stds), with ``"sem"``, its std / sqrt(seeds).
+
+    Raises:
+        ValueError: no pairs, or a pair measured against other real means.
+    """
+    if not pairs:
+        raise ValueError("paired_closeness needs at least one (set, baseline) pair")
+    reductions, wins, ties = [], [], []
+    for result, baseline in pairs:
+        real = [_stat(result, "real", n) for n in metrics.STATISTICS]
+        if not np.allclose(real, [_stat(baseline, "real", n) for n in metrics.STATISTICS]):
+            raise ValueError("a set and its baseline were measured against other real windows")
+        gaps, baseline_gaps = statistic_gaps(result), statistic_gaps(baseline)
+        stds = np.array([_stat(result, "real", n, "std") for n in metrics.STATISTICS])
+        reductions.append((baseline_gaps - gaps) / stds)
+        wins.append(closer(gaps, baseline_gaps))
+        ties.append(gaps == baseline_gaps)
+    out = {}
+    for i, name in enumerate(metrics.STATISTICS):
+        reduction = over_seeds([r[i] for r in reductions])
+        reduction["sem"] = reduction["std"] / np.sqrt(len(pairs))
+        out[name] = {"closer": int(sum(w[i] for w in wins)),
+                     "ties": int(sum(t[i] for t in ties)), "seeds": len(pairs),
+                     "reduction": reduction}
+    return out
+
+
 def real_ceiling(real_window_stats: Sequence[Mapping], baseline: Mapping, *, set_size: int,
                  draws: int = 1000, seed: int = 0) -> dict:
     """What real music scores on ``gan_vs_baseline/statistics``: sets of `set_size` real
