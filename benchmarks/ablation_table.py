@@ -13,13 +13,15 @@ of the recipe's targets were met in every seed. Real windows last.
 
 from __future__ import annotations
 
-import json
 import pathlib
 import sys
 
 from absl import app, flags
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from benchmarks import protocol_runs  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("quality", str(ROOT / "docs" / "quality.json"), "bench_quality results.")
@@ -104,18 +106,11 @@ def table(results: dict, names: list[str]) -> str:
 
 def main(argv):
     del argv
-    try:
-        with open(FLAGS.quality) as f:
-            results = json.load(f)
-    except (OSError, json.JSONDecodeError) as error:
-        print(f"error: --quality={FLAGS.quality}: cannot read it ({error})", file=sys.stderr)
-        return 2
+    results, status = protocol_runs.run_or_report(
+        "ablation_table.py", lambda: protocol_runs.read_results(FLAGS.quality, FLAGS.names or ()))
+    if status:
+        return status
     names = FLAGS.names or list(results)
-    missing = [n for n in names if n not in results]
-    if missing:
-        print(f"error: --names: {missing} not in {FLAGS.quality} (it holds {sorted(results)})",
-              file=sys.stderr)
-        return 2
     text = table(results, names)
     print(text)
     if FLAGS.markdown:

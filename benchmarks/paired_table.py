@@ -19,7 +19,6 @@ seed's count (`quality.closer_count`) and the discriminative score against the b
 
 from __future__ import annotations
 
-import json
 import pathlib
 import sys
 
@@ -28,6 +27,8 @@ from absl import app, flags
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks import protocol_runs  # noqa: E402
+
 FLAGS = flags.FLAGS
 flags.DEFINE_string("quality", str(ROOT / "docs" / "quality.json"), "bench_quality results.")
 flags.DEFINE_list("names", None, "Entries whose seeds are pooled.", required=True)
@@ -35,16 +36,18 @@ flags.DEFINE_list("baseline_names", None, "Entries holding the baselines (defaul
 flags.DEFINE_string("markdown", None, "Also write the table here.")
 
 
-class TableError(Exception):
+class TableError(protocol_runs.MissingRun):
     """Bad flags or results: one line, exit status 2."""
 
 
-def seed_runs(results: dict, names: list[str], model: str) -> dict[str, dict]:
-    """``{seed: run}`` of `model` over the entries `names` (each seed in one entry only)."""
+def seed_runs(results: dict, names: list[str], model: str, flag: str) -> dict[str, dict]:
+    """``{seed: run}`` of `model` over the entries `names` (named by `flag`; each seed in one
+    entry only)."""
     runs, where = {}, {}
     for name in names:
         if name not in results:
-            raise TableError(f"{name} is not in the results (they hold {sorted(results)})")
+            raise TableError(f"{flag}: {name} is not in the results (they hold "
+                             f"{sorted(results)})")
         for seed, run in results[name].get("runs", {}).get(model, {}).items():
             if seed in runs:
                 raise TableError(f"seed {seed} of {model} is in both {where[seed]} and {name}")
@@ -57,8 +60,8 @@ def paired(results: dict, names: list[str], baseline_names: list[str]) -> dict:
     baseline over them, and per seed the closer count and both discriminative scores."""
     from crnn_gan import quality
 
-    runs = seed_runs(results, names, "gan")
-    baselines = seed_runs(results, baseline_names, "baseline")
+    runs = seed_runs(results, names, "gan", "--names")
+    baselines = seed_runs(results, baseline_names, "baseline", "--baseline_names")
     seeds = sorted(set(runs) & set(baselines), key=int)
     if not seeds:
         raise TableError(f"no seed has both a GAN run in {names} and a baseline run in "
@@ -96,18 +99,11 @@ def table(summary: dict) -> str:
 
 def main(argv):
     del argv
-    try:
-        with open(FLAGS.quality) as f:
-            results = json.load(f)
-    except (OSError, json.JSONDecodeError) as error:
-        print(f"paired_table.py: --quality={FLAGS.quality}: cannot read it ({error})",
-              file=sys.stderr)
-        return 2
-    try:
-        summary = paired(results, FLAGS.names, FLAGS.baseline_names or FLAGS.names)
-    except TableError as error:
-        print(f"paired_table.py: {error}", file=sys.stderr)
-        return 2
+    summary, status = protocol_runs.run_or_report("paired_table.py", lambda: paired(
+        protocol_runs.read_results(FLAGS.quality), FLAGS.names,
+        FLAGS.baseline_names or FLAGS.names))
+    if status:
+        return status
     text = table(summary)
     print(text)
     if FLAGS.markdown:

@@ -2,7 +2,8 @@
 (`bench_temperature.py`, `bench_disc_aspects.py`, `bench_closer_by_split.py`):
 ``WORK/NAME/{model}_seedS/`` as `bench_quality.py` writes them (``run/``,
 ``quality_measure.json``, ``quality_generated.npy``) and the real windows in
-``WORK/reference/``; and how those benchmarks write their results (`write_json`)."""
+``WORK/reference/``; how those benchmarks write their results (`write_json`); and the
+results file they and the tables read (`read_results`: ``docs/quality.json``)."""
 
 from __future__ import annotations
 
@@ -89,6 +90,22 @@ def common_measurement(run_dirs: list[str]) -> dict:
         raise MissingRun(f"the runs were measured with different noise or classifiers: "
                          f"{sorted(keys)}")
     return json.loads(keys.pop())
+
+
+def read_results(path: str, names=(), flag: str = "--names") -> dict:
+    """`bench_quality.py`'s results file (``docs/quality.json``, keyed by recipe name),
+    which must hold every entry of `names` (`flag`: the flag that named them, for the
+    error); else `MissingRun` naming ``--quality`` or `flag`."""
+    try:
+        with open(path) as f:
+            results = json.load(f)
+    except (OSError, json.JSONDecodeError) as error:
+        raise MissingRun(f"--quality={path}: cannot read it ({error})") from None
+    missing = [name for name in names if name not in results]
+    if missing:
+        raise MissingRun(f"{flag}: {', '.join(missing)} not in {path} "
+                         f"(it holds {sorted(results)})")
+    return results
 
 
 def write_json(path: str, value) -> None:

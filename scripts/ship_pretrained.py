@@ -32,6 +32,8 @@ from absl import app, flags
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks import protocol_runs  # noqa: E402
+
 FLAGS = flags.FLAGS
 flags.DEFINE_string("name", None, "The recipe's name in --quality.", required=True)
 flags.DEFINE_string("quality", "docs/quality.json", "bench_quality's results.")
@@ -218,16 +220,11 @@ def samples(shipped: dict[str, str]) -> None:
 
 def main(argv):
     del argv
-    try:
-        with open(FLAGS.quality) as f:
-            everything = json.load(f)
-    except (OSError, json.JSONDecodeError) as error:
-        print(f"--quality={FLAGS.quality}: cannot read it ({error})", file=sys.stderr)
-        return 2
-    if FLAGS.name not in everything:
-        print(f"--name={FLAGS.name}: not in {FLAGS.quality} (it holds {sorted(everything)})",
-              file=sys.stderr)
-        return 2
+    everything, status = protocol_runs.run_or_report(
+        "ship_pretrained.py",
+        lambda: protocol_runs.read_results(FLAGS.quality, [FLAGS.name], flag="--name"))
+    if status:
+        return status
     entry = everything[FLAGS.name]
     shipped = {}
     try:
