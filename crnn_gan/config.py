@@ -24,6 +24,7 @@ VALIDATION_SCALES = ("training", "validation")  # crnn_gan.callbacks.validation_
 GRADIENT_ESTIMATORS = ("straight_through", "score_function",  # crnn_gan.gan
                        "score_function_per_step")
 SCORE_FUNCTION_ESTIMATORS = ("score_function", "score_function_per_step")  # crnn_gan.gan
+TONE_FEATURES = ("length", "pitch", "velocity", "delta")  # crnn_gan.heads.FEATURE_NAMES
 
 
 @dataclasses.dataclass(frozen=True)
@@ -128,6 +129,11 @@ class Config:
             curriculum capped at `seq_len`), and D and G play on whole windows; the
             baseline ignores it (its windows stay `seq_len` long, so a GAN with a longer
             game keeps the same baseline as with 0).
+        adversarial_features: the tone features whose draws D's reward trains, as a
+            comma-separated list of `TONE_FEATURES` ("all": every one, the paper). The
+            others learn from the supervised term and the statistics reward alone: e.g.
+            "length,pitch,velocity" keeps the game from changing how often G starts a
+            chord (delta 0) directly. Needs a score-function `gradient_estimator`.
         checkpoint_choice: the generator a run ends with (``generator.weights.h5``, what
             export reads): "last" (the last epoch's, the paper) or "validation" (of the
             epochs after pretraining, the one whose songs' six statistics are closest to
@@ -189,6 +195,7 @@ class Config:
     statistics_reward_weight: float = 0.0
     statistics_reward_steps: int = 0
     adversarial_seq_len: int = 0
+    adversarial_features: str = "all"
 
     def __post_init__(self):
         positive = ("units", "num_layers", "seq_len", "batch_size", "curriculum_step",
@@ -268,6 +275,18 @@ class Config:
                              f"got {self.statistics_reward_steps!r}")
         if self.statistics_reward_steps and not self.statistics_reward_weight:
             raise ValueError("Config.statistics_reward_steps needs statistics_reward_weight > 0")
+        if self.adversarial_features != "all":
+            names = self.adversarial_features.split(",") if isinstance(
+                self.adversarial_features, str) else []
+            if (not names or not set(names) <= set(TONE_FEATURES)
+                    or len(set(names)) != len(names)):
+                raise ValueError("Config.adversarial_features must be 'all' or distinct names "
+                                 f"of {TONE_FEATURES} joined by commas, "
+                                 f"got {self.adversarial_features!r}")
+            if self.gradient_estimator not in SCORE_FUNCTION_ESTIMATORS:
+                raise ValueError("Config.adversarial_features needs a score-function "
+                                 f"gradient_estimator {SCORE_FUNCTION_ESTIMATORS}, "
+                                 f"got {self.gradient_estimator!r}")
         if self.adversarial_seq_len and self.adversarial_seq_len < self.seq_len:
             raise ValueError(f"Config.adversarial_seq_len ({self.adversarial_seq_len}) must be "
                              f"0 or at least seq_len ({self.seq_len})")
@@ -296,6 +315,13 @@ class Config:
         return Schedule(self.pretrain_epochs, self.seq_len, self.curriculum_step,
                         discriminator_epochs=self.discriminator_pretrain_epochs,
                         adversarial_seq_len=0 if model == "baseline" else self.adversarial_seq_len)
+
+    @property
+    def adversarial_feature_names(self) -> tuple[str, ...] | None:
+        """`adversarial_features` as names, or None for "all"."""
+        if self.adversarial_features == "all":
+            return None
+        return tuple(self.adversarial_features.split(","))
 
     @property
     def adversarial_window_steps(self) -> int:

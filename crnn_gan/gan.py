@@ -58,10 +58,12 @@ Adversarial step (one batch of real windows ``[batch, T, F]``, normalised units)
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import keras
 import tensorflow as tf
 
-from crnn_gan import statistics_reward
+from crnn_gan import heads, statistics_reward
 from crnn_gan.discriminator import Discriminator
 from crnn_gan.distribute import (
     fit_logs,
@@ -255,7 +257,7 @@ class CRNNGAN(keras.Model):
                  statistics_reward_weight: float = 0.0, statistics_reward_steps: int = 0,
                  instance_noise_std: float = 0.0, gradient_penalty: float = 0.0,
                  generator_ema_decay: float = 0.0, schedule: Schedule | None = None,
-                 **kwargs):
+                 adversarial_features: Sequence[str] | None = None, **kwargs):
         super().__init__(**kwargs)
         if gradient_estimator not in GRADIENT_ESTIMATORS:
             raise ValueError(f"gradient_estimator must be one of {GRADIENT_ESTIMATORS}, "
@@ -269,6 +271,17 @@ class CRNNGAN(keras.Model):
                              f"{SCORE_FUNCTION_ESTIMATORS}, got {gradient_estimator!r}")
         if statistics_reward_steps and not statistics_reward_weight:
             raise ValueError("statistics_reward_steps needs statistics_reward_weight > 0")
+        if adversarial_features is not None:
+            adversarial_features = tuple(adversarial_features)
+            if (not adversarial_features
+                    or not set(adversarial_features) <= set(heads.FEATURE_NAMES)
+                    or len(set(adversarial_features)) != len(adversarial_features)):
+                raise ValueError(f"adversarial_features must be distinct names of "
+                                 f"{heads.FEATURE_NAMES}, got {adversarial_features!r}")
+            if gradient_estimator not in SCORE_FUNCTION_ESTIMATORS:
+                raise ValueError("adversarial_features needs a score-function "
+                                 f"gradient_estimator {SCORE_FUNCTION_ESTIMATORS}, "
+                                 f"got {gradient_estimator!r}")
         for name, value in (("instance_noise_std", instance_noise_std),
                             ("gradient_penalty", gradient_penalty)):
             if not value >= 0.0:  # also rejects NaN
@@ -286,6 +299,7 @@ class CRNNGAN(keras.Model):
         self.generator_ema_decay = generator_ema_decay
         self.statistics_reward_weight = statistics_reward_weight
         self.statistics_reward_steps = statistics_reward_steps
+        self.adversarial_features = adversarial_features
         self.feature_scaler = None  # set_feature_scaler: raw units for the statistics reward
         self.real_moments = None  # set_real_statistics: with statistics_reward_steps
         self.generator = generator
@@ -519,7 +533,14 @@ class CRNNGAN(keras.Model):
             if not generator_trains:
                 g_loss = g_adv_loss  # logged only
             elif score_function:
-                run_log_probability = generator.sample_log_probability(noise, run)
+                d_log_probability = None  # D's reward weighs every feature's draw
+                if self.adversarial_features is None:
+                    run_log_probability = generator.sample_log_probability(noise, run)
+                else:
+                    run_terms = generator.sample_log_probability(noise, run, per_feature=True)
+                    run_log_probability = tf.reduce_sum(run_terms, axis=-1)
+                    d_log_probability = tf.reduce_sum(
+                        run_terms[:, :window_steps] * self._adversarial_feature_mask(), axis=-1)
                 log_probability = (run_log_probability[:, :window_steps] if long_run
                                    else run_log_probability)
                 statistics_advantage = 0.0
@@ -528,6 +549,13 @@ class CRNNGAN(keras.Model):
                     statistics_advantage = self.statistics_reward_weight * statistics_reward
                 # Over longer runs the reward is not the windows': it weighs all the draws.
                 window_advantage = 0.0 if long_run else statistics_advantage
+                statistics_loss = None
+                if d_log_probability is not None:
+                    # Only the chosen features' draws answer D; the statistics reward
+                    # still weighs all of them.
+                    statistics_loss = -tf.reduce_mean(
+                        tf.reshape(window_advantage, [-1, 1]) * log_probability)
+                    log_probability, window_advantage = d_log_probability, 0.0
                 if self.gradient_estimator == "score_function_per_step":
                     g_loss = per_step_score_function_loss(
                         log_probability,
@@ -535,6 +563,8 @@ class CRNNGAN(keras.Model):
                         window_advantage)
                 else:
                     g_loss = score_function_loss(log_probability, p_fake, window_advantage)
+                if statistics_loss is not None:
+                    g_loss = g_loss + statistics_loss
                 if long_run:
                     g_loss = g_loss + run_reward_loss(run_log_probability, statistics_advantage,
                                                       window_steps)
@@ -607,6 +637,12 @@ class CRNNGAN(keras.Model):
             weight.assign(keras.ops.convert_to_numpy(average))
             average.assign(own)
 
+    def _adversarial_feature_mask(self):
+        """``[num_features]`` float32: 1 for the features whose draws D's reward trains
+        (`adversarial_features`, in every tone slot), else 0."""
+        chosen = [float(name in self.adversarial_features) for name in heads.FEATURE_NAMES]
+        return tf.constant(chosen * self.generator.tones_per_step, tf.float32)
+
     def _r1_penalty(self, real_seen):
         """(D's features R of `real_seen`, the R1 penalty): the batch mean of
         ``||d logit_i / d real_seen_i||^2``, differentiable in D's weights (the outer tape
@@ -670,6 +706,8 @@ class CRNNGAN(keras.Model):
             "gradient_estimator": self.gradient_estimator,
             "statistics_reward_weight": self.statistics_reward_weight,
             "statistics_reward_steps": self.statistics_reward_steps,
+            "adversarial_features": (None if self.adversarial_features is None
+                                     else list(self.adversarial_features)),
             "instance_noise_std": self.instance_noise_std,
             "gradient_penalty": self.gradient_penalty,
             "generator_ema_decay": self.generator_ema_decay,

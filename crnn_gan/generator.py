@@ -406,8 +406,9 @@ class Generator(keras.Model):
                                     conditioning=self._conditioning(),
                                     absent=self.absent_step)
 
-    def sample_log_probability(self, noise, steps):
-        """Log-probability ``[batch, T]`` (nats, summed over a step's features) that G drew
+    def sample_log_probability(self, noise, steps, per_feature=False):
+        """Log-probability ``[batch, T]`` (nats, summed over a step's features; with
+        `per_feature` each feature's term, ``[batch, T, num_features]``) that G drew
         `steps` ``[batch, T, num_features]`` (its own free-running outputs from `noise`,
         normalised units): teacher forcing on them reproduces the states that drew them
         (`crnn_gan.heads.sample_log_probability`). Categorical head only.
@@ -421,7 +422,8 @@ class Generator(keras.Model):
         dense, top = self.teacher_forced_dense(noise, shift_right(steps))
         return heads.sample_log_probability(dense, steps, self.output_range,
                                             self.sampling_temperature, hidden=top,
-                                            conditioning=self._conditioning())
+                                            conditioning=self._conditioning(),
+                                            per_feature=per_feature)
 
     def get_config(self):
         return {**super().get_config(), "tones_per_step": self.tones_per_step,

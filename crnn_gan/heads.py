@@ -49,12 +49,14 @@ CONDITIONING_UNITS = 64
 #: Marks a side without a bound in `output_bounds`.
 UNBOUNDED = 1e9
 _LENGTH, _FREQUENCY, _VELOCITY, _DELTA = range(4)
+#: A tone's features in words, in the order of its columns (`tfds_midi.codec`).
+FEATURE_NAMES = ("length", "pitch", "velocity", "delta")
 #: The order the autoregressive head draws a tone's features in: velocity first (an absent
 #: C-RNN-GAN-3 slot is known before its other values are drawn), then delta (onset or
 #: chord), pitch, length.
 TONE_ORDER = (_VELOCITY, _DELTA, _FREQUENCY, _LENGTH)
 #: `TONE_ORDER` in words (model cards, docs).
-TONE_ORDER_WORDS = tuple(("length", "pitch", "velocity", "delta")[f] for f in TONE_ORDER)
+TONE_ORDER_WORDS = tuple(FEATURE_NAMES[f] for f in TONE_ORDER)
 
 
 def head_units(head: str, num_features: int) -> int:
@@ -306,7 +308,7 @@ def next_step_loss(head: str, dense_output, targets, bins=None, bounds=None, hid
 
 
 def sample_log_probability(dense_output, values, bins, temperature=1.0, hidden=None,
-                           conditioning=None):
+                           conditioning=None, per_feature=False):
     """Log-probability of G's own categorical samples, for the score-function gradient.
 
     Args:
@@ -318,12 +320,14 @@ def sample_log_probability(dense_output, values, bins, temperature=1.0, hidden=N
         temperature: the sampling temperature the values were drawn at.
         hidden, conditioning: the autoregressive head's (`emit`); each feature's
             probability is then conditioned on the values drawn before it.
+        per_feature: return each feature's term instead of their sum.
 
     Returns:
         ``[batch, T]``: the sum over a step's features of log P(feature's value) under
-        softmax(logits / temperature), in nats. A value held by several bins (the padding,
-        repeated quantiles) gets their summed probability. For C-RNN-GAN-3 the pitch, length
-        and delta of an absent slot are left out: they were drawn but replaced, so they
+        softmax(logits / temperature), in nats (with `per_feature`: the terms,
+        ``[batch, T, F]``). A value held by several bins (the padding, repeated quantiles)
+        gets their summed probability. For C-RNN-GAN-3 the pitch, length and delta of an
+        absent slot are left out (their terms are 0): they were drawn but replaced, so they
         changed nothing that D saw.
     """
     if conditioning is None:
@@ -337,13 +341,13 @@ def sample_log_probability(dense_output, values, bins, temperature=1.0, hidden=N
         tf.where(held, log_probabilities, tf.fill(tf.shape(log_probabilities), -1e9)),
         axis=-1)  # [batch, T, F]
     features = bins.shape[0]
-    if features == 4:
-        return tf.reduce_sum(log_p, axis=-1)
-    absent = tf.equal(values[..., _VELOCITY::4], bins[_VELOCITY::4, 0])  # [batch, T, k]
-    present = tf.logical_not(absent)
-    # Only the velocity draw counts when a slot is absent.
-    counts = _per_feature(present, present, tf.ones_like(present), present)
-    return tf.reduce_sum(tf.where(counts, log_p, 0.0), axis=-1)
+    if features != 4:
+        absent = tf.equal(values[..., _VELOCITY::4], bins[_VELOCITY::4, 0])  # [batch, T, k]
+        present = tf.logical_not(absent)
+        # Only the velocity draw counts when a slot is absent.
+        counts = _per_feature(present, present, tf.ones_like(present), present)
+        log_p = tf.where(counts, log_p, 0.0)
+    return log_p if per_feature else tf.reduce_sum(log_p, axis=-1)
 
 
 def absent_values(scaler, tones_per_step: int) -> np.ndarray:

@@ -179,6 +179,69 @@ def test_score_function_moves_g_and_straight_through_differs():
     assert not np.allclose(moved["score_function"], moved["score_function_per_step"])
 
 
+def _one_score_function_step(tones_per_step, adversarial_features, estimator="score_function"):
+    """G's head kernel before and after one adversarial step (score function, SGD) from
+    the same weights, batch and noise."""
+    generator, _, _ = generator_with_head("categorical", tones_per_step, seed=3)
+    keras.utils.set_random_seed(3)
+    discriminator = Discriminator(num_features=4 * tones_per_step, units=16, num_layers=2)
+    model = gan.CRNNGAN(generator, discriminator, feature_matching=False, freezing=False,
+                        gradient_estimator=estimator,
+                        adversarial_features=adversarial_features)
+    model.compile(d_optimizer=keras.optimizers.SGD(0.1), g_optimizer=keras.optimizers.SGD(0.1))
+    model.build_for_training()
+    before = generator.head.kernel.numpy()
+    model.train_step(tf.random.stateless_normal([4, 10, 4 * tones_per_step], seed=[1, 2]))
+    return before, generator.head.kernel.numpy(), generator.output_range.shape[1]
+
+
+@pytest.mark.parametrize("tones_per_step, estimator", [
+    (1, "score_function"), (3, "score_function"), (1, "score_function_per_step")])
+def test_adversarial_features_leave_the_other_features_logits_to_the_other_terms(
+        tones_per_step, estimator):
+    """With `adversarial_features` without delta, D's reward does not reach the head's
+    delta logits (no supervised term, no statistics reward here: they stay exactly still)
+    and still moves every other feature's; with every feature named, the step is the
+    default one."""
+    before, after, bins = _one_score_function_step(
+        tones_per_step, ("length", "pitch", "velocity"), estimator)
+    moved = np.abs(after - before).reshape(before.shape[0], 4 * tones_per_step, bins)
+    for feature in range(4 * tones_per_step):
+        name = heads.FEATURE_NAMES[feature % 4]
+        if name == "delta":
+            assert moved[:, feature].max() == 0.0, feature
+        elif name != "velocity" or tones_per_step == 1:
+            assert moved[:, feature].max() > 0.0, feature
+    _, default, _ = _one_score_function_step(tones_per_step, None, estimator)
+    assert np.abs(default - before).reshape(moved.shape)[:, 3].max() > 0.0  # delta moves
+    _, named, _ = _one_score_function_step(tones_per_step, heads.FEATURE_NAMES, estimator)
+    np.testing.assert_allclose(named, default, rtol=1e-5, atol=1e-7)
+
+
+def test_adversarial_features_are_validated():
+    sf = dict(representation="log", output_head="categorical", feature_matching=False,
+              gradient_estimator="score_function")
+    config = config_lib.preset("tiny", adversarial_features="pitch,length", **sf)
+    assert config.adversarial_feature_names == ("pitch", "length")
+    assert config_lib.preset("tiny", **sf).adversarial_feature_names is None
+    assert config_lib.Config.from_json(config.to_json()) == config
+    assert training.build_model(config, "gan").adversarial_features == ("pitch", "length")
+    for bad in ("", "pitch,pitch", "frequency", "pitch,", ["pitch"]):
+        with pytest.raises(ValueError, match="adversarial_features must be 'all' or"):
+            config_lib.preset("tiny", adversarial_features=bad, **sf)
+    with pytest.raises(ValueError, match="adversarial_features needs a score-function"):
+        config_lib.preset("tiny", adversarial_features="pitch")
+    generator, _, _ = generator_with_head("categorical")
+    for bad in ((), ("pitch", "pitch"), ("frequency",)):
+        with pytest.raises(ValueError, match="adversarial_features must be distinct"):
+            gan.CRNNGAN(generator, Discriminator(units=8), feature_matching=False,
+                        gradient_estimator="score_function", adversarial_features=bad)
+    with pytest.raises(ValueError, match="adversarial_features needs a score-function"):
+        gan.CRNNGAN(generator, Discriminator(units=8), feature_matching=False,
+                    adversarial_features=("pitch",))
+    assert config_lib.TONE_FEATURES == heads.FEATURE_NAMES
+
+
 @pytest.mark.parametrize("estimator", gan.SCORE_FUNCTION_ESTIMATORS)
 def test_score_function_is_validated(estimator):
     with pytest.raises(ValueError, match="gradient_estimator"):

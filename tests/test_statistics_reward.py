@@ -257,16 +257,18 @@ def test_the_reward_is_validated():
         model.train_step(tf.random.stateless_normal([4, 10, 4], seed=[1, 2]))
 
 
-@pytest.mark.parametrize("steps", [0, 20])
-def test_gan_trains_with_the_statistics_reward(tmp_path, steps):
+@pytest.mark.parametrize("steps, adversarial_features", [
+    (0, "all"), (20, "all"), (0, "length,pitch,velocity")])
+def test_gan_trains_with_the_statistics_reward(tmp_path, steps, adversarial_features):
     """A real tiny run: the reward is on in the adversarial epoch (the gap is logged),
     losses stay finite, and the weight round-trips through the saved run; with
-    statistics_reward_steps, over runs longer than the 8-step windows."""
+    statistics_reward_steps, over runs longer than the 8-step windows; with D's reward on
+    some features only (`adversarial_features`), the statistics reward on all of them."""
     config = config_lib.preset(
         "tiny", representation="log", output_head="categorical", optimizer="adam",
         learning_rate=1e-3, feature_matching=False, epochs=2, pretrain_epochs=1, units=8,
         gradient_estimator="score_function", statistics_reward_weight=2.0,
-        statistics_reward_steps=steps)
+        statistics_reward_steps=steps, adversarial_features=adversarial_features)
     spec = training.RunSpec(model_dir=str(tmp_path / "run"), samples_per_epoch=1)
     history = training.train(config, spec, songs=random_songs(count=6))
     logs = history.history
@@ -275,6 +277,7 @@ def test_gan_trains_with_the_statistics_reward(tmp_path, steps):
     _, loaded_config, _ = training.load_generator(spec.model_dir)
     assert loaded_config.statistics_reward_weight == 2.0
     assert loaded_config.statistics_reward_steps == steps
+    assert loaded_config.adversarial_features == adversarial_features
 
 
 def test_the_reward_is_refused_on_a_tpu(tmp_path):
