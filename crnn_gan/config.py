@@ -130,10 +130,12 @@ class Config:
             baseline ignores it (its windows stay `seq_len` long, so a GAN with a longer
             game keeps the same baseline as with 0).
         adversarial_features: the tone features whose draws D's reward trains, as a
-            comma-separated list of `TONE_FEATURES` ("all": every one, the paper). The
-            others learn from the supervised term and the statistics reward alone: e.g.
-            "length,pitch,velocity" keeps the game from changing how often G starts a
-            chord (delta 0) directly. Needs a score-function `gradient_estimator`.
+            comma-separated list of `TONE_FEATURES` ("all": every one, the paper; "none":
+            no feature, a control in which G's adversarial epochs learn from the
+            supervised term and the statistics reward alone while D still trains). The
+            others learn from those terms alone: e.g. "length,pitch,velocity" keeps the
+            game from changing how often G starts a chord (delta 0) directly. Needs a
+            score-function `gradient_estimator`.
         checkpoint_choice: the generator a run ends with (``generator.weights.h5``, what
             export reads): "last" (the last epoch's, the paper) or "validation" (of the
             epochs after pretraining, the one whose songs' six statistics are closest to
@@ -275,13 +277,13 @@ class Config:
                              f"got {self.statistics_reward_steps!r}")
         if self.statistics_reward_steps and not self.statistics_reward_weight:
             raise ValueError("Config.statistics_reward_steps needs statistics_reward_weight > 0")
-        if self.adversarial_features != "all":
+        if self.adversarial_features not in ("all", "none"):
             names = self.adversarial_features.split(",") if isinstance(
                 self.adversarial_features, str) else []
             if (not names or not set(names) <= set(TONE_FEATURES)
                     or len(set(names)) != len(names)):
-                raise ValueError("Config.adversarial_features must be 'all' or distinct names "
-                                 f"of {TONE_FEATURES} joined by commas, "
+                raise ValueError("Config.adversarial_features must be 'all', 'none' or "
+                                 f"distinct names of {TONE_FEATURES} joined by commas, "
                                  f"got {self.adversarial_features!r}")
             if self.gradient_estimator not in SCORE_FUNCTION_ESTIMATORS:
                 raise ValueError("Config.adversarial_features needs a score-function "
@@ -318,9 +320,11 @@ class Config:
 
     @property
     def adversarial_feature_names(self) -> tuple[str, ...] | None:
-        """`adversarial_features` as names, or None for "all"."""
+        """`adversarial_features` as names: None for "all", () for "none"."""
         if self.adversarial_features == "all":
             return None
+        if self.adversarial_features == "none":
+            return ()
         return tuple(self.adversarial_features.split(","))
 
     @property

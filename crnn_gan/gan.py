@@ -273,11 +273,11 @@ class CRNNGAN(keras.Model):
             raise ValueError("statistics_reward_steps needs statistics_reward_weight > 0")
         if adversarial_features is not None:
             adversarial_features = tuple(adversarial_features)
-            if (not adversarial_features
-                    or not set(adversarial_features) <= set(heads.FEATURE_NAMES)
+            if (not set(adversarial_features) <= set(heads.FEATURE_NAMES)
                     or len(set(adversarial_features)) != len(adversarial_features)):
                 raise ValueError(f"adversarial_features must be distinct names of "
-                                 f"{heads.FEATURE_NAMES}, got {adversarial_features!r}")
+                                 f"{heads.FEATURE_NAMES} (none: D's reward trains no draw), "
+                                 f"got {adversarial_features!r}")
             if gradient_estimator not in SCORE_FUNCTION_ESTIMATORS:
                 raise ValueError("adversarial_features needs a score-function "
                                  f"gradient_estimator {SCORE_FUNCTION_ESTIMATORS}, "

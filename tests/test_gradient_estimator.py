@@ -216,6 +216,9 @@ def test_adversarial_features_leave_the_other_features_logits_to_the_other_terms
     assert np.abs(default - before).reshape(moved.shape)[:, 3].max() > 0.0  # delta moves
     _, named, _ = _one_score_function_step(tones_per_step, heads.FEATURE_NAMES, estimator)
     np.testing.assert_allclose(named, default, rtol=1e-5, atol=1e-7)
+    # None of them ("none", the control): D's reward trains nothing, G stays exactly still.
+    none_before, none_after, _ = _one_score_function_step(tones_per_step, (), estimator)
+    np.testing.assert_array_equal(none_after, none_before)
 
 
 def test_adversarial_features_are_validated():
@@ -227,12 +230,14 @@ def test_adversarial_features_are_validated():
     assert config_lib.Config.from_json(config.to_json()) == config
     assert training.build_model(config, "gan").adversarial_features == ("pitch", "length")
     for bad in ("", "pitch,pitch", "frequency", "pitch,", ["pitch"]):
-        with pytest.raises(ValueError, match="adversarial_features must be 'all' or"):
+        with pytest.raises(ValueError, match="adversarial_features must be 'all', 'none' or"):
             config_lib.preset("tiny", adversarial_features=bad, **sf)
     with pytest.raises(ValueError, match="adversarial_features needs a score-function"):
         config_lib.preset("tiny", adversarial_features="pitch")
     generator, _, _ = generator_with_head("categorical")
-    for bad in ((), ("pitch", "pitch"), ("frequency",)):
+    assert config_lib.preset("tiny", adversarial_features="none", **sf
+                             ).adversarial_feature_names == ()
+    for bad in (("pitch", "pitch"), ("frequency",)):
         with pytest.raises(ValueError, match="adversarial_features must be distinct"):
             gan.CRNNGAN(generator, Discriminator(units=8), feature_matching=False,
                         gradient_estimator="score_function", adversarial_features=bad)
