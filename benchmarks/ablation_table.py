@@ -111,11 +111,7 @@ def main(argv):
     if status:
         return status
     names = FLAGS.names or list(results)
-    text = table(results, names)
-    print(text)
-    if FLAGS.markdown:
-        with open(FLAGS.markdown, "w") as f:
-            f.write(text)
+    protocol_runs.print_table(table(results, names), FLAGS.markdown)
     return 0
 
 

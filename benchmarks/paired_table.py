@@ -104,11 +104,7 @@ def main(argv):
         FLAGS.baseline_names or FLAGS.names))
     if status:
         return status
-    text = table(summary)
-    print(text)
-    if FLAGS.markdown:
-        with open(FLAGS.markdown, "w") as f:
-            f.write(text)
+    protocol_runs.print_table(table(summary), FLAGS.markdown)
     return 0
 
 

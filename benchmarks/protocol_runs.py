@@ -108,6 +108,15 @@ def read_results(path: str, names=(), flag: str = "--names") -> dict:
     return results
 
 
+def print_table(text: str, markdown: str | None) -> None:
+    """A table-making script's output: `text` on stdout, and in the file `markdown` too
+    (None: stdout only)."""
+    print(text)
+    if markdown:
+        with open(markdown, "w") as f:
+            f.write(text)
+
+
 def write_json(path: str, value) -> None:
     """Writes a benchmark's result as `docs/*.json` holds them: indent 1, a final newline."""
     with open(path, "w") as f:
