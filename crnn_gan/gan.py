@@ -242,10 +242,15 @@ class CRNNGAN(keras.Model):
             restores them with the state that says which one G holds.
         schedule: each epoch's phase and window length (`apply_schedule`); None: the
             caller sets `pretraining` and `window_length` itself (tests, benchmarks).
+        adversarial_features: names of `heads.FEATURE_NAMES` whose draws D's reward
+            trains through the score function (in every tone slot); the statistics reward
+            and the supervised term still weigh every draw. None: all (the paper); ():
+            none, the control without D's reward (`Config.adversarial_features`).
 
     Raises:
         ValueError: an unknown `gradient_estimator`, or a score-function one with feature
-            matching or another head than the categorical.
+            matching or another head than the categorical; `adversarial_features` with
+            unknown or repeated names, or without a score-function estimator.
     """
 
     def __init__(self, generator: Generator, discriminator: Discriminator,
