@@ -28,11 +28,33 @@ KINDS = {"wav": "wav", "ogg": "oga"}
 TIMEOUT_S = 600
 
 
+#: The RIFF forms FluidSynth loads as instruments: SoundFont 2/3 (``sfbk``) and DLS.
+SOUNDFONT_FORMS = (b"sfbk", b"DLS ")
+
+
+def soundfont_problem(soundfont: str) -> str | None:
+    """Why the file `soundfont` cannot serve as a soundfont, in words, or None when it can:
+    it does not exist, is a folder, cannot be read, or is not a RIFF file of a
+    `SOUNDFONT_FORMS` form (FluidSynth given such a file writes silence and exits 0)."""
+    if not os.path.exists(soundfont):
+        return "does not exist"
+    if not os.path.isfile(soundfont):
+        return "is not a file"
+    try:
+        with open(soundfont, "rb") as f:
+            header = f.read(12)
+    except OSError as error:
+        return f"cannot be read ({error.strerror})"
+    if header[:4] != b"RIFF" or header[8:12] not in SOUNDFONT_FORMS:
+        return "is not a soundfont (an .sf2, .sf3 or .dls file)"
+    return None
+
+
 def find_soundfont(soundfont: str | None = None) -> str | None:
-    """`soundfont` if that file exists, else None; without one, the first of `SOUNDFONTS`
-    that exists (or None)."""
+    """`soundfont` if it is a usable soundfont (`soundfont_problem`), else None; without
+    one, the first of `SOUNDFONTS` that exists (or None)."""
     if soundfont:
-        return soundfont if os.path.isfile(soundfont) else None
+        return None if soundfont_problem(soundfont) else soundfont
     return next((path for path in SOUNDFONTS if os.path.isfile(path)), None)
 
 
@@ -59,8 +81,9 @@ def render_audio(midi_paths: Sequence[str], kind: str = "wav", soundfont: str | 
     if binary is None:
         missing.append("the fluidsynth program (not on PATH)")
     if font is None:
-        missing.append(f"a General MIDI soundfont ({soundfont} does not exist)" if soundfont
-                       else f"a General MIDI soundfont (looked for {', '.join(SOUNDFONTS)})")
+        missing.append(f"a General MIDI soundfont ({soundfont} {soundfont_problem(soundfont)})"
+                       if soundfont else
+                       f"a General MIDI soundfont (looked for {', '.join(SOUNDFONTS)})")
     if missing:
         return [], (f"--{kind}: missing {' and '.join(missing)}, so no audio was rendered; "
                     f"install the Debian packages fluidsynth and fluid-soundfont-gm: "

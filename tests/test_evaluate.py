@@ -97,7 +97,7 @@ def test_end_to_end_on_a_tiny_run_with_tfds_real_music(tiny_run, tfds_real, tmp_
                      'printf RIFF > "$1"; fi\n  shift\ndone\n')
     synth.chmod(0o755)
     soundfont = tmp_path / "gm.sf2"
-    soundfont.write_bytes(b"sf2")
+    soundfont.write_bytes(b"RIFF\x04\x00\x00\x00sfbk")  # a soundfont's header
     out = tmp_path / "out"
     result = run_evaluate(f"--model_dir={tiny_run}", "--real=crnn_gan_midi/manual:train",
                           f"--data_dir={tfds_real}", f"--output_dir={out}", "--pianoroll",

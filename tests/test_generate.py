@@ -291,16 +291,31 @@ def test_seconds_at_the_models_typical_tempo(models, tmp_path):
 
 
 def test_bad_requests_and_missing_models(models, tmp_path):
+    not_a_soundfont = tmp_path / "passwd"
+    not_a_soundfont.write_text("root:x:0:0:root:/root:/bin/bash\n")
     for kwargs, message in (
             ({"steps": 0}, "--steps must be >= 1 and at most 100000"),
             ({"steps": 100_001}, r"at most 100000 \(the limit\), got 100001"),
             ({"steps": 5, "seconds": 2.0}, "give --steps or --seconds, not both"),
             ({"seconds": -1.0}, "--seconds must be > 0"),
             ({"num_songs": 0}, "--num_songs must be >= 1"),
-            ({"primer_only_continuation": True}, "needs --primer_midi")):
+            ({"primer_only_continuation": True}, "needs --primer_midi"),
+            ({"soundfont": str(not_a_soundfont)}, "--soundfont needs --wav or --ogg"),
+            ({"soundfont": str(not_a_soundfont), "ogg": True},
+             "--soundfont=.*passwd is not a soundfont"),
+            ({"soundfont": str(tmp_path / "gm.sf2"), "wav": True},
+             "--soundfont=.*gm.sf2 does not exist")):
         with pytest.raises(generation.GenerationError, match=message):
             generation.generate(request(tmp_path / "never", **kwargs), log=quiet)
     assert not (tmp_path / "never").exists()
+    # An output folder that cannot be made (a file in its path), a checkpoint of an export.
+    with pytest.raises(generation.GenerationError,
+                       match="--output_dir=.*passwd/songs cannot be made"):
+        generation.generate(request(not_a_soundfont / "songs", model_dir=models["run"],
+                                    steps=4), log=quiet)
+    with pytest.raises(generation.GenerationError, match="--checkpoint=best picks the weights "
+                       "of a train.py run, and export .* holds one generator"):
+        generation.load_model(export=models["export"], checkpoint="best")
     with pytest.raises(generation.GenerationError,
                        match="the shipped generator .*nowhere is not there: give --model_dir"):
         generation.load_model(pretrained=str(tmp_path / "nowhere"))
@@ -347,6 +362,25 @@ def test_audio_or_a_message_naming_the_packages(models, tmp_path, monkeypatch):
     assert message is None and read(audio[0])[:4] == b"RIFF"
     audio, message = rendering.render_audio(written, "ogg")
     assert message is None and read(audio[0])[:4] == b"OggS"
+
+
+def test_soundfont_problems(tmp_path):
+    """What FluidSynth would load silently as a soundfont (and render silence with) is
+    refused by name; a RIFF file of form sfbk passes."""
+    good = tmp_path / "gm.sf2"
+    good.write_bytes(b"RIFF\x10\x00\x00\x00sfbkLIST")
+    dls = tmp_path / "gm.dls"
+    dls.write_bytes(b"RIFF\x10\x00\x00\x00DLS LIST")
+    wave = tmp_path / "a.wav"
+    wave.write_bytes(b"RIFF\x10\x00\x00\x00WAVEfmt ")
+    for path, problem in ((good, None), (dls, None), (wave, "is not a soundfont"),
+                          (tmp_path / "none.sf2", "does not exist"),
+                          (tmp_path, "is not a file")):
+        found = rendering.soundfont_problem(str(path))
+        assert found is None if problem is None else found.startswith(problem), (path, found)
+        assert rendering.find_soundfont(str(path)) == (None if problem else str(path))
+    audio, message = rendering.render_audio([str(tmp_path / "x.mid")], "wav", str(wave))
+    assert audio == [] and f"({wave} is not a soundfont" in message
 
 
 def test_progress_bar():

@@ -198,6 +198,12 @@ def evaluate(request: Request, log=print) -> Result:
     """
     if request.compat is not None and request.compat not in metrics.COMPAT_MODES:
         raise EvaluationError(f"--compat must be one of {metrics.COMPAT_MODES}")
+    if request.soundfont is not None:
+        if not request.wav:
+            raise EvaluationError("--soundfont needs --wav")
+        problem = rendering.soundfont_problem(request.soundfont)
+        if problem:
+            raise EvaluationError(f"--soundfont={request.soundfont} {problem}")
     evaluation = _measure(request, log)
 
     out = request.output_dir.rstrip("/")

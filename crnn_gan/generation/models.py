@@ -213,10 +213,21 @@ def load_model(model_dir: str | None = None, export: str | None = None,
 
     Raises:
         GenerationError: both given, a folder that does not exist or holds neither a run
-            nor an export (the message lists the files looked for), no shipped model.
+            nor an export (the message lists the files looked for), no shipped model, a
+            `checkpoint` other than "final" for an export.
     """
     if model_dir and export:
         raise GenerationError("give --model_dir or --export, not both")
+    model = _load(model_dir, export, checkpoint, pretrained)
+    if checkpoint != "final" and isinstance(model, ExportModel):
+        raise GenerationError(f"--checkpoint={checkpoint} picks the weights of a train.py run,"
+                              f" and {model.description} holds one generator: leave "
+                              "--checkpoint out, or give the run as --model_dir")
+    return model
+
+
+def _load(model_dir, export, checkpoint, pretrained):
+    """`load_model` without its check of `checkpoint` against an export."""
     if export:
         export = export.rstrip("/")
         if not tf.io.gfile.exists(export):

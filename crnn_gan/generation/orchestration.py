@@ -88,7 +88,11 @@ def generate(request: Request, log: Callable[[str], None] = print) -> list[str]:
         log(f"primer {primer_name}: {len(primer_tones)} tones"
             + (f", the last {used} prime the model" if used < len(primer_tones) else "")
             + f" ({len(primer)} steps)")
-    tf.io.gfile.makedirs(request.output_dir)
+    try:
+        tf.io.gfile.makedirs(request.output_dir)
+    except tf.errors.OpError as error:
+        raise GenerationError(f"--output_dir={request.output_dir} cannot be made: "
+                              f"{error.message}") from None
     total = request.num_songs * steps
     show = request.progress if request.progress is not None else total >= PROGRESS_MIN_STEPS
     progress = sampling.Progress(total) if show else None
@@ -104,7 +108,11 @@ def generate(request: Request, log: Callable[[str], None] = print) -> list[str]:
             if primer_tones is not None and not request.primer_only_continuation:
                 tones = np.concatenate([primer_tones, tones])
             path = os.path.join(request.output_dir, f"song_{k:03d}.mid")
-            gfile.write_bytes(path, codec.tones_to_midi_bytes(tones))
+            try:
+                gfile.write_bytes(path, codec.tones_to_midi_bytes(tones))
+            except (OSError, tf.errors.OpError) as error:
+                raise GenerationError(f"--output_dir={request.output_dir}: cannot write "
+                                      f"{path}: {getattr(error, 'message', error)}") from None
             written.append(path)
             try:
                 heard = codec.midi_to_tones(path)  # what a listener gets: rounded tones

@@ -51,7 +51,9 @@ class Request:
     progress: bool | None = None  # None: when the request is long (`PROGRESS_MIN_STEPS`)
 
     def check(self) -> None:
-        """Raises `GenerationError` for counts out of range (before anything is loaded)."""
+        """Raises `GenerationError` for counts out of range, a flag that needs another, a
+        --soundfont that is not one, an --output_dir that is a file (before anything is
+        loaded)."""
         if self.steps is not None and self.seconds is not None:
             raise GenerationError("give --steps or --seconds, not both")
         if self.steps is not None and not 1 <= self.steps <= MAX_STEPS:
@@ -70,6 +72,14 @@ class Request:
         if self.primer_only_continuation and not (self.primer_midi or self.primer_from):
             raise GenerationError("--primer_only_continuation needs --primer_midi or "
                                   "--primer_from")
+        if self.soundfont is not None:
+            from crnn_gan import rendering
+
+            if not (self.wav or self.ogg):
+                raise GenerationError("--soundfont needs --wav or --ogg")
+            problem = rendering.soundfont_problem(self.soundfont)
+            if problem:
+                raise GenerationError(f"--soundfont={self.soundfont} {problem}")
         import tensorflow as tf
 
         if tf.io.gfile.exists(self.output_dir) and not tf.io.gfile.isdir(self.output_dir):
