@@ -13,8 +13,8 @@ of a prepared dataset split) each song continues the primer: the generator's sta
 on the primer's last --primer_max_tones tones (teacher forcing), then it runs free; the file
 holds the primer, then the continuation. The same seed gives the same files. Bad input (a
 primer that is not MIDI or holds no tones, a folder that is neither a run nor an export,
---steps out of range, a --primer_from split that is not prepared) stops with one line naming
-it, exit status 2.
+--steps out of range, a --primer_from split that is not prepared, an --output_dir that
+cannot be made, a --soundfont that is not one) stops with one line naming it, exit status 2.
 """
 
 from absl import app, flags, logging
