@@ -22,6 +22,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks import protocol_runs  # noqa: E402
+from crnn_gan import cli  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("quality", str(ROOT / "docs" / "quality.json"), "bench_quality results.")
@@ -106,14 +107,13 @@ def table(results: dict, names: list[str]) -> str:
 
 def main(argv):
     del argv
-    results, status = protocol_runs.run_or_report(
-        "ablation_table.py", lambda: protocol_runs.read_results(FLAGS.quality, FLAGS.names or ()))
-    if status:
-        return status
-    names = FLAGS.names or list(results)
-    protocol_runs.print_table(table(results, names), FLAGS.markdown)
-    return 0
+    def work():
+        results = protocol_runs.read_results(FLAGS.quality, FLAGS.names or ())
+        protocol_runs.print_table(table(results, FLAGS.names or list(results)), FLAGS.markdown)
+
+    _, status = protocol_runs.run_or_report("ablation_table.py", work)
+    return status
 
 
 if __name__ == "__main__":
-    app.run(main)
+    app.run(main, flags_parser=cli.parse_flags)

@@ -37,7 +37,7 @@ from absl import app, flags
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from crnn_gan import metrics, quality  # noqa: E402
+from crnn_gan import cli, metrics, quality  # noqa: E402
 from crnn_gan.quality import protocol  # noqa: E402
 from benchmarks import protocol_runs  # noqa: E402
 
@@ -212,4 +212,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    app.run(main, flags_parser=cli.parse_flags)

@@ -28,6 +28,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks import protocol_runs  # noqa: E402
+from crnn_gan import cli  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("quality", str(ROOT / "docs" / "quality.json"), "bench_quality results.")
@@ -99,14 +100,11 @@ def table(summary: dict) -> str:
 
 def main(argv):
     del argv
-    summary, status = protocol_runs.run_or_report("paired_table.py", lambda: paired(
-        protocol_runs.read_results(FLAGS.quality), FLAGS.names,
-        FLAGS.baseline_names or FLAGS.names))
-    if status:
-        return status
-    protocol_runs.print_table(table(summary), FLAGS.markdown)
-    return 0
+    _, status = protocol_runs.run_or_report("paired_table.py", lambda: protocol_runs.print_table(
+        table(paired(protocol_runs.read_results(FLAGS.quality), FLAGS.names,
+                     FLAGS.baseline_names or FLAGS.names)), FLAGS.markdown))
+    return status
 
 
 if __name__ == "__main__":
-    app.run(main)
+    app.run(main, flags_parser=cli.parse_flags)

@@ -99,22 +99,38 @@ def read_results(path: str, names=(), flag: str = "--names") -> dict:
     try:
         with open(path) as f:
             results = json.load(f)
-    except (OSError, json.JSONDecodeError) as error:
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as error:
         raise MissingRun(f"--quality={path}: cannot read it ({error})") from None
+    if not isinstance(results, dict) or not results:
+        raise MissingRun(f"--quality={path} holds no results of bench_quality.py (a JSON "
+                         "object of recipe names, each with its runs)")
     missing = [name for name in names if name not in results]
     if missing:
         raise MissingRun(f"{flag}: {', '.join(missing)} not in {path} "
                          f"(it holds {sorted(results)})")
+    for name in names or results:
+        entry = results[name]
+        if not (isinstance(entry, dict) and isinstance(entry.get("over_seeds"), dict)
+                and isinstance(entry.get("runs"), dict)
+                and all(isinstance(seeds, dict) and all(isinstance(run, dict)
+                                                        for run in seeds.values())
+                        for seeds in entry["runs"].values())):
+            raise MissingRun(f"--quality={path}: {name} is not a result of bench_quality.py "
+                             "(it needs runs per model and seed, and over_seeds)")
     return results
 
 
 def print_table(text: str, markdown: str | None) -> None:
-    """A table-making script's output: `text` on stdout, and in the file `markdown` too
-    (None: stdout only)."""
-    print(text)
+    """A table-making script's output: `text` in the file `markdown` (None: none), then on
+    stdout; `MissingRun` naming ``--markdown`` where the file cannot be written."""
     if markdown:
-        with open(markdown, "w") as f:
-            f.write(text)
+        try:
+            with open(markdown, "w") as f:
+                f.write(text)
+        except OSError as error:
+            raise MissingRun(f"--markdown={markdown}: cannot write it ({error.strerror})") \
+                from None
+    print(text)
 
 
 def write_json(path: str, value) -> None:

@@ -33,6 +33,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks import protocol_runs  # noqa: E402
+from crnn_gan import cli  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("name", None, "The recipe's name in --quality.", required=True)
@@ -74,7 +75,8 @@ def choose(entry: dict, model: str) -> tuple[str, dict]:
     alone does not see tonality: README, Ablations), then the statistics' distance."""
     runs = entry["runs"].get(model)
     if not runs:
-        raise ShipError(f"--quality has no {model} runs under --name={FLAGS.name}")
+        raise ShipError(f"--models={model}: --quality has no {model} runs under "
+                        f"--name={FLAGS.name}")
     seed = min(runs, key=lambda s: (-targets_met(entry, model, s), *_score(runs[s])))
     return seed, runs[seed]
 
@@ -167,7 +169,8 @@ def run(command: list[str]) -> None:
     result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True,
                             env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
     if result.returncode != 0:
-        raise ShipError(f"{' '.join(command)} failed:\n{result.stderr[-2000:]}")
+        lines = [line for line in result.stderr.splitlines() if line.strip()] or ["no output"]
+        raise ShipError(f"{' '.join(command[:3])} failed: {lines[-1]}")
 
 
 def samples(shipped: dict[str, str]) -> None:
@@ -227,26 +230,35 @@ def main(argv):
         return status
     entry = everything[FLAGS.name]
     shipped = {}
+    unknown = [model for model in FLAGS.models if model not in ("gan", "gan3")]
+    if unknown or not FLAGS.models:
+        return cli.fail(f"--models: give gan and/or gan3, got {','.join(FLAGS.models)!r}")
     try:
         for model in FLAGS.models:
             seed, result = choose(entry, model)
             run_dir = os.path.join(result["job_dir"], "run")
+            if not os.path.isfile(os.path.join(run_dir, "generator.weights.h5")):
+                raise ShipError(f"--name={FLAGS.name}: the {model} run of seed {seed}, "
+                                f"{run_dir}, is not here (run bench_quality.py first)")
             folder = os.path.join(FLAGS.output, model)
-            shutil.rmtree(folder, ignore_errors=True)
-            run([sys.executable, "-m", "export", f"--model_dir={run_dir}", f"--output={folder}",
+            # The new export is made beside the shipped one and replaces it only when whole.
+            fresh = f"{folder}.new"
+            shutil.rmtree(fresh, ignore_errors=True)
+            run([sys.executable, "-m", "export", f"--model_dir={run_dir}", f"--output={fresh}",
                  "--quantization=dynamic_range"])
             with open(os.path.join(run_dir, "config.json")) as f:
                 config = json.load(f)
-            with open(os.path.join(folder, "CARD.md"), "w") as f:
+            with open(os.path.join(fresh, "CARD.md"), "w") as f:
                 f.write(card(model, seed, result, entry, config))
+            shutil.rmtree(folder, ignore_errors=True)
+            os.replace(fresh, folder)
             shipped[model] = folder
             print(f"{model}: seed {seed} -> {folder}")
         samples(shipped)
     except ShipError as error:
-        print(str(error), file=sys.stderr)
-        return 2
+        return cli.fail(str(error))
     return 0
 
 
 if __name__ == "__main__":
-    app.run(main)
+    app.run(main, flags_parser=cli.parse_flags)

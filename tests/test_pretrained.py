@@ -103,3 +103,35 @@ def test_each_card_states_the_head_its_export_has(model, tones_per_step):
         assert words == {"velocity": "velocity", "delta_ticks": "delta",
                          "frequency_hz": "pitch", "length_ticks": "length"}
         assert f"({', '.join(heads.TONE_ORDER_WORDS)};" in head
+
+
+def test_ship_pretrained_keeps_the_shipped_export_when_a_run_is_missing(tmp_path):
+    """scripts/ship_pretrained.py checks the chosen run before it touches --output: a
+    results file whose runs are not on this machine is one line, exit 2, and the export
+    already there stays whole."""
+    entries = json.load(open(os.path.join(ROOT, "docs", "quality.json")))
+    entry = entries["small"]
+    for runs in entry["runs"].values():
+        for result in runs.values():
+            result["job_dir"] = str(tmp_path / "nowhere" / os.path.basename(result["job_dir"]))
+    results = tmp_path / "quality.json"
+    results.write_text(json.dumps({"small": entry}))
+    shipped = tmp_path / "pretrained" / "gan"
+    shipped.mkdir(parents=True)
+    (shipped / "CARD.md").write_text("the shipped card")
+    command = [sys.executable, os.path.join(ROOT, "scripts", "ship_pretrained.py"),
+               "--name=small", f"--quality={results}", f"--output={tmp_path / 'pretrained'}",
+               f"--samples={tmp_path / 'samples'}"]
+    refused = subprocess.run(command + ["--models=gan"], capture_output=True, text=True,
+                             env=ENV, cwd=ROOT, timeout=120)
+    assert refused.returncode == 2, refused.stderr[-2000:]
+    assert refused.stderr.strip().splitlines()[-1].startswith("error: --name=small: the gan "
+                                                              "run of seed ")
+    assert "is not here" in refused.stderr and "Traceback" not in refused.stderr
+    assert (shipped / "CARD.md").read_text() == "the shipped card"
+    assert not (tmp_path / "samples").exists()
+    for bad, named in (("--models=gan,bogus", "--models: give gan and/or gan3"),
+                       ("--steps=0", "--steps=0")):
+        refused = subprocess.run(command + [bad], capture_output=True, text=True, env=ENV,
+                                 cwd=ROOT, timeout=120)
+        assert refused.returncode == 2 and named in refused.stderr, refused.stderr[-2000:]

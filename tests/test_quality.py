@@ -734,9 +734,18 @@ def test_paired_table_from_the_quality_file(tmp_path):
                                    quality.statistic_gaps(baselines[s]))
               for s in sorted(gans, key=int)]
     assert "(0, 1, 2, 3, 4, 5, 6, 7, 8): " + ", ".join(map(str, counts)) in result.stdout
+    (tmp_path / "list.json").write_text("[]")
+    (tmp_path / "entry.json").write_text('{"small": {"runs": "abc", "over_seeds": {}}}')
     for bad, named in (("--names=small,nosuch", "nosuch"),
                        ("--names=small,small", "in both small and small"),
-                       ("--names=small_seeds345_preset --baseline_names=small", "no seed has")):
+                       ("--names=small_seeds345_preset --baseline_names=small", "no seed has"),
+                       (f"--names=small --markdown={tmp_path}",
+                        f"--markdown={tmp_path}: cannot write it"),
+                       (f"--names=small --quality={tmp_path / 'list.json'}",
+                        "list.json holds no results of bench_quality.py"),
+                       (f"--names=small --quality={tmp_path / 'entry.json'}",
+                        "small is not a result of bench_quality.py"),
+                       ("--names=small --nosuchflag", "Unknown command line flag 'nosuchflag'")):
         refused = subprocess.run(script + bad.split(), capture_output=True, text=True,
                                  timeout=120, cwd=ROOT)
         assert refused.returncode == 2 and named in refused.stderr, refused.stderr[-2000:]
