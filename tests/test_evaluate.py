@@ -272,6 +272,34 @@ def test_broken_samples_in_a_run_are_skipped_and_counted(tmp_path, tiny_run):
 def test_unprepared_tfds_dataset_is_a_clear_error(tmp_path):
     with pytest.raises(EvaluationError, match="cannot load real music"):
         sources.load_tfds_songs("crnn_gan_midi/default:train", str(tmp_path))
+    # An unknown dataset: one line (TFDS's message goes on to list every dataset it has).
+    with pytest.raises(EvaluationError) as error:
+        sources.load_tfds_songs("no_such_dataset:train", str(tmp_path))
+    assert "Dataset no_such_dataset not found. Prepare it first" in str(error.value)
+    assert "\n" not in str(error.value)
+
+
+def test_outputs_that_cannot_be_written_are_clear_errors(tmp_path):
+    """Checked before anything is measured (a figure path: when it is written), each naming
+    its flag; nothing of a good folder is lost."""
+    write_songs(tmp_path / "songs", 2)
+    a_file = tmp_path / "a_file"
+    a_file.write_text("kept")
+    base = {"output_dir": str(tmp_path / "out"), "samples": [str(tmp_path / "songs")],
+            "midi_dir": str(tmp_path / "songs"), "real_windows": 5, "window": 20}
+    for changes, message in (
+            ({"output_dir": str(a_file)}, "--output_dir=.*a_file is a file: give a folder"),
+            ({"output_dir": str(a_file / "out")}, "--output_dir=.*a_file/out cannot be made"),
+            ({"figure": str(tmp_path)}, "--figure=.* is a folder: give a .png path"),
+            ({"figure": str(a_file / "f.png")}, "--figure=.*a_file/f.png: cannot write"),
+            ({"seed": -1}, "--seed must be >= 0, got -1"),
+            ({"soundfont": str(a_file)}, "--soundfont needs --wav"),
+            ({"soundfont": str(a_file), "wav": True}, "--soundfont=.*a_file is not a "
+             "soundfont")):
+        with pytest.raises(EvaluationError, match=message):
+            orchestration.evaluate(request_lib.Request(**{**base, **changes}),
+                                   log=lambda *_: None)
+    assert a_file.read_text() == "kept"
 
 
 # --------------------------------------------------------------------------------------

@@ -204,12 +204,26 @@ def evaluate(request: Request, log=print) -> Result:
         problem = rendering.soundfont_problem(request.soundfont)
         if problem:
             raise EvaluationError(f"--soundfont={request.soundfont} {problem}")
+    if request.seed < 0:
+        raise EvaluationError(f"--seed must be >= 0, got {request.seed}")
+    if request.figure and tf.io.gfile.isdir(request.figure):
+        raise EvaluationError(f"--figure={request.figure} is a folder: give a .png path")
+    out = request.output_dir.rstrip("/")
+    if tf.io.gfile.exists(out) and not tf.io.gfile.isdir(out):
+        raise EvaluationError(f"--output_dir={out} is a file: give a folder")
+    try:  # before measuring: an output that cannot be written fails fast
+        tf.io.gfile.makedirs(out)
+    except tf.errors.OpError as error:
+        raise EvaluationError(f"--output_dir={out} cannot be made: {error.message}") from None
     evaluation = _measure(request, log)
 
-    out = request.output_dir.rstrip("/")
-    tf.io.gfile.makedirs(out)
     figure_path = request.figure or f"{out}/figure3.png"
-    _draw_figure3(evaluation, figure_path)
+    try:
+        _draw_figure3(evaluation, figure_path)
+    except (OSError, tf.errors.OpError) as error:
+        flag = f"--figure={figure_path}" if request.figure else f"--output_dir={out}"
+        raise EvaluationError(f"{flag}: cannot write {figure_path} "
+                              f"({getattr(error, 'strerror', None) or error})") from None
     evaluation.files["figure"] = figure_path
     if request.pianoroll or request.wav:
         _listen(evaluation, request, out)

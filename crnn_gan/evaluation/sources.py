@@ -114,8 +114,11 @@ def load_tfds_songs(spec: str, data_dir: str | None = None) -> tuple[list[np.nda
     try:
         dataset = tfds.load(name, split=split, data_dir=data_dir, download=False)
     except Exception as error:  # TFDS raises many kinds: report them as one clear message.
+        # Its first line: a missing dataset's message goes on to list every dataset TFDS has.
+        reason = str(error).strip().splitlines()[0].rstrip(".") if str(error).strip() \
+            else type(error).__name__
         raise EvaluationError(
-            f"cannot load real music {spec!r} (data_dir={data_dir}): {error}. Prepare it "
+            f"cannot load real music {spec!r} (data_dir={data_dir}): {reason}. Prepare it "
             f"first, e.g. python -m tfds_midi --config={name.partition('/')[2] or 'default'}"
             f"{' --data_dir=' + data_dir if data_dir else ''}") from None
     songs, names = [], []
