@@ -95,6 +95,10 @@ def main(argv):
         return cli.fail(f"--dataset={FLAGS.dataset}: train on crnn_gan_midi/<config>, config "
                         f"one of {', '.join(prepare.config_names())}")
     try:
+        prepare.check_data_dir(FLAGS.data_dir)
+    except prepare.PrepareError as error:
+        return cli.fail(str(error))
+    try:
         builder = prepare.get_builder(FLAGS.dataset, FLAGS.data_dir)
     except prepare.PrepareError as error:
         return cli.fail(f"--dataset={FLAGS.dataset}: {error}")

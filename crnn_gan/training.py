@@ -184,6 +184,27 @@ def set_statistics_reward_data(model: CRNNGAN, config: Config, songs, scaler,
             songs, config.statistics_reward_steps, STATISTICS_REWARD_WINDOWS, seed=seed)))
 
 
+def check_enough_windows(songs, config: Config, model: str) -> None:
+    """Raises ValueError (naming the flags) when the training songs give fewer windows per
+    epoch than one batch: the batches drop their remainder, so such a run would train on
+    nothing and still finish."""
+    steps = config.schedule(model).data_window_length
+    usable = len(pipeline.songs_for_training(songs, steps))
+    windows = usable * config.windows_per_song
+    if windows >= config.batch_size:
+        return
+    if not usable:
+        longest = max((len(song) for song in songs), default=0)
+        flag = "--seq_len" if steps == config.seq_len else "--adversarial_seq_len"
+        raise ValueError(f"no training song holds a window of {steps} steps ({flag}; the "
+                         f"longest of {len(songs)} has {longest}): give a smaller {flag} "
+                         "or longer songs")
+    raise ValueError(f"--batch_size={config.batch_size}: an epoch has {windows} training "
+                     f"windows of {steps} steps ({usable} of {len(songs)} songs hold one, x "
+                     f"--windows_per_song={config.windows_per_song}), fewer than one batch: "
+                     "give a smaller --batch_size, a larger --windows_per_song or more songs")
+
+
 def load_split_songs(spec: RunSpec, config: Config, split: str = "train") -> list[np.ndarray]:
     """A split (default: the training split) as raw songs (packed for C-RNN-GAN-3);
     prepares the dataset if needed."""
@@ -276,10 +297,15 @@ def train(config: Config, spec: RunSpec, songs=None,
         return keras.callbacks.History()
     if songs is None:
         songs = load_split_songs(spec, config)
+    check_enough_windows(songs, config, spec.model)
     if state.status == "overwrite":
         run_dir.clear(model_dir, backup_dir, is_chief=is_chief)
     if is_chief:
-        tf.io.gfile.makedirs(f"{model_dir}/checkpoints")
+        try:  # the run's first write
+            tf.io.gfile.makedirs(f"{model_dir}/checkpoints")
+        except tf.errors.OpError as error:
+            raise run_dir.RunDirError(f"--model_dir={model_dir} cannot be made: "
+                                      f"{error.message}") from None
         # --epochs may have changed; everything else is the run's own config.
         run_dir.write_text_atomic(f"{model_dir}/config.json", json.dumps(record, indent=2))
     scaler_path = f"{model_dir}/scaler.json"

@@ -42,6 +42,10 @@ def main(argv):
 
     name = f"crnn_gan_midi/{FLAGS.config}"
     try:
+        prepare.check_data_dir(FLAGS.data_dir)
+    except prepare.PrepareError as error:
+        return _fail(str(error))
+    try:
         builder = prepare.get_builder(name, FLAGS.data_dir)
     except prepare.PrepareError as error:
         return _fail(f"--config={FLAGS.config}: {error}")

@@ -42,6 +42,24 @@ def get_builder(name: str, data_dir: str | None = None):
         raise PrepareError(f"cannot open {name}: {str(error).splitlines()[0]}") from None
 
 
+def check_data_dir(data_dir: str | None) -> None:
+    """Makes ``--data_dir`` if it is missing (TFDS would, on its first write).
+
+    Raises:
+        PrepareError: it is a file, or cannot be made; the message names ``--data_dir``.
+    """
+    if not data_dir:
+        return
+    import tensorflow as tf
+
+    if tf.io.gfile.exists(data_dir) and not tf.io.gfile.isdir(data_dir):
+        raise PrepareError(f"--data_dir={data_dir} is a file: give a folder")
+    try:
+        tf.io.gfile.makedirs(data_dir)
+    except tf.errors.OpError as error:
+        raise PrepareError(f"--data_dir={data_dir} cannot be made: {error.message}") from None
+
+
 def check_manual_dir(builder, manual_dir: str | None) -> None:
     """Checks ``--manual_dir`` when `builder` is crnn_gan_midi/manual and not yet prepared.
 
