@@ -28,6 +28,8 @@ import tensorflow as tf
 TICKS_PER_QUARTER = 384  # the model's time unit: ticks per quarter note
 BPM = 120.0
 SIGNATURES = ("serving_default", "step")
+#: Refused above this, as generate.py does: ~3.5 hours of music, the whole song held in memory.
+MAX_STEPS = 100_000
 
 
 class BadInput(ValueError):
@@ -290,8 +292,10 @@ def main(argv=None):
     parser.add_argument("--primer_max_tones", type=int, default=256,
                         help="prime with at most this many of the primer's last tones")
     args = parser.parse_args(argv)
-    if args.steps < 1:
-        parser.error(f"--steps must be >= 1, got {args.steps}")
+    if not 1 <= args.steps <= MAX_STEPS:
+        parser.error(f"--steps must be >= 1 and at most {MAX_STEPS}, got {args.steps}")
+    if args.seed < 0:
+        parser.error(f"--seed must be >= 0, got {args.seed}")
     _check_output(parser, "--output", args.output)
     _check_output(parser, "--tones_out", args.tones_out)
     if args.primer_max_tones < 1:

@@ -29,6 +29,10 @@ from ai_edge_litert.interpreter import Interpreter
 TICKS_PER_QUARTER = 384  # the model's time unit: ticks per quarter note
 BPM = 120.0
 SIGNATURES = ("serving_default", "step")
+#: Refused above this, as generate.py does: ~3.5 hours of music, the whole song held in memory.
+MAX_STEPS = 100_000
+#: Refused above this: XNNPack crashes (segfault) asked for 100,000 threads.
+MAX_THREADS = 256
 
 
 class BadInput(ValueError):
@@ -297,10 +301,12 @@ def main(argv=None):
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1,
                         help="interpreter CPU threads (default: all cores)")
     args = parser.parse_args(argv)
-    if args.steps < 1:
-        parser.error(f"--steps must be >= 1, got {args.steps}")
-    if args.threads < 1:
-        parser.error(f"--threads must be >= 1, got {args.threads}")
+    if not 1 <= args.steps <= MAX_STEPS:
+        parser.error(f"--steps must be >= 1 and at most {MAX_STEPS}, got {args.steps}")
+    if args.seed < 0:
+        parser.error(f"--seed must be >= 0, got {args.seed}")
+    if not 1 <= args.threads <= MAX_THREADS:
+        parser.error(f"--threads must be >= 1 and at most {MAX_THREADS}, got {args.threads}")
     _check_output(parser, "--output", args.output)
     _check_output(parser, "--tones_out", args.tones_out)
     if args.primer_max_tones < 1:

@@ -111,3 +111,12 @@ def test_both_scripts_hold_one_text_of_the_copies():
     first, second = (copies(name) for name in SCRIPT_NAMES)
     assert "def midi_to_tones(" in first and "def tones_to_midi(" in first
     assert first == second
+
+
+def test_scripts_refuse_the_step_count_generate_py_refuses():
+    """The stand-alone scripts keep generate.py's limit on steps as their own constant."""
+    from crnn_gan.generation import request
+
+    for name in ("generate_tflite", "generate_savedmodel"):
+        text = (EXPORT_DIR / f"{name}.py").read_text()
+        assert f"MAX_STEPS = {request.MAX_STEPS:_}\n" in text, name
