@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import posixpath
 
+import numpy as np
 from absl import app, flags, logging
 
 from crnn_gan import cli
@@ -20,8 +21,8 @@ flags.DEFINE_string("model_dir", None, "A training run (config.json, scaler.json
                     "generator.weights.h5).", required=True)
 flags.DEFINE_string("output", None, "Folder to write the export into.", required=True)
 flags.DEFINE_integer("tflite_steps", 0, "Length of the TFLite whole-sequence signature: "
-                     "0 = chosen at run time by the app (default), N = fixed at N steps.",
-                     lower_bound=0)
+                     "0 = chosen at run time by the app (default), N = fixed at N steps "
+                     "(at most 100000, generate.py's limit).", lower_bound=0, upper_bound=100_000)
 flags.DEFINE_multi_enum("quantization", ["dynamic_range", "float16"],
                         ["dynamic_range", "float16", "none"],
                         "Quantized TFLite variants to write besides the float32 one "
@@ -83,6 +84,9 @@ def load_run(model_dir: str):
     except (ValueError, OSError) as error:  # Keras: mismatched variables; h5py: not HDF5
         raise BadRun(f"{weights} does not fit {model_dir}/config.json or is damaged: "
                      f"{str(error).splitlines()[0].rstrip(':')}") from None
+    if np.shape(scaler.mean) != (generator.num_features,):  # before anything is written
+        raise BadRun(f"{scaler_path} is damaged: it scales {np.size(scaler.mean)} features, "
+                     f"the generator of config.json writes {generator.num_features}")
     return generator, scaler
 
 

@@ -47,7 +47,8 @@ def _rows(tmp: pathlib.Path, run: pathlib.Path) -> dict:
     empty = tmp / "empty"
     broken_midi = tmp / "broken_midi"
     readme = str(ROOT / "README.md")
-    runs = {name: tmp / name for name in ("not_json", "unfinished", "mismatch", "bad_scaler")}
+    runs = {name: tmp / name
+            for name in ("not_json", "unfinished", "mismatch", "bad_scaler", "scaler_shape")}
     tiny = ["--preset=tiny", "--epochs=1"]
     rows = {
         "train.py": [
@@ -111,6 +112,10 @@ def _rows(tmp: pathlib.Path, run: pathlib.Path) -> dict:
               "run its train.py command again".capitalize()]),
             ("weights_do_not_fit", [f"--model_dir={runs['mismatch']}", f"--output={out}"], 2,
              ["generator.weights.h5 does not fit", "config.json"]),
+            ("scaler_of_one_feature", [f"--model_dir={runs['scaler_shape']}",
+                                       f"--output={tmp / 'never'}"], 2,
+             ["scaler.json is damaged: it scales 1 features, the generator of config.json "
+              "writes 4"]),
             ("scaler_damaged", [f"--model_dir={runs['bad_scaler']}", f"--output={out}"], 2,
              ["scaler.json is damaged"]),
             ("output_is_a_file", [f"--model_dir={run}", f"--output={readme}"], 2,
@@ -120,6 +125,8 @@ def _rows(tmp: pathlib.Path, run: pathlib.Path) -> dict:
             ("no_model_dir", [f"--output={out}"], 2, ["--model_dir must have a value"]),
             ("bad_steps", [f"--model_dir={run}", f"--output={out}", "--tflite_steps=-1"], 2,
              ["flag --tflite_steps=-1"]),
+            ("too_many_steps", [f"--model_dir={run}", f"--output={out}",
+                                "--tflite_steps=100000000"], 2, ["flag --tflite_steps=100000000"]),
         ],
         "-m tfds_midi": [
             ("unknown_config", ["--config=nope", data], 2,
@@ -252,7 +259,7 @@ def _make_inputs(tmp: pathlib.Path) -> pathlib.Path:
     (other / "saved_model").mkdir(parents=True)
     (other / "saved_model" / "saved_model.pb").write_bytes(b"")
     (other / "export.json").write_text(json.dumps({"source": "runs/demo/run"}))
-    for name in ("not_json", "unfinished", "mismatch", "bad_scaler"):
+    for name in ("not_json", "unfinished", "mismatch", "bad_scaler", "scaler_shape"):
         shutil.copytree(run, tmp / name)
     (tmp / "not_json" / "config.json").write_text("{not json")
     (tmp / "unfinished" / "generator.weights.h5").unlink()
@@ -260,6 +267,9 @@ def _make_inputs(tmp: pathlib.Path) -> pathlib.Path:
     record["config"]["units"] = 16
     (tmp / "mismatch" / "config.json").write_text(json.dumps(record))
     (tmp / "bad_scaler" / "scaler.json").write_text("[1, 2")
+    scaler = json.loads((run / "scaler.json").read_text())
+    (tmp / "scaler_shape" / "scaler.json").write_text(json.dumps(
+        {**scaler, "mean": scaler["mean"][:1], "std": scaler["std"][:1]}))
     return run
 
 
