@@ -13,6 +13,7 @@ Bad input stops with one line naming it, exit status 2.
 
 import dataclasses
 import os
+import re
 import sys
 
 from absl import app, flags
@@ -65,8 +66,8 @@ def main(argv):
         return cli.fail("--model_dir is required: the folder the run writes everything to")
     try:
         config = config_from_flags()
-    except ValueError as error:
-        return cli.fail(str(error))
+    except ValueError as error:  # Config's own words name its fields: here they are flags
+        return cli.fail(re.sub(r"\bConfig\.(\w+)", r"--\1", str(error)))
 
     from crnn_gan import distribute, training
     from crnn_gan.callbacks import NonFiniteLossError
@@ -84,8 +85,8 @@ def main(argv):
                                 strategy=FLAGS.strategy, tpu=FLAGS.tpu,
                                 samples_per_epoch=FLAGS.samples_per_epoch,
                                 overwrite=FLAGS.overwrite)
-    except ValueError as error:
-        return cli.fail(str(error))
+    except ValueError as error:  # RunSpec names its fields, which are flags here
+        return cli.fail(f"--{error}")
     # The dataset, before anything is prepared or written.
     try:
         distribute.check_filesystem(FLAGS.data_dir, "--data_dir")

@@ -55,7 +55,7 @@ def _rows(tmp: pathlib.Path, run: pathlib.Path) -> dict:
             ("bad_flag_value", [*tiny, "--units=abc", f"--model_dir={out}"], 2,
              ["flag --units=abc"]),
             ("bad_config_value", [*tiny, "--units=0", f"--model_dir={out}"], 2,
-             ["Config.units must be an integer >= 1, got 0"]),
+             ["--units must be an integer >= 1, got 0"]),
             ("no_model_dir", tiny, 2, ["--model_dir is required"]),
             ("extra_argument", [*tiny, f"--model_dir={out}", "extra"], 2,
              ["unexpected arguments: extra"]),

@@ -231,6 +231,12 @@ def test_missing_run_is_a_clear_error(tmp_path):
     assert result.returncode == 2
     assert f"run directory not found: {tmp_path / 'nope'}" in result.stderr
     assert "Traceback" not in result.stderr
+    a_file = tmp_path / "song.mid"
+    a_file.write_bytes(b"MThd")
+    with pytest.raises(EvaluationError, match="song.mid is a file, not the folder of a train"):
+        sources.load_run(str(a_file))
+    with pytest.raises(EvaluationError, match="song.mid is a file: give the folder of MIDI"):
+        sources.list_midi_files(str(a_file))
 
 
 def test_only_broken_files_is_a_clear_error(tmp_path):

@@ -261,4 +261,4 @@ def test_train_py_rejects_bad_flags_with_a_clear_message(tmp_path):
         [sys.executable, str(ROOT / "train.py"), "--preset=tiny", "--units=0",
          f"--model_dir={tmp_path}"], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert result.returncode != 0
-    assert "Config.units must be an integer >= 1" in result.stderr
+    assert "error: --units must be an integer >= 1" in result.stderr

@@ -43,6 +43,8 @@ def list_midi_files(folder: str, recursive: bool = True) -> list[str]:
     """
     folder = folder.rstrip("/") or "/"
     if not tf.io.gfile.isdir(folder):
+        if tf.io.gfile.exists(folder):
+            raise EvaluationError(f"{folder} is a file: give the folder of MIDI files it is in")
         raise EvaluationError(f"MIDI folder not found: {folder}")
     if recursive:
         paths = [os.path.join(root, name) for root, _, files in tf.io.gfile.walk(folder)
@@ -191,6 +193,8 @@ def load_run(model_dir: str, compat=None, repetition_length=3) -> Run:
     """
     model_dir = model_dir.rstrip("/")
     if not tf.io.gfile.isdir(model_dir):
+        if tf.io.gfile.exists(model_dir):
+            raise EvaluationError(f"{model_dir} is a file, not the folder of a train.py run")
         raise EvaluationError(f"run directory not found: {model_dir}")
     config_path = f"{model_dir}/config.json"
     if not tf.io.gfile.exists(config_path):
