@@ -25,6 +25,9 @@ GRADIENT_ESTIMATORS = ("straight_through", "score_function",  # crnn_gan.gan
                        "score_function_per_step")
 SCORE_FUNCTION_ESTIMATORS = ("score_function", "score_function_per_step")  # crnn_gan.gan
 TONE_FEATURES = ("length", "pitch", "velocity", "delta")  # crnn_gan.heads.FEATURE_NAMES
+#: The paper's six statistics (`crnn_gan.metrics.STATISTICS`; this module imports no numpy).
+STATISTICS = ("polyphony", "scale_consistency", "repetitions", "tone_span", "unique_tones",
+              "intensity_span")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -117,6 +120,10 @@ class Config:
             window's advantage (`crnn_gan.statistics_reward`: moment matching of the
             paper's six statistics between the batch's generated and real windows;
             0 = off, the paper); needs a score-function `gradient_estimator`.
+        statistics_reward_statistics: the statistics whose gaps the statistics reward
+            closes, as a comma-separated list of `STATISTICS` ("all": the six). The others
+            are still measured, but their gaps add nothing to a window's reward. Needs
+            `statistics_reward_weight` > 0.
         statistics_reward_steps: length in steps of the windows the statistics reward
             measures (0: the training windows, `seq_len`). Longer: G's adversarial step
             free-runs this many steps, D judges the first `seq_len` of them, the
@@ -196,6 +203,7 @@ class Config:
     gradient_estimator: str = "straight_through"
     statistics_reward_weight: float = 0.0
     statistics_reward_steps: int = 0
+    statistics_reward_statistics: str = "all"
     adversarial_seq_len: int = 0
     adversarial_features: str = "all"
 
@@ -277,6 +285,17 @@ class Config:
                              f"got {self.statistics_reward_steps!r}")
         if self.statistics_reward_steps and not self.statistics_reward_weight:
             raise ValueError("Config.statistics_reward_steps needs statistics_reward_weight > 0")
+        if self.statistics_reward_statistics != "all":
+            names = self.statistics_reward_statistics.split(",") if isinstance(
+                self.statistics_reward_statistics, str) else []
+            if (not names or not set(names) <= set(STATISTICS)
+                    or len(set(names)) != len(names)):
+                raise ValueError("Config.statistics_reward_statistics must be 'all' or "
+                                 f"distinct names of {STATISTICS} joined by commas, "
+                                 f"got {self.statistics_reward_statistics!r}")
+            if not self.statistics_reward_weight:
+                raise ValueError("Config.statistics_reward_statistics needs "
+                                 "statistics_reward_weight > 0")
         if self.adversarial_features not in ("all", "none"):
             names = self.adversarial_features.split(",") if isinstance(
                 self.adversarial_features, str) else []
@@ -317,6 +336,13 @@ class Config:
         return Schedule(self.pretrain_epochs, self.seq_len, self.curriculum_step,
                         discriminator_epochs=self.discriminator_pretrain_epochs,
                         adversarial_seq_len=0 if model == "baseline" else self.adversarial_seq_len)
+
+    @property
+    def statistics_reward_names(self) -> tuple[str, ...] | None:
+        """`statistics_reward_statistics` as names: None for "all"."""
+        if self.statistics_reward_statistics == "all":
+            return None
+        return tuple(self.statistics_reward_statistics.split(","))
 
     @property
     def adversarial_feature_names(self) -> tuple[str, ...] | None:

@@ -246,11 +246,15 @@ class CRNNGAN(keras.Model):
             trains through the score function (in every tone slot); the statistics reward
             and the supervised term still weigh every draw. None: all (the paper); ():
             none, the control without D's reward (`Config.adversarial_features`).
+        statistics_reward_statistics: names of `crnn_gan.metrics.STATISTICS` whose gaps
+            the statistics reward closes; None: all six (`Config.statistics_reward_statistics`).
 
     Raises:
         ValueError: an unknown `gradient_estimator`, or a score-function one with feature
             matching or another head than the categorical; `adversarial_features` with
-            unknown or repeated names, or without a score-function estimator.
+            unknown or repeated names, or without a score-function estimator;
+            `statistics_reward_statistics` with unknown or repeated names, or without the
+            statistics reward.
     """
 
     def __init__(self, generator: Generator, discriminator: Discriminator,
@@ -262,7 +266,8 @@ class CRNNGAN(keras.Model):
                  statistics_reward_weight: float = 0.0, statistics_reward_steps: int = 0,
                  instance_noise_std: float = 0.0, gradient_penalty: float = 0.0,
                  generator_ema_decay: float = 0.0, schedule: Schedule | None = None,
-                 adversarial_features: Sequence[str] | None = None, **kwargs):
+                 adversarial_features: Sequence[str] | None = None,
+                 statistics_reward_statistics: Sequence[str] | None = None, **kwargs):
         super().__init__(**kwargs)
         if gradient_estimator not in GRADIENT_ESTIMATORS:
             raise ValueError(f"gradient_estimator must be one of {GRADIENT_ESTIMATORS}, "
@@ -287,6 +292,13 @@ class CRNNGAN(keras.Model):
                 raise ValueError("adversarial_features needs a score-function "
                                  f"gradient_estimator {SCORE_FUNCTION_ESTIMATORS}, "
                                  f"got {gradient_estimator!r}")
+        if statistics_reward_statistics is not None:
+            statistics_reward_statistics = tuple(statistics_reward_statistics)
+            if not statistics_reward_weight:
+                raise ValueError("statistics_reward_statistics needs statistics_reward_weight "
+                                 "> 0")
+        # Raises for unknown or repeated names.
+        self._statistics_mask = statistics_reward.statistics_mask(statistics_reward_statistics)
         for name, value in (("instance_noise_std", instance_noise_std),
                             ("gradient_penalty", gradient_penalty)):
             if not value >= 0.0:  # also rejects NaN
@@ -305,6 +317,7 @@ class CRNNGAN(keras.Model):
         self.statistics_reward_weight = statistics_reward_weight
         self.statistics_reward_steps = statistics_reward_steps
         self.adversarial_features = adversarial_features
+        self.statistics_reward_statistics = statistics_reward_statistics
         self.feature_scaler = None  # set_feature_scaler: raw units for the statistics reward
         self.real_moments = None  # set_real_statistics: with statistics_reward_steps
         self.generator = generator
@@ -692,7 +705,9 @@ class CRNNGAN(keras.Model):
                                             self.real_moments))
         self.statistics_moments.assign(moments)
         self.statistics_updates.assign_add(1.0)
-        reward, gap = statistics_reward.moment_matching_reward(fake_statistics, moments)
+        reward, gap = statistics_reward.moment_matching_reward(
+            fake_statistics, moments,
+            None if self.statistics_reward_statistics is None else self._statistics_mask)
         return reward, 0.5 * tf.reduce_sum(tf.square(gap))
 
     def _results(self):
@@ -713,6 +728,8 @@ class CRNNGAN(keras.Model):
             "statistics_reward_steps": self.statistics_reward_steps,
             "adversarial_features": (None if self.adversarial_features is None
                                      else list(self.adversarial_features)),
+            "statistics_reward_statistics": (None if self.statistics_reward_statistics is None
+                                             else list(self.statistics_reward_statistics)),
             "instance_noise_std": self.instance_noise_std,
             "gradient_penalty": self.gradient_penalty,
             "generator_ema_decay": self.generator_ema_decay,

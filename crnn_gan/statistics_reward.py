@@ -129,24 +129,40 @@ def running_moments(previous, updates, moments):
     return previous + weight * (moments - previous)
 
 
-def moment_matching_reward(fake_statistics, moments):
+def statistics_mask(names=None) -> np.ndarray:
+    """float32 ``[6]``: 1 for the statistics of `names` (`metrics.STATISTICS` names; None:
+    all six), 0 for the others: which gaps `moment_matching_reward` closes."""
+    if names is None:
+        return np.ones(NUM_STATISTICS, np.float32)
+    unknown = set(names) - set(metrics.STATISTICS)
+    if unknown or len(set(names)) != len(names):
+        raise ValueError(f"statistics must be distinct names of {metrics.STATISTICS}, "
+                         f"got {tuple(names)!r}")
+    return np.asarray([name in names for name in metrics.STATISTICS], np.float32)
+
+
+def moment_matching_reward(fake_statistics, moments, mask=None):
     """Per-window reward ``r_i`` of the module docstring.
 
     Args:
         fake_statistics: ``[batch, 6]`` statistics of this replica's generated windows.
         moments: ``[4, 6]`` the means that define m_k, mu_k and sigma_k (`batch_moments`
             layout; the trainer passes `running_moments`).
+        mask: None (all six), or ``[6]`` `statistics_mask`: the sum over k runs over the
+            statistics it holds (the loss ``1/2 sum_k mask_k gap_k^2``).
 
     Returns:
         (reward, gap): ``[batch]`` float32 reward of each generated window, centred on the
-        global batch, and ``[6]`` the normalised gaps ``(m_k - mu_k) / sigma_k``; no
-        gradient through either.
+        global batch, and ``[6]`` the normalised gaps ``(m_k - mu_k) / sigma_k`` (times the
+        mask); no gradient through either.
     """
     real_mean, fake_mean, real_square, fake_square = tf.unstack(moments)
     pooled_mean = (real_mean + fake_mean) / 2.0
     pooled_variance = (real_square + fake_square) / 2.0 - tf.square(pooled_mean)
     scale = tf.sqrt(tf.maximum(pooled_variance, SCALE_FLOOR**2))
     gap = (fake_mean - real_mean) / scale  # [6]
+    if mask is not None:
+        gap = gap * tf.convert_to_tensor(mask, tf.float32)
     batch_mean = global_mean(tf.reduce_mean(fake_statistics, 0))
     reward = -tf.reduce_sum(gap * (fake_statistics - batch_mean) / scale, axis=1)
     return tf.stop_gradient(reward), tf.stop_gradient(gap)

@@ -78,6 +78,35 @@ def test_reward_rewards_windows_that_close_the_gap():
     assert list(np.argsort(reward.numpy())) == list(np.argsort(fake[:, 1]))
 
 
+def test_a_mask_closes_only_the_chosen_statistics_gaps():
+    """`statistics_reward_statistics`: the reward of a masked batch is the reward of the
+    same batch whose other statistics match the real ones exactly (their gaps are 0), and it
+    is the score-function gradient of the masked loss (below: the exact check)."""
+    rng = np.random.default_rng(2)
+    real = _statistics(rng, 8)
+    fake = _statistics(rng, 8, shift=1.0)
+    chosen = ("polyphony", "scale_consistency", "tone_span")
+    mask = statistics_reward.statistics_mask(chosen)
+    np.testing.assert_array_equal(mask, [1, 1, 0, 1, 0, 0])
+    reward, gap = statistics_reward.moment_matching_reward(
+        fake, statistics_reward.batch_moments(real, fake), mask)
+    np.testing.assert_array_equal(gap.numpy()[mask == 0], 0.0)
+    assert np.all(gap.numpy()[mask == 1] > 0)
+    # The other statistics' columns replaced by the real ones: the same gaps, the same
+    # reward, up to the columns the mask drops.
+    keep = tf.constant(mask, tf.float32)
+    matched = fake * keep + real * (1.0 - keep)
+    reward_matched, gap_matched = _reward(real, matched)
+    np.testing.assert_allclose(gap.numpy(), gap_matched.numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(reward.numpy(), reward_matched.numpy(), rtol=1e-4, atol=1e-5)
+    full, _ = _reward(real, fake)
+    assert not np.allclose(reward.numpy(), full.numpy(), atol=1e-3)
+    np.testing.assert_array_equal(statistics_reward.statistics_mask(None), np.ones(6))
+    for bad in (("polyphony", "polyphony"), ("tempo",)):
+        with pytest.raises(ValueError, match="distinct names"):
+            statistics_reward.statistics_mask(bad)
+
+
 def test_reward_is_the_score_function_gradient_of_moment_matching():
     """A categorical "G" over 4 windows with known statistics; a batch that holds each window
     in proportion to its probability makes the batch means exact. Then
@@ -255,20 +284,45 @@ def test_the_reward_is_validated():
     model = _gan(1.0, steps=16)
     with pytest.raises(ValueError, match="set_real_statistics"):
         model.train_step(tf.random.stateless_normal([4, 10, 4], seed=[1, 2]))
+    # statistics_reward_statistics: names of the six, with the reward on.
+    sf = {"representation": "log", "output_head": "categorical", "feature_matching": False,
+          "gradient_estimator": "score_function"}
+    for value, match in (("tempo", "distinct names"), ("polyphony,polyphony", "distinct"),
+                         ("", "distinct names"), ("polyphony", "needs statistics_reward")):
+        with pytest.raises(ValueError, match=match):
+            config_lib.preset("tiny", **sf, statistics_reward_weight=0.0 if match.startswith(
+                "needs") else 1.0, statistics_reward_statistics=value)
+    assert config_lib.preset("tiny", **sf, statistics_reward_weight=1.0,
+                             statistics_reward_statistics="polyphony,tone_span"
+                             ).statistics_reward_names == ("polyphony", "tone_span")
+    assert config_lib.preset("tiny").statistics_reward_names is None
+    assert config_lib.STATISTICS == metrics.STATISTICS
+    with pytest.raises(ValueError, match="needs statistics_reward_weight"):
+        gan.CRNNGAN(generator, Discriminator(units=8), feature_matching=False,
+                    gradient_estimator="score_function",
+                    statistics_reward_statistics=("polyphony",))
+    with pytest.raises(ValueError, match="distinct names"):
+        gan.CRNNGAN(generator, Discriminator(units=8), feature_matching=False,
+                    gradient_estimator="score_function", statistics_reward_weight=1.0,
+                    statistics_reward_statistics=("tempo",))
 
 
-@pytest.mark.parametrize("steps, adversarial_features", [
-    (0, "all"), (20, "all"), (0, "length,pitch,velocity")])
-def test_gan_trains_with_the_statistics_reward(tmp_path, steps, adversarial_features):
+@pytest.mark.parametrize("steps, adversarial_features, statistics", [
+    (0, "all", "all"), (20, "all", "all"), (0, "length,pitch,velocity", "all"),
+    (0, "all", "polyphony,scale_consistency,tone_span,unique_tones,intensity_span")])
+def test_gan_trains_with_the_statistics_reward(tmp_path, steps, adversarial_features,
+                                               statistics):
     """A real tiny run: the reward is on in the adversarial epoch (the gap is logged),
     losses stay finite, and the weight round-trips through the saved run; with
     statistics_reward_steps, over runs longer than the 8-step windows; with D's reward on
-    some features only (`adversarial_features`), the statistics reward on all of them."""
+    some features only (`adversarial_features`), the statistics reward on all of them; with
+    the reward on five of the six statistics (`statistics_reward_statistics`)."""
     config = config_lib.preset(
         "tiny", representation="log", output_head="categorical", optimizer="adam",
         learning_rate=1e-3, feature_matching=False, epochs=2, pretrain_epochs=1, units=8,
         gradient_estimator="score_function", statistics_reward_weight=2.0,
-        statistics_reward_steps=steps, adversarial_features=adversarial_features)
+        statistics_reward_steps=steps, adversarial_features=adversarial_features,
+        statistics_reward_statistics=statistics)
     spec = training.RunSpec(model_dir=str(tmp_path / "run"), samples_per_epoch=1)
     history = training.train(config, spec, songs=random_songs(count=6))
     logs = history.history
@@ -278,6 +332,11 @@ def test_gan_trains_with_the_statistics_reward(tmp_path, steps, adversarial_feat
     assert loaded_config.statistics_reward_weight == 2.0
     assert loaded_config.statistics_reward_steps == steps
     assert loaded_config.adversarial_features == adversarial_features
+    assert loaded_config.statistics_reward_statistics == statistics
+    model = training.build_model(loaded_config, "gan")
+    np.testing.assert_array_equal(  # the mask the reward uses
+        model._statistics_mask, [name in statistics.split(",") or statistics == "all"
+                                 for name in metrics.STATISTICS])
 
 
 def test_the_reward_is_refused_on_a_tpu(tmp_path):
