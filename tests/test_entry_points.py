@@ -143,6 +143,9 @@ def _rows(tmp: pathlib.Path, run: pathlib.Path) -> dict:
             ("bad_flag_value", ["--show_tones=-1", data], 2, ["flag --show_tones=-1"]),
             ("data_dir_is_a_file", [f"--data_dir={readme}"], 2,
              [f"--data_dir={readme} is a file: give a folder"]),
+            ("manual_dir_for_another_config", ["--config=default", f"--manual_dir={empty}",
+                                               data], 2,
+             [f"--manual_dir={empty}: only crnn_gan_midi/manual reads MIDI files"]),
         ],
         "export/generate_tflite.py": [
             ("missing_model", ["--model", "/nonexistent.tflite", "--output", str(tmp / "a.mid")],

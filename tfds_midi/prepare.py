@@ -64,14 +64,21 @@ def check_manual_dir(builder, manual_dir: str | None) -> None:
     """Checks ``--manual_dir`` when `builder` is crnn_gan_midi/manual and not yet prepared.
 
     Raises:
-        PrepareError: no folder given, no such folder, or no MIDI file in it.
+        PrepareError: no folder given, no such folder, or no MIDI file in it; a folder
+            given for another config (which would ignore it).
     """
     import tensorflow as tf
 
     from tfds_midi.crnn_gan_midi.crnn_gan_midi_dataset_builder import MIDI_SUFFIXES
 
     config = getattr(builder, "builder_config", None)
-    if getattr(config, "corpus", None) != "manual" or builder.is_prepared():
+    if getattr(config, "corpus", None) != "manual":
+        if manual_dir:
+            raise PrepareError(f"--manual_dir={manual_dir}: only crnn_gan_midi/manual reads "
+                               f"MIDI files from a folder; crnn_gan_midi/{config.name} does "
+                               "not: leave --manual_dir out, or use crnn_gan_midi/manual")
+        return
+    if builder.is_prepared():
         return
     layout = ("your MIDI files (.mid, .midi, .kar), one sub-folder per composer, e.g. "
               "bach/bwv772.mid")
