@@ -30,6 +30,15 @@ STATISTICS = ("polyphony", "scale_consistency", "repetitions", "tone_span", "uni
               "intensity_span")
 
 
+def _check_name_list(field: str, value, allowed: tuple[str, ...], keywords: str) -> None:
+    """Raises ValueError unless `value` is distinct names of `allowed` joined by commas (the
+    message lists `keywords`, the field's other values, e.g. "'all'")."""
+    names = value.split(",") if isinstance(value, str) else []
+    if not names or not set(names) <= set(allowed) or len(set(names)) != len(names):
+        raise ValueError(f"Config.{field} must be {keywords} or distinct names of {allowed} "
+                         f"joined by commas, got {value!r}")
+
+
 @dataclasses.dataclass(frozen=True)
 class Config:
     """Hyper-parameters of a C-RNN-GAN run (every field is a `train.py` flag).
@@ -286,24 +295,14 @@ class Config:
         if self.statistics_reward_steps and not self.statistics_reward_weight:
             raise ValueError("Config.statistics_reward_steps needs statistics_reward_weight > 0")
         if self.statistics_reward_statistics != "all":
-            names = self.statistics_reward_statistics.split(",") if isinstance(
-                self.statistics_reward_statistics, str) else []
-            if (not names or not set(names) <= set(STATISTICS)
-                    or len(set(names)) != len(names)):
-                raise ValueError("Config.statistics_reward_statistics must be 'all' or "
-                                 f"distinct names of {STATISTICS} joined by commas, "
-                                 f"got {self.statistics_reward_statistics!r}")
+            _check_name_list("statistics_reward_statistics", self.statistics_reward_statistics,
+                             STATISTICS, "'all'")
             if not self.statistics_reward_weight:
                 raise ValueError("Config.statistics_reward_statistics needs "
                                  "statistics_reward_weight > 0")
         if self.adversarial_features not in ("all", "none"):
-            names = self.adversarial_features.split(",") if isinstance(
-                self.adversarial_features, str) else []
-            if (not names or not set(names) <= set(TONE_FEATURES)
-                    or len(set(names)) != len(names)):
-                raise ValueError("Config.adversarial_features must be 'all', 'none' or "
-                                 f"distinct names of {TONE_FEATURES} joined by commas, "
-                                 f"got {self.adversarial_features!r}")
+            _check_name_list("adversarial_features", self.adversarial_features, TONE_FEATURES,
+                             "'all', 'none'")
             if self.gradient_estimator not in SCORE_FUNCTION_ESTIMATORS:
                 raise ValueError("Config.adversarial_features needs a score-function "
                                  f"gradient_estimator {SCORE_FUNCTION_ESTIMATORS}, "
