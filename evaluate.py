@@ -33,6 +33,13 @@ def request_from_flags() -> request_lib.Request:
     return request_lib.Request(**values)
 
 
+#: The counts' upper limits. Songs and steps: generate.py's (`crnn_gan.generation.request`,
+#: not imported here: it loads TensorFlow; tests/test_evaluate.py checks they agree).
+#: Excerpts: each is a MIDI file, a piano-roll panel and a FluidSynth rendering.
+LIMITS = {"num_samples": 1000, "real_windows": 100_000, "excerpts": 100,
+          "repetition_length": 100, "steps": 100_000, "window": 100_000}
+
+
 def main(argv):
     if len(argv) > 1:
         return cli.fail(f"unexpected arguments: {' '.join(argv[1:])}")
@@ -46,12 +53,10 @@ def main(argv):
         return cli.fail(
             "nothing to evaluate: give --model_dir, --samples, --saved_model, --real or "
             "--midi_dir")
-    for name in ("num_samples", "real_windows", "excerpts", "repetition_length"):
-        if getattr(request, name) < 1:
-            return cli.fail(f"--{name} must be >= 1")
-    for name in ("steps", "window"):
-        if getattr(request, name) is not None and getattr(request, name) < 1:
-            return cli.fail(f"--{name} must be >= 1")
+    for name, limit in LIMITS.items():
+        value = getattr(request, name)
+        if value is not None and not 1 <= value <= limit:
+            return cli.fail(f"--{name} must be >= 1 and at most {limit}, got {value}")
 
     if not FLAGS["verbosity"].present:
         logging.set_verbosity(logging.WARNING)  # TFDS logs every dataset it opens

@@ -97,7 +97,9 @@ def _rows(tmp: pathlib.Path, run: pathlib.Path) -> dict:
              ["run directory not found: /nonexistent"]),
             ("no_output_dir", [f"--model_dir={run}"], 2, ["--output_dir is required"]),
             ("bad_count", ["--samples=x", f"--output_dir={out}", "--num_samples=0"], 2,
-             ["--num_samples must be >= 1"]),
+             ["--num_samples must be >= 1 and at most 1000, got 0"]),
+            ("too_long_window", ["--samples=x", f"--output_dir={out}", "--window=100000000"], 2,
+             ["--window must be >= 1 and at most 100000, got 100000000"]),
             ("unknown_flag", ["--bogus"], 2, ["Unknown command line flag 'bogus'"]),
         ],
         "-m export": [
