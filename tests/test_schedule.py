@@ -77,8 +77,10 @@ def test_the_gan_with_a_longer_game_draws_its_windows_at_that_length(tmp_path):
     songs = [midi_fixtures.random_song(rng, 10) for _ in range(6)]
     config = config_lib.preset("tiny").replace(epochs=2, adversarial_seq_len=12)
     spec = training.RunSpec(model_dir=str(tmp_path / "gan"), samples_per_epoch=0)
-    with pytest.raises(ValueError, match="seq_len=12: no song holds a window that long"):
+    with pytest.raises(ValueError, match=r"no training song holds a window of 12 steps "
+                       r"\(--adversarial_seq_len; the longest of 6 has 10\)"):
         training.train(config, spec, songs=songs)
+    assert not (tmp_path / "gan").exists()  # refused before anything is written
     training.train(config, training.RunSpec(model_dir=str(tmp_path / "baseline"),
                                             samples_per_epoch=0, model="baseline"), songs=songs)
     assert (tmp_path / "baseline" / "generator.weights.h5").exists()
