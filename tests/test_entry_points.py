@@ -50,6 +50,8 @@ def _rows(tmp: pathlib.Path, run: pathlib.Path) -> dict:
     runs = {name: tmp / name
             for name in ("not_json", "unfinished", "mismatch", "bad_scaler", "scaler_shape")}
     tiny = ["--preset=tiny", "--epochs=1"]
+    small_corpus = ["--dataset=crnn_gan_midi/manual", f"--manual_dir={tmp / 'corpus'}",
+                    f"--data_dir={tmp / 'tfds_manual'}"]
     rows = {
         "train.py": [
             ("bad_flag_value", [*tiny, "--units=abc", f"--model_dir={out}"], 2,
@@ -82,13 +84,14 @@ def _rows(tmp: pathlib.Path, run: pathlib.Path) -> dict:
             ("overwrite_never_deletes_other_files", [*tiny, "--overwrite",
                                                      f"--model_dir={other}", data], 2,
              ["holds files that are not a train.py run's (export.json, saved_model)"]),
-            ("model_dir_cannot_be_made", [*tiny, f"--model_dir={readme}/run", data], 2,
+            # These two read songs: a small manual corpus (the default one would be rendered).
+            ("model_dir_cannot_be_made", [*tiny, f"--model_dir={readme}/run", *small_corpus], 2,
              [f"--model_dir={readme}/run cannot be made"]),
+            ("fewer_windows_than_a_batch", [*tiny, "--batch_size=100000",
+                                            f"--model_dir={tmp / 'few'}", *small_corpus], 2,
+             ["--batch_size=100000: an epoch has", "fewer than one batch"]),
             ("data_dir_is_a_file", [*tiny, f"--model_dir={out}", f"--data_dir={readme}"], 2,
              [f"--data_dir={readme} is a file: give a folder"]),
-            ("fewer_windows_than_a_batch", [*tiny, "--batch_size=100000",
-                                            f"--model_dir={tmp / 'few'}", data], 2,
-             ["--batch_size=100000: an epoch has", "fewer than one batch"]),
             ("finished_run", [*tiny, f"--model_dir={run}", data], 0,
              [f"{run} has finished: 1 epoch trained", "raise --epochs above 1"]),
         ],
@@ -258,6 +261,8 @@ def _make_inputs(tmp: pathlib.Path) -> pathlib.Path:
     silent = mido.MidiFile()
     silent.tracks.append(mido.MidiTrack([mido.MetaMessage("end_of_track", time=0)]))
     silent.save(str(tmp / "silent.mid"))
+    midi_fixtures.write_corpus(tmp / "corpus",
+                               midi_fixtures.sources_covering_splits(per_split=(6, 1, 1)))
     (tmp / "broken_midi" / "bach").mkdir(parents=True)
     (tmp / "broken_midi" / "bach" / "broken.mid").write_bytes(b"MThd not really")
     other = tmp / "an_export"
