@@ -33,11 +33,10 @@ def request_from_flags() -> request_lib.Request:
     return request_lib.Request(**values)
 
 
-#: The counts' upper limits. Songs and steps: generate.py's (`crnn_gan.generation.request`,
-#: not imported here: it loads TensorFlow; tests/test_evaluate.py checks they agree).
+#: The counts' upper limits. Songs and steps: every entry point's (`crnn_gan.cli`).
 #: Excerpts: each is a MIDI file, a piano-roll panel and a FluidSynth rendering.
-LIMITS = {"num_samples": 1000, "real_windows": 100_000, "excerpts": 100,
-          "repetition_length": 100, "steps": 100_000, "window": 100_000}
+LIMITS = {"num_samples": cli.MAX_SONGS, "real_windows": 100_000, "excerpts": 100,
+          "repetition_length": 100, "steps": cli.MAX_STEPS, "window": cli.MAX_STEPS}
 
 
 def main(argv):

@@ -12,6 +12,11 @@ import sys
 from absl import flags
 
 BAD_INPUT = 2  # exit status of an expected failure (bad flag, file or folder)
+#: Refused above these, by every entry point that generates or measures songs (generate.py,
+#: evaluate.py, python -m export's --tflite_steps): 100,000 steps are ~3.5 hours of music at
+#: a typical tempo, and the tones of a song are held in memory (and measured) at once.
+MAX_STEPS = 100_000
+MAX_SONGS = 1000
 
 
 def fail(message: str) -> int:

@@ -22,7 +22,8 @@ flags.DEFINE_string("model_dir", None, "A training run (config.json, scaler.json
 flags.DEFINE_string("output", None, "Folder to write the export into.", required=True)
 flags.DEFINE_integer("tflite_steps", 0, "Length of the TFLite whole-sequence signature: "
                      "0 = chosen at run time by the app (default), N = fixed at N steps "
-                     "(at most 100000, generate.py's limit).", lower_bound=0, upper_bound=100_000)
+                     f"(at most {cli.MAX_STEPS}, generate.py's limit).", lower_bound=0,
+                     upper_bound=cli.MAX_STEPS)
 flags.DEFINE_multi_enum("quantization", ["dynamic_range", "float16"],
                         ["dynamic_range", "float16", "none"],
                         "Quantized TFLite variants to write besides the float32 one "

@@ -332,21 +332,6 @@ def test_parse_tfds_spec():
                                                                 "train")
 
 
-def test_count_limits_are_generate_pys():
-    """evaluate.py's limits on songs and steps are generate.py's (kept as literals there so
-    that evaluate.py starts without TensorFlow)."""
-    import ast
-
-    from crnn_gan.generation import request as generation_request
-
-    # Read, not imported: importing evaluate.py would define its flags in this process.
-    tree = ast.parse((REPO / "evaluate.py").read_text())
-    (limits,) = [ast.literal_eval(node.value) for node in tree.body
-                 if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", "") == "LIMITS"]
-    assert limits["num_samples"] == generation_request.MAX_SONGS
-    assert limits["steps"] == limits["window"] == generation_request.MAX_STEPS
-
-
 def test_request_flags():
     """evaluate.py's flags come from Request: one per field, compat's choices are the
     statistics' modes, --model_dir's values may be comma-separated."""

@@ -9,13 +9,11 @@ import dataclasses
 import math
 import pathlib
 
+from crnn_gan.cli import MAX_SONGS, MAX_STEPS  # the limits of every entry point
+
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 #: The generator the repository ships (an export), used when no model is given.
 PRETRAINED = ROOT / "pretrained" / "gan"
-#: Refused above these: 100,000 steps are ~3.5 hours of music at a typical tempo, and the
-#: tones of a song are held in memory (and measured) at once.
-MAX_STEPS = 100_000
-MAX_SONGS = 1000
 DEFAULT_STEPS = 200
 DEFAULT_PRIMER_MAX_TONES = 256
 #: A progress bar is drawn when a request generates at least this many steps in all.
