@@ -297,8 +297,9 @@ class CRNNGAN(keras.Model):
             if not statistics_reward_weight:
                 raise ValueError("statistics_reward_statistics needs statistics_reward_weight "
                                  "> 0")
-        # Raises for unknown or repeated names.
-        self._statistics_mask = statistics_reward.statistics_mask(statistics_reward_statistics)
+        # None: every gap (the default path traces no mask); raises for unknown names.
+        self._statistics_mask = (None if statistics_reward_statistics is None else
+                                 statistics_reward.statistics_mask(statistics_reward_statistics))
         for name, value in (("instance_noise_std", instance_noise_std),
                             ("gradient_penalty", gradient_penalty)):
             if not value >= 0.0:  # also rejects NaN
@@ -705,9 +706,8 @@ class CRNNGAN(keras.Model):
                                             self.real_moments))
         self.statistics_moments.assign(moments)
         self.statistics_updates.assign_add(1.0)
-        reward, gap = statistics_reward.moment_matching_reward(
-            fake_statistics, moments,
-            None if self.statistics_reward_statistics is None else self._statistics_mask)
+        reward, gap = statistics_reward.moment_matching_reward(fake_statistics, moments,
+                                                               self._statistics_mask)
         return reward, 0.5 * tf.reduce_sum(tf.square(gap))
 
     def _results(self):
