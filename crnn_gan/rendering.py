@@ -50,6 +50,18 @@ def soundfont_problem(soundfont: str) -> str | None:
     return None
 
 
+def soundfont_flag_problem(soundfont: str | None, rendering: bool, needs: str) -> str | None:
+    """The bad-input message for a ``--soundfont`` flag, or None: given without the flags
+    that render (`rendering` False; `needs` names them, e.g. "--wav or --ogg"), or a file
+    with a `soundfont_problem`. One rule for generate.py and evaluate.py."""
+    if soundfont is None:
+        return None
+    if not rendering:
+        return f"--soundfont needs {needs}"
+    problem = soundfont_problem(soundfont)
+    return f"--soundfont={soundfont} {problem}" if problem else None
+
+
 def find_soundfont(soundfont: str | None = None) -> str | None:
     """`soundfont` if it is a usable soundfont (`soundfont_problem`), else None; without
     one, the first of `SOUNDFONTS` that exists (or None)."""

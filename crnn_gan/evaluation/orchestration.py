@@ -198,12 +198,9 @@ def evaluate(request: Request, log=print) -> Result:
     """
     if request.compat is not None and request.compat not in metrics.COMPAT_MODES:
         raise EvaluationError(f"--compat must be one of {metrics.COMPAT_MODES}")
-    if request.soundfont is not None:
-        if not request.wav:
-            raise EvaluationError("--soundfont needs --wav")
-        problem = rendering.soundfont_problem(request.soundfont)
-        if problem:
-            raise EvaluationError(f"--soundfont={request.soundfont} {problem}")
+    problem = rendering.soundfont_flag_problem(request.soundfont, request.wav, "--wav")
+    if problem:
+        raise EvaluationError(problem)
     if request.seed < 0:
         raise EvaluationError(f"--seed must be >= 0, got {request.seed}")
     if request.figure and tf.io.gfile.isdir(request.figure):

@@ -70,14 +70,12 @@ class Request:
         if self.primer_only_continuation and not (self.primer_midi or self.primer_from):
             raise GenerationError("--primer_only_continuation needs --primer_midi or "
                                   "--primer_from")
-        if self.soundfont is not None:
-            from crnn_gan import rendering
+        from crnn_gan import rendering
 
-            if not (self.wav or self.ogg):
-                raise GenerationError("--soundfont needs --wav or --ogg")
-            problem = rendering.soundfont_problem(self.soundfont)
-            if problem:
-                raise GenerationError(f"--soundfont={self.soundfont} {problem}")
+        problem = rendering.soundfont_flag_problem(self.soundfont, self.wav or self.ogg,
+                                                   "--wav or --ogg")
+        if problem:
+            raise GenerationError(problem)
         import tensorflow as tf
 
         if tf.io.gfile.exists(self.output_dir) and not tf.io.gfile.isdir(self.output_dir):
