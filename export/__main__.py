@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import posixpath
 
-import numpy as np
 from absl import app, flags, logging
 
 from crnn_gan import cli
@@ -43,6 +42,7 @@ def load_run(model_dir: str):
     import tensorflow as tf
 
     from crnn_gan import gfile, run_dir
+    from export import convert
     from export import export as export_lib
     from tfds_midi import pipeline
 
@@ -85,9 +85,11 @@ def load_run(model_dir: str):
     except (ValueError, OSError) as error:  # Keras: mismatched variables; h5py: not HDF5
         raise BadRun(f"{weights} does not fit {model_dir}/config.json or is damaged: "
                      f"{str(error).splitlines()[0].rstrip(':')}") from None
-    if np.shape(scaler.mean) != (generator.num_features,):  # before anything is written
-        raise BadRun(f"{scaler_path} is damaged: it scales {np.size(scaler.mean)} features, "
-                     f"the generator of config.json writes {generator.num_features}")
+    mismatch = convert.scaler_mismatch(generator, scaler)
+    if mismatch:  # before anything is written (GeneratorModule would refuse it later)
+        scaled, written = mismatch
+        raise BadRun(f"{scaler_path} is damaged: it scales {scaled} features, the generator "
+                     f"of config.json writes {written}")
     return generator, scaler
 
 

@@ -37,6 +37,15 @@ QUANTIZED_FILES = {"dynamic_range": "generator_dynamic_range.tflite",
                    "float16": "generator_float16.tflite"}
 
 
+def scaler_mismatch(generator, scaler) -> tuple[int, int] | None:
+    """(the scaler's features, the generator's) when `scaler` (a `FeatureScaler`) cannot
+    scale `generator`'s steps, else None."""
+    features = Shapes.of(generator).num_features
+    if np.shape(scaler.mean) != (features,):
+        return int(np.size(scaler.mean)), features
+    return None
+
+
 @dataclasses.dataclass(frozen=True)
 class Shapes:
     """The sizes an app needs: ``noise_dim = 4 * tones_per_step`` = features per step."""
@@ -89,9 +98,9 @@ class GeneratorModule(tf.Module):
         super().__init__(name="crnn_gan_generator")
         self.shapes = Shapes.of(generator)
         self._scaler = scaler
-        if np.shape(scaler.mean) != (self.shapes.num_features,):
-            raise ValueError(f"the scaler has {np.shape(scaler.mean)[0]} features, the "
-                             f"generator {self.shapes.num_features}")
+        mismatch = scaler_mismatch(generator, scaler)
+        if mismatch:
+            raise ValueError("the scaler has %d features, the generator %d" % mismatch)
         self._checks = checks
         # Not tracked: only the weights (below) belong in the SavedModel, not Keras objects.
         self._generator = self._no_dependency(generator)
