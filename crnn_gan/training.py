@@ -302,11 +302,10 @@ def train(config: Config, spec: RunSpec, songs=None,
     if state.status == "overwrite":
         run_dir.clear(model_dir, backup_dir, is_chief=is_chief)
     if is_chief:
-        try:  # the run's first write
-            tf.io.gfile.makedirs(f"{model_dir}/checkpoints")
-        except tf.errors.OpError as error:
-            raise run_dir.RunDirError(f"--model_dir={model_dir} cannot be made: "
-                                      f"{error.message}") from None
+        problem = gfile.make_folder(model_dir, "--model_dir")  # the run's first write
+        if problem:
+            raise run_dir.RunDirError(problem)
+        tf.io.gfile.makedirs(f"{model_dir}/checkpoints")
         # --epochs may have changed; everything else is the run's own config.
         run_dir.write_text_atomic(f"{model_dir}/config.json", json.dumps(record, indent=2))
     scaler_path = f"{model_dir}/scaler.json"

@@ -99,6 +99,7 @@ def main(argv):
     logging.set_verbosity(logging.WARNING)
     import tensorflow as tf
 
+    from crnn_gan import gfile
     from export.export import export_loaded
 
     model_dir, output = FLAGS.model_dir.rstrip("/"), FLAGS.output.rstrip("/")
@@ -109,12 +110,9 @@ def main(argv):
         generator, scaler = load_run(model_dir)
     except BadRun as error:
         return cli.fail(str(error))
-    if tf.io.gfile.exists(output) and not tf.io.gfile.isdir(output):
-        return cli.fail(f"--output={FLAGS.output} is a file: give a folder for the export")
-    try:
-        tf.io.gfile.makedirs(output)
-    except (tf.errors.OpError, OSError) as error:
-        return cli.fail(f"--output={FLAGS.output}: cannot create the folder ({error})")
+    problem = gfile.make_folder(output, "--output", give="a folder for the export")
+    if problem:
+        return cli.fail(problem)
 
     summary = export_loaded(generator, scaler, output, tflite_steps=FLAGS.tflite_steps,
                             quantizations=FLAGS.quantization, source=FLAGS.model_dir)

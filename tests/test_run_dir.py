@@ -16,11 +16,26 @@ import numpy as np
 import pytest
 
 from crnn_gan import config as config_lib
-from crnn_gan import run_dir, training
+from crnn_gan import gfile, run_dir, training
 from tests import midi_fixtures
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 TINY = config_lib.preset("tiny")
+
+
+def test_make_folder_makes_nested_folders_or_names_the_flag_and_the_problem(tmp_path):
+    """The one rule behind --output_dir, --model_dir and export's --output."""
+    nested = tmp_path / "a" / "b"
+    assert gfile.make_folder(str(nested), "--output_dir") is None
+    assert nested.is_dir()
+    assert gfile.make_folder(str(nested), "--output_dir") is None  # there already
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("keep me")
+    assert gfile.make_folder(str(a_file), "--output", give="a folder for the export") == (
+        f"--output={a_file} is a file: give a folder for the export")
+    problem = gfile.make_folder(str(a_file / "songs"), "--model_dir")
+    assert problem.startswith(f"--model_dir={a_file}/songs cannot be made: ")
+    assert "\n" not in problem and a_file.read_text() == "keep me"
 
 
 def _songs(num=12, tones=40, seed=0):

@@ -206,12 +206,9 @@ def evaluate(request: Request, log=print) -> Result:
     if request.figure and tf.io.gfile.isdir(request.figure):
         raise EvaluationError(f"--figure={request.figure} is a folder: give a .png path")
     out = request.output_dir.rstrip("/")
-    if tf.io.gfile.exists(out) and not tf.io.gfile.isdir(out):
-        raise EvaluationError(f"--output_dir={out} is a file: give a folder")
-    try:  # before measuring: an output that cannot be written fails fast
-        tf.io.gfile.makedirs(out)
-    except tf.errors.OpError as error:
-        raise EvaluationError(f"--output_dir={out} cannot be made: {error.message}") from None
+    problem = gfile.make_folder(out, "--output_dir")  # before measuring: fails fast
+    if problem:
+        raise EvaluationError(problem)
     evaluation = _measure(request, log)
 
     figure_path = request.figure or f"{out}/figure3.png"

@@ -88,11 +88,9 @@ def generate(request: Request, log: Callable[[str], None] = print) -> list[str]:
         log(f"primer {primer_name}: {len(primer_tones)} tones"
             + (f", the last {used} prime the model" if used < len(primer_tones) else "")
             + f" ({len(primer)} steps)")
-    try:
-        tf.io.gfile.makedirs(request.output_dir)
-    except tf.errors.OpError as error:
-        raise GenerationError(f"--output_dir={request.output_dir} cannot be made: "
-                              f"{error.message}") from None
+    problem = gfile.make_folder(request.output_dir, "--output_dir")
+    if problem:
+        raise GenerationError(problem)
     total = request.num_songs * steps
     show = request.progress if request.progress is not None else total >= PROGRESS_MIN_STEPS
     progress = sampling.Progress(total) if show else None
