@@ -39,6 +39,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks import protocol_runs  # noqa: E402
+from crnn_gan import cli  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("work_dir", "runs/quality", "bench_quality.py's --work_dir.")
@@ -152,4 +153,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(lambda argv: sys.exit(main(argv)))
+    app.run(main, flags_parser=cli.parse_flags)

@@ -25,10 +25,18 @@ def fail(message: str) -> int:
     return BAD_INPUT
 
 
+#: absl's help flags: each prints the usage and ends the program before `main`.
+HELP_FLAGS = ("-?", "--help", "--helpshort", "--helpfull", "--helpxml")
+
+
 def parse_flags(argv: list[str]) -> list[str]:
     """absl's flag parsing for `app.run`, but a bad flag is one line and exit status 2
-    (absl prints its usage and exits with 1)."""
+    (absl prints its usage and exits with 1), and help asked for exits with 0 (absl: 1)."""
     try:
         return flags.FLAGS(argv)
     except flags.Error as error:
         sys.exit(fail(f"{error} (--helpshort lists the flags)"))
+    except SystemExit as done:
+        if done.code == 1 and any(arg in HELP_FLAGS for arg in argv[1:]):
+            sys.exit(0)
+        raise
