@@ -95,7 +95,11 @@ def _new_strategy(name: str, tpu: str | None) -> tf.distribute.Strategy:
                              "(see README: multi-worker)")
         return tf.distribute.MultiWorkerMirroredStrategy()
     if name == "tpu":
-        resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=tpu or "")
+        try:
+            resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=tpu or "")
+        except ValueError as error:  # no TPU named and none found in the environment
+            raise ValueError(f"--strategy=tpu: no TPU found ({error}): give --tpu=<name or "
+                             "grpc:// address>, or run where a TPU is attached") from None
         tf.config.experimental_connect_to_cluster(resolver)
         tf.tpu.experimental.initialize_tpu_system(resolver)
         return tf.distribute.TPUStrategy(resolver)

@@ -94,6 +94,9 @@ def _rows(tmp: pathlib.Path, run: pathlib.Path) -> dict:
              [f"--data_dir={readme} is a file: give a folder"]),
             ("finished_run", [*tiny, f"--model_dir={run}", data], 0,
              [f"{run} has finished: 1 epoch trained", "raise --epochs above 1"]),
+            ("help", ["--help"], 0, ["Try --helpfull", "--model_dir"]),
+            ("tpu_without_a_tpu", [*tiny, f"--model_dir={tmp / 'tpu'}", "--strategy=tpu", data],
+             2, ["--strategy=tpu: no TPU found", "give --tpu="]),
         ],
         "evaluate.py": [
             ("missing_run", ["--model_dir=/nonexistent", f"--output_dir={out}"], 2,
@@ -104,8 +107,12 @@ def _rows(tmp: pathlib.Path, run: pathlib.Path) -> dict:
             ("too_long_window", ["--samples=x", f"--output_dir={out}", "--window=100000000"], 2,
              ["--window must be >= 1 and at most 100000, got 100000000"]),
             ("unknown_flag", ["--bogus"], 2, ["Unknown command line flag 'bogus'"]),
+            ("help", ["--helpshort"], 0, ["Try --helpfull", "--output_dir"]),
         ],
         "-m export": [
+            ("help", ["-?"], 0, ["Try --helpfull", "--tflite_steps"]),
+            ("output_is_a_file", [f"--model_dir={run}", f"--output={readme}"], 2,
+             [f"--output={readme} is a file: give a folder for the export"]),
             ("missing_run", ["--model_dir=/nonexistent", f"--output={out}"], 2,
              ["--model_dir=/nonexistent does not exist", "train.py run"]),
             ("an_export", [f"--model_dir={other}", f"--output={out}"], 2,
