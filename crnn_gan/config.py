@@ -91,6 +91,10 @@ class Config:
             features too (False: only G does, D sees the tones as they are).
         sampling_temperature: the categorical head samples softmax(logits / this) when G
             runs free (1: the fitted distribution).
+        velocity_temperature: the velocities' own sampling temperature (0: the same as the
+            other features', `sampling_temperature`). Below 1 a song keeps one velocity
+            (the rare change of dynamics is sharpened away); at 1 velocities vary as often
+            as the fitted distribution says.
         autoregressive_head: the categorical head draws a step's features one after
             another (velocity, delta, pitch, length), each conditioned on G's state and on
             the values drawn before it (`crnn_gan.heads.conditional_logits`), so a tone's
@@ -194,6 +198,7 @@ class Config:
     representation: str = "hz"
     output_head: str = "linear"
     sampling_temperature: float = 1.0
+    velocity_temperature: float = 0.0
     autoregressive_head: bool = False
     pitch_class_input: bool = False
     discriminator_pitch_classes: bool = True
@@ -319,6 +324,12 @@ class Config:
         if not self.sampling_temperature > 0:
             raise ValueError(f"Config.sampling_temperature must be > 0, "
                              f"got {self.sampling_temperature!r}")
+        if not self.velocity_temperature >= 0:
+            raise ValueError(f"Config.velocity_temperature must be >= 0 (0: "
+                             f"sampling_temperature), got {self.velocity_temperature!r}")
+        if self.velocity_temperature and self.output_head != "categorical":
+            raise ValueError("Config.velocity_temperature needs output_head='categorical' "
+                             f"(the only head that samples), got {self.output_head!r}")
         if not self.adversarial_learning_rate_scale > 0:
             raise ValueError(f"Config.adversarial_learning_rate_scale must be > 0, "
                              f"got {self.adversarial_learning_rate_scale!r}")

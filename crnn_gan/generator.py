@@ -50,6 +50,8 @@ class Generator(keras.Model):
         sampling_temperature: the categorical head samples softmax(logits / this) when it
             generates (free running: adversarial training, samples, exports); its
             next-step loss always fits the logits at temperature 1.
+        velocity_temperature: the velocities' own sampling temperature (0: the same as
+            every other feature's, `sampling_temperature`).
         pitch_class_input: the fed-back previous step also enters layer 0 as pitch-class
             features (`crnn_gan.tonal_input`; needs the "log" representation).
         autoregressive_head: the categorical head draws a step's features one after
@@ -61,7 +63,7 @@ class Generator(keras.Model):
     def __init__(self, tones_per_step: int = 1, units: int = 350, num_layers: int = 2,
                  l2_scale: float = 0.0, implementation: str = "auto",
                  output_head: str = "linear", sampling_temperature: float = 1.0,
-                 pitch_class_input: bool = False, autoregressive_head: bool = False, **kwargs):
+                 velocity_temperature: float = 0.0, pitch_class_input: bool = False, autoregressive_head: bool = False, **kwargs):
         super().__init__(**kwargs)
         if output_head not in heads.HEADS:
             raise ValueError(f"output_head must be one of {heads.HEADS}, got {output_head!r}")
@@ -84,6 +86,7 @@ class Generator(keras.Model):
         self.implementation = implementation
         self.output_head = output_head
         self.sampling_temperature = sampling_temperature
+        self.velocity_temperature = velocity_temperature
         self.pitch_class_input = pitch_class_input
         self.autoregressive_head = autoregressive_head
 
@@ -94,6 +97,13 @@ class Generator(keras.Model):
     @property
     def noise_dim(self) -> int:
         return 4 * self.tones_per_step
+
+    @property
+    def feature_temperatures(self) -> float | tuple[float, ...]:
+        """The categorical head's sampling temperature, one float or one per feature
+        (`crnn_gan.heads.feature_temperatures`)."""
+        return heads.feature_temperatures(self.sampling_temperature, self.velocity_temperature,
+                                          self.num_features)
 
     def build(self, input_shape=None):
         if self.built:  # idempotent: deserialisation may have built it already
@@ -189,7 +199,7 @@ class Generator(keras.Model):
         """The head's transform (`crnn_gan.heads.emit`) of a Dense output ``[..., units]``
         (`hidden`: the top LSTM output under it, for the autoregressive head)."""
         return heads.emit(self.output_head, dense_output, noise_t, bins=output_range,
-                          bounds=output_range, temperature=self.sampling_temperature,
+                          bounds=output_range, temperature=self.feature_temperatures,
                           absent=absent_step, hidden=hidden, conditioning=conditioning)
 
     def step(self, noise_t, states, previous, noise_projection=None, weights=None):
@@ -421,7 +431,7 @@ class Generator(keras.Model):
         """
         dense, top = self.teacher_forced_dense(noise, shift_right(steps))
         return heads.sample_log_probability(dense, steps, self.output_range,
-                                            self.sampling_temperature, hidden=top,
+                                            self.feature_temperatures, hidden=top,
                                             conditioning=self._conditioning(),
                                             per_feature=per_feature)
 
@@ -430,6 +440,7 @@ class Generator(keras.Model):
                 "units": self.units, "num_layers": self.num_layers, "l2_scale": self.l2_scale,
                 "implementation": self.implementation, "output_head": self.output_head,
                 "sampling_temperature": self.sampling_temperature,
+                "velocity_temperature": self.velocity_temperature,
                 "pitch_class_input": self.pitch_class_input,
                 "autoregressive_head": self.autoregressive_head}
 

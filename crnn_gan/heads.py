@@ -87,7 +87,8 @@ def emit(head: str, dense_output, noise_t=None, bins=None, bounds=None, temperat
         bins: categorical values ``[F, K]``, model units.
         bounds: ``[F, 2]`` lower and upper bound in model units (+-`UNBOUNDED`: none).
         temperature: categorical: sample from softmax(logits / temperature) (1: the
-            distribution the next-step loss fits; below 1: sharper).
+            distribution the next-step loss fits; below 1: sharper); one float for every
+            feature, or one per feature (`feature_temperatures`).
         absent: categorical, C-RNN-GAN-3: `absent_values` ``[F]``. A slot whose sampled
             velocity is 0 (absent) gets all four of these values, as absent slots have in
             the data; without it its length, pitch and delta are samples that no real
@@ -108,8 +109,32 @@ def emit(head: str, dense_output, noise_t=None, bins=None, bounds=None, temperat
         return _emit_in_order(dense_output, noise_t, bins, temperature, absent, hidden,
                               conditioning)
     logits = _as_logits(dense_output, bins)
-    values, index = _draw(logits, noise_t, bins, temperature)
+    values, index = _draw(logits, noise_t, bins, _logit_divisor(temperature))
     return _fill_absent_slots(values, index, absent)
+
+
+def feature_temperatures(temperature: float, velocity_temperature: float,
+                         num_features: int) -> float | tuple[float, ...]:
+    """The sampling temperature of each of a step's `num_features` features: `temperature`
+    alone when `velocity_temperature` is 0 or the same, else a tuple with
+    `velocity_temperature` at every velocity (one per tone) and `temperature` elsewhere."""
+    if velocity_temperature in (0, temperature):
+        return float(temperature)
+    return tuple(float(velocity_temperature if f % 4 == _VELOCITY else temperature)
+                 for f in range(num_features))
+
+
+def _logit_divisor(temperature):
+    """What the logits ``[..., F, K]`` are divided by: the float, or a per-feature
+    temperature tuple as a ``[F, 1]`` constant."""
+    if isinstance(temperature, (int, float)):
+        return float(temperature)
+    return tf.constant(temperature, tf.float32)[:, None]
+
+
+def _feature_temperature(temperature, feature: int) -> float:
+    """One feature's temperature from a float or a per-feature tuple."""
+    return float(temperature if isinstance(temperature, (int, float)) else temperature[feature])
 
 
 def _fill_absent_slots(values, index, absent):
@@ -124,9 +149,10 @@ def _fill_absent_slots(values, index, absent):
 
 def _draw(logits, noise, bins, temperature):
     """Inverse-CDF draws from softmax(logits / temperature) ``[..., K]`` with uniform `noise`
-    ``[...]`` among `bins` ``[..., K]`` (broadcast): ``(values [...], index [...])``; the
-    values carry the expectation's gradient (straight-through)."""
-    if temperature != 1.0:
+    ``[...]`` among `bins` ``[..., K]`` (broadcast; `temperature`: a float or a tensor that
+    broadcasts against `logits`): ``(values [...], index [...])``; the values carry the
+    expectation's gradient (straight-through)."""
+    if not isinstance(temperature, float) or temperature != 1.0:
         logits = logits / temperature
     probabilities = tf.nn.softmax(logits, axis=-1)
     cdf = tf.cumsum(probabilities, axis=-1)
@@ -239,7 +265,8 @@ def _emit_in_order(dense_output, noise_t, bins, temperature, absent, hidden, con
         drawn_before = tf.concat(drawn, axis=-1) if drawn else None
         logits = base[..., feature, :] + _logit_shift(hidden, drawn_before, conditioning,
                                                       feature, position)
-        value, index = _draw(logits, noise_t[..., feature], bins[feature], temperature)
+        value, index = _draw(logits, noise_t[..., feature], bins[feature],
+                             _feature_temperature(temperature, feature))
         if absent is not None:
             if feature % 4 == _VELOCITY:  # first of its tone: decides the slot's presence
                 is_absent = tf.equal(index, 0)
@@ -317,7 +344,8 @@ def sample_log_probability(dense_output, values, bins, temperature=1.0, hidden=N
         values: the sampled steps ``[batch, T, F]``, model units (every value is one of
             `bins`; C-RNN-GAN-3: absent slots hold `absent_values`).
         bins: categorical values ``[F, K]``.
-        temperature: the sampling temperature the values were drawn at.
+        temperature: the sampling temperature the values were drawn at (a float, or one
+            per feature).
         hidden, conditioning: the autoregressive head's (`emit`); each feature's
             probability is then conditioned on the values drawn before it.
         per_feature: return each feature's term instead of their sum.
@@ -334,7 +362,8 @@ def sample_log_probability(dense_output, values, bins, temperature=1.0, hidden=N
         logits = _as_logits(dense_output, bins)
     else:
         logits = conditional_logits(dense_output, hidden, values, bins, conditioning)
-    log_probabilities = tf.nn.log_softmax(logits / temperature, axis=-1)  # [batch, T, F, K]
+    log_probabilities = tf.nn.log_softmax(logits / _logit_divisor(temperature),
+                                          axis=-1)  # [batch, T, F, K]
     held = tf.equal(values[..., None], bins)  # [batch, T, F, K]: the bins holding the value
     # log of the summed probability of the holding bins (-inf where none holds it).
     log_p = tf.reduce_logsumexp(

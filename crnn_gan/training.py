@@ -94,6 +94,7 @@ def build_generator(config: Config, l2_scale: float | None = None) -> Generator:
                      l2_scale=config.l2_scale if l2_scale is None else l2_scale,
                      implementation=config.implementation, output_head=config.output_head,
                      sampling_temperature=config.sampling_temperature,
+                     velocity_temperature=config.velocity_temperature,
                      pitch_class_input=config.pitch_class_input,
                      autoregressive_head=config.autoregressive_head, name="generator")
 

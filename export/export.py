@@ -114,6 +114,7 @@ def export_loaded(generator, scaler, output: str, *, tflite_steps: int | None = 
         "num_layers": shapes.num_layers, "noise_dim": shapes.noise_dim,
         "output_head": generator.output_head,
         "sampling_temperature": float(generator.sampling_temperature),
+        "velocity_temperature": float(generator.velocity_temperature),
         "autoregressive_head": bool(generator.autoregressive_head),
         "tflite_steps": tflite_steps, "quantizations": list(quantizations),
         "check_steps": steps, "check_primer_steps": CHECK_PRIMER_STEPS,

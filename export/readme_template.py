@@ -32,6 +32,8 @@ def _sampling(s: dict) -> str:
                 f"temperature {s['sampling_temperature']:g} (softmax(logits / temperature), "
                 "baked into the graph; 1 is the distribution that training fitted, lower is "
                 "more conservative)."
+                + (f" Velocities are drawn at temperature {s['velocity_temperature']:g}."
+                   if s.get("velocity_temperature") else "")
                 + (" A step's features are drawn one after another (velocity, delta, pitch, "
                    "length), each conditioned on those drawn before it."
                    if s.get("autoregressive_head") else "")

@@ -91,8 +91,11 @@ def _head(config: dict) -> str:
     order = (f"drawn one after another ({', '.join(heads.TONE_ORDER_WORDS)}; "
              "`autoregressive_head`)" if config.get("autoregressive_head")
              else "drawn independently given G's state")
-    return (f"categorical, sampled at temperature {config.get('sampling_temperature', 1.0):g} "
-            f"with G's noise; a step's {4 * config.get('tones_per_step', 1)} features {order}")
+    velocity = (f" (velocities at {config['velocity_temperature']:g})"
+                if config.get("velocity_temperature") else "")
+    return (f"categorical, sampled at temperature {config.get('sampling_temperature', 1.0):g}"
+            f"{velocity} with G's noise; a step's {4 * config.get('tones_per_step', 1)} "
+            f"features {order}")
 
 
 def card(model: str, seed: str, result: dict, entry: dict, config: dict) -> str:

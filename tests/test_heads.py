@@ -186,10 +186,11 @@ def test_linear_head_can_leave_the_valid_range():
     assert valid_fraction(raw.reshape(-1, 4)) < 0.9
 
 
-@pytest.mark.parametrize("temperature", [1.0, 0.6])
+@pytest.mark.parametrize("temperature", [1.0, 0.6, (0.6, 0.6, 1.0, 0.6)])
 def test_categorical_head_samples_its_distribution_with_the_noise(temperature):
     """Inverse-CDF sampling: value k is chosen with probability softmax(logits / T)_k, and
-    the value is exactly one of the bins; the same noise gives the same value."""
+    the value is exactly one of the bins; the same noise gives the same value. A tuple:
+    each feature at its own temperature (the velocity's, `velocity_temperature`)."""
     rng = np.random.default_rng(0)
     features, count = 4, 20000
     logits = rng.normal(size=(features * heads.CATEGORICAL_BINS,)).astype(np.float32) * 2
@@ -199,7 +200,8 @@ def test_categorical_head_samples_its_distribution_with_the_noise(temperature):
     noise = rng.uniform(size=(count, features)).astype(np.float32)
     values = heads.emit("categorical", tf.constant(dense), tf.constant(noise),
                         bins=tf.constant(bins), temperature=temperature).numpy()
-    probabilities = tf.nn.softmax(logits.reshape(features, -1) / temperature).numpy()
+    per_feature = np.broadcast_to(np.asarray(temperature, np.float32), (features,))
+    probabilities = tf.nn.softmax(logits.reshape(features, -1) / per_feature[:, None]).numpy()
     for f in range(features):
         index = np.searchsorted(bins[f], values[:, f])
         np.testing.assert_array_equal(bins[f][index], values[:, f])  # exactly a bin
@@ -210,6 +212,17 @@ def test_categorical_head_samples_its_distribution_with_the_noise(temperature):
         expected = [bins[f][min(np.searchsorted(np.cumsum(probabilities[f]), u, "right"),
                                 heads.CATEGORICAL_BINS - 1)] for u in noise[:200, f]]
         np.testing.assert_allclose(values[:200, f], expected)
+
+
+def test_feature_temperatures_set_the_velocity_of_every_tone_apart():
+    assert heads.feature_temperatures(0.8, 0.0, 4) == 0.8  # 0: the same as the others
+    assert heads.feature_temperatures(0.8, 0.8, 12) == 0.8
+    assert heads.feature_temperatures(0.8, 1.0, 8) == (0.8, 0.8, 1.0, 0.8, 0.8, 0.8, 1.0, 0.8)
+    generator = Generator(tones_per_step=3, units=8, output_head="categorical",
+                          sampling_temperature=0.7, velocity_temperature=1.2)
+    assert generator.feature_temperatures == (0.7, 0.7, 1.2, 0.7) * 3
+    assert Generator.from_config(generator.get_config()).feature_temperatures == (
+        generator.feature_temperatures)
 
 
 def test_categorical_head_gradient_is_the_expectations():
@@ -226,14 +239,18 @@ def test_categorical_head_gradient_is_the_expectations():
                                atol=1e-6)
 
 
-@pytest.mark.parametrize("tones_per_step", [1, 3])
-def test_autoregressive_draws_are_the_inverse_cdf_of_the_conditional_logits(tones_per_step):
+@pytest.mark.parametrize("tones_per_step, velocity_temperature", [(1, 0.0), (3, 0.0), (3, 1.0)])
+def test_autoregressive_draws_are_the_inverse_cdf_of_the_conditional_logits(
+        tones_per_step, velocity_temperature):
     """The generation loop draws a step's features one after another; teacher forcing on
     its own outputs and `conditional_logits` (all features at once, each seeing the values
     drawn before it) give back the same draws from the same noise, and
     `sample_log_probability` is the sum of their log-probabilities. The conditioning acts:
     the same G without it draws other values."""
     generator, _, _ = generator_with_head("autoregressive", tones_per_step, temperature=0.8)
+    generator.velocity_temperature = velocity_temperature
+    temperatures = np.broadcast_to(np.asarray(generator.feature_temperatures, np.float32),
+                                   (generator.num_features,))
     noise = np.random.default_rng(5).uniform(
         size=(6, 30, generator.noise_dim)).astype(np.float32)
     steps = generator(noise)
@@ -241,11 +258,12 @@ def test_autoregressive_draws_are_the_inverse_cdf_of_the_conditional_logits(tone
     bins = generator.output_range
     logits = heads.conditional_logits(dense, top, steps, bins, list(generator.conditioning))
     redrawn = heads.emit("categorical", tf.reshape(logits, tf.shape(dense)), noise, bins=bins,
-                         temperature=0.8, absent=generator.absent_step).numpy()
+                         temperature=generator.feature_temperatures,
+                         absent=generator.absent_step).numpy()
     # Teacher forcing runs the LSTM as one sequence, free running step by step: float32
     # rounding may move a draw that sits on a bin edge.
     assert np.mean(redrawn == steps.numpy()) > 0.99
-    log_softmax = tf.nn.log_softmax(logits / 0.8).numpy()  # [6, 30, F, K]
+    log_softmax = tf.nn.log_softmax(logits / temperatures[:, None]).numpy()  # [6, 30, F, K]
     held = steps.numpy()[..., None] == bins.numpy()
     with np.errstate(divide="ignore"):  # an absent slot's pitch: no bin holds it
         log_p = np.log(np.sum(np.exp(log_softmax) * held, axis=-1))  # [6, 30, F]
@@ -394,6 +412,7 @@ def test_output_range_is_saved_with_the_weights(tmp_path):
     ("representation", "mel"), ("output_head", "softmax"), ("l2_units", "hz"),
     ("label_smoothing", 0.5), ("label_smoothing", -0.1), ("supervised_weight", -1.0),
     ("sampling_temperature", 0.0), ("checkpoint_choice", "best"),
+    ("velocity_temperature", -1.0), ("velocity_temperature", 1.0),  # tiny: the linear head
     ("instance_noise_std", -0.1), ("instance_noise_std", float("nan")),
     ("instance_noise_std", float("inf")), ("autoregressive_head", True)])
 def test_new_config_fields_are_validated(field, bad):
@@ -474,11 +493,14 @@ def exported_head(request, tmp_path_factory):
     base = tmp_path_factory.mktemp(f"export_{head}")
     autoregressive = head == "autoregressive"
     head = "categorical" if autoregressive else head
-    # The categorical export samples at a temperature other than 1 (the small preset's).
+    # The categorical export samples at a temperature other than 1 (the small preset's),
+    # its velocities at another one.
+    categorical = head == "categorical"
     config = config_lib.preset("tiny", tones_per_step=tones_per_step, units=32,
                                representation="log", output_head=head,
                                autoregressive_head=autoregressive,
-                               sampling_temperature=0.8 if head == "categorical" else 1.0)
+                               sampling_temperature=0.8 if categorical else 1.0,
+                               velocity_temperature=1.0 if categorical else 0.0)
     keras.utils.set_random_seed(0)
     generator = training.build_generator(config)
     generator.build()
@@ -510,10 +532,12 @@ def test_new_heads_export_with_builtin_ops_and_parity(exported_head):
     assert summary["output_head"] == generator.output_head
     assert summary["sampling_temperature"] == generator.sampling_temperature
     assert summary["autoregressive_head"] == generator.autoregressive_head
+    assert summary["velocity_temperature"] == generator.velocity_temperature
     if generator.output_head == "categorical":
-        assert generator.sampling_temperature == 0.8
+        assert generator.sampling_temperature == 0.8 and generator.velocity_temperature == 1.0
         readme = open(os.path.join(out, "README.md")).read()
         assert "sampling temperature 0.8" in readme
+        assert "Velocities are drawn at temperature 1." in readme
     # In a fresh process, LiteRT alone: the raw outputs are valid tones.
     script = (
         "import sys, numpy as np\n"
