@@ -63,7 +63,8 @@ class Generator(keras.Model):
     def __init__(self, tones_per_step: int = 1, units: int = 350, num_layers: int = 2,
                  l2_scale: float = 0.0, implementation: str = "auto",
                  output_head: str = "linear", sampling_temperature: float = 1.0,
-                 velocity_temperature: float = 0.0, pitch_class_input: bool = False, autoregressive_head: bool = False, **kwargs):
+                 velocity_temperature: float = 0.0, pitch_class_input: bool = False,
+                 autoregressive_head: bool = False, **kwargs):
         super().__init__(**kwargs)
         if output_head not in heads.HEADS:
             raise ValueError(f"output_head must be one of {heads.HEADS}, got {output_head!r}")

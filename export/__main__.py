@@ -97,8 +97,6 @@ def main(argv):
     if len(argv) > 1:
         return cli.fail(f"unexpected arguments: {' '.join(argv[1:])}")
     logging.set_verbosity(logging.WARNING)
-    import tensorflow as tf
-
     from crnn_gan import gfile
     from export.export import export_loaded
 
