@@ -69,6 +69,8 @@ def main(argv):
     except ValueError as error:  # Config's own words name its fields: here they are flags
         return cli.fail(re.sub(r"\bConfig\.(\w+)", r"--\1", str(error)))
 
+    import tensorflow as tf
+
     from crnn_gan import distribute, training
     from crnn_gan.callbacks import NonFiniteLossError
     from tfds_midi import prepare
@@ -117,6 +119,10 @@ def main(argv):
         return 3
     except ValueError as error:  # a refused --model_dir, bad file system or strategy set-up
         return cli.fail(str(error))
+    except tf.errors.ResourceExhaustedError as error:  # past check_model_fits_in_memory
+        return cli.fail(f"out of memory: {error.message.splitlines()[0][:300]}: give a smaller "
+                        "--units, --batch_size or --seq_len (with --overwrite for this "
+                        "--model_dir)")
     print(f"Done: {FLAGS.model_dir}", flush=True)
     return 0
 

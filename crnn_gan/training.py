@@ -25,6 +25,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import os
 
 import keras
 import numpy as np
@@ -207,6 +208,33 @@ def check_enough_windows(songs, config: Config, model: str) -> None:
                      "give a smaller --batch_size, a larger --windows_per_song or more songs")
 
 
+#: Floats a trained weight costs: itself, its gradient and Adam's two moments.
+FLOATS_PER_TRAINED_WEIGHT = 4
+
+
+def check_model_fits_in_memory(config: Config, model: str,
+                               memory_bytes: int | None = None) -> None:
+    """Raises ValueError (naming the flags) when the LSTMs' recurrent weights alone, with
+    their gradients and Adam's moments, need more than `memory_bytes` (default: this
+    machine's physical memory): such a run would die allocating them, after writing its
+    folder. A lower bound (G: one direction per layer, D: two; input kernels and heads
+    come on top), so it never refuses a model that fits."""
+    if memory_bytes is None:
+        try:
+            memory_bytes = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+        except (AttributeError, ValueError, OSError):  # not a POSIX system: unknown
+            return
+    directions = 1 if model == "baseline" else 3  # G's LSTM, and D's two directions
+    weights = directions * config.num_layers * 4 * config.units * (config.units + 1)
+    needed = weights * FLOATS_PER_TRAINED_WEIGHT * 4  # float32 bytes
+    if needed > memory_bytes:
+        raise ValueError(
+            f"--units={config.units} with --num_layers={config.num_layers}: the LSTMs' "
+            f"recurrent weights alone need {needed / 2**30:,.0f} GiB with their gradients and "
+            f"optimizer state, more than this machine's {memory_bytes / 2**30:,.0f} GiB: "
+            "give a smaller --units or --num_layers")
+
+
 def load_split_songs(spec: RunSpec, config: Config, split: str = "train") -> list[np.ndarray]:
     """A split (default: the training split) as raw songs (packed for C-RNN-GAN-3);
     prepares the dataset if needed."""
@@ -292,6 +320,7 @@ def train(config: Config, spec: RunSpec, songs=None,
     record = {"config": dataclasses.asdict(config), "model": spec.model,
               "dataset": spec.dataset, "seed": spec.seed, "strategy": spec.strategy}
     # Before anything is written: a refused command leaves the run as it was.
+    check_model_fits_in_memory(config, spec.model)
     state = run_dir.open_run(model_dir, record, backup_dir=backup_dir,
                              overwrite=spec.overwrite, is_chief=is_chief)
     print(state.message, flush=True)

@@ -38,6 +38,25 @@ def test_make_folder_makes_nested_folders_or_names_the_flag_and_the_problem(tmp_
     assert "\n" not in problem and a_file.read_text() == "keep me"
 
 
+def test_a_model_beyond_memory_is_refused_before_its_folder_is_made(tmp_path):
+    """`training.check_model_fits_in_memory`: a lower bound of the LSTMs' weights with their
+    gradients and Adam's moments, against the machine's memory (here given)."""
+    paper = config_lib.preset("paper")  # 350 units: 2.9 million recurrent weights, 47 MB
+    training.check_model_fits_in_memory(paper, "gan", memory_bytes=2**30)
+    with pytest.raises(ValueError, match=r"--units=350 with --num_layers=2: .* give a smaller"):
+        training.check_model_fits_in_memory(paper, "gan", memory_bytes=2**20)
+    # The baseline has no D: a third of the GAN's LSTM directions.
+    gan_bytes = 3 * 2 * 4 * 350 * 351 * 16
+    training.check_model_fits_in_memory(paper, "baseline", memory_bytes=gan_bytes // 2)
+    with pytest.raises(ValueError):
+        training.check_model_fits_in_memory(paper, "gan", memory_bytes=gan_bytes // 2)
+    huge = TINY.replace(units=200_000)  # about 14,000 GiB: beyond any machine's memory
+    spec = training.RunSpec(model_dir=str(tmp_path / "run"))
+    with pytest.raises(ValueError, match="--units=200000"):
+        training.train(huge, spec, songs=_songs())
+    assert not (tmp_path / "run").exists()
+
+
 def _songs(num=12, tones=40, seed=0):
     rng = np.random.default_rng(seed)
     return [midi_fixtures.random_song(rng, tones) for _ in range(num)]
