@@ -1,8 +1,9 @@
 """What the absl entry points share: an expected failure is one line and exit status 2.
 
-`train.py`, `evaluate.py` and `python -m export` run ``app.run(main,
-flags_parser=cli.parse_flags)`` and answer bad input with ``return cli.fail(message)``;
-unexpected errors keep their traceback.
+`train.py`, `generate.py`, `evaluate.py`, `python -m export`, `python -m tfds_midi` and the
+benchmarks run ``app.run(main, flags_parser=cli.parse_flags)`` and answer bad input with
+``return cli.fail(message)``; unexpected errors keep their traceback. This module imports
+absl alone, so an entry point that starts without TensorFlow stays so.
 """
 
 from __future__ import annotations

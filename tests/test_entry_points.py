@@ -144,6 +144,7 @@ def _rows(tmp: pathlib.Path, run: pathlib.Path) -> dict:
                                 "--tflite_steps=100000000"], 2, ["flag --tflite_steps=100000000"]),
         ],
         "-m tfds_midi": [
+            ("help", ["--help"], 0, ["Try --helpfull", "--manual_dir"]),
             ("unknown_config", ["--config=nope", data], 2,
              ["--config=nope: crnn_gan_midi has no config 'nope'", "manual"]),
             ("manual_without_dir", ["--config=manual", data], 2,

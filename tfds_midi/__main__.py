@@ -6,9 +6,9 @@ Bad input (an unknown config, a missing or empty --manual_dir, a folder without 
 file, a bad flag) stops with one line naming it, exit status 2.
 """
 
-import sys
-
 from absl import app, flags
+
+from crnn_gan import cli  # the entry points' shared conventions (absl only)
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("config", "default", "crnn_gan_midi config: default, music21_full, "
@@ -19,43 +19,27 @@ flags.DEFINE_string("manual_dir", None, "Folder of your MIDI files, for --config
 flags.DEFINE_integer("show_tones", 5, "How many decoded tones of the first song to print.",
                      lower_bound=0)
 
-BAD_INPUT = 2
-
-
-def _fail(message: str) -> int:
-    print(f"error: {message}", file=sys.stderr, flush=True)
-    return BAD_INPUT
-
-
-def _parse_flags(argv):
-    """absl's flag parsing; a bad flag is one line and exit status 2."""
-    try:
-        return FLAGS(argv)
-    except flags.Error as error:
-        sys.exit(_fail(f"{error} (--helpshort lists the flags)"))
-
-
 def main(argv):
     if len(argv) > 1:
-        return _fail(f"unexpected arguments: {' '.join(argv[1:])}")
+        return cli.fail(f"unexpected arguments: {' '.join(argv[1:])}")
     from tfds_midi import prepare, summary
 
     name = f"crnn_gan_midi/{FLAGS.config}"
     try:
         prepare.check_data_dir(FLAGS.data_dir)
     except prepare.PrepareError as error:
-        return _fail(str(error))
+        return cli.fail(str(error))
     try:
         builder = prepare.get_builder(name, FLAGS.data_dir)
     except prepare.PrepareError as error:
-        return _fail(f"--config={FLAGS.config}: {error}")
+        return cli.fail(f"--config={FLAGS.config}: {error}")
     try:
         prepare.prepare(builder, FLAGS.manual_dir)
     except prepare.PrepareError as error:
-        return _fail(str(error))
+        return cli.fail(str(error))
     print(summary.describe(builder, show_tones=FLAGS.show_tones))
     return 0
 
 
 if __name__ == "__main__":
-    app.run(main, flags_parser=_parse_flags)
+    app.run(main, flags_parser=cli.parse_flags)
