@@ -37,6 +37,14 @@ def write_bytes(path: str, data: bytes) -> None:
         f.write(data)
 
 
+def file_in_place_of_folder(path: str, flag: str, give: str = "a folder") -> str | None:
+    """``"{flag}={path} is a file: give {give}"`` when `path` is a file, else None (nothing
+    is made: for a check before anything is loaded; `make_folder` runs it too)."""
+    if tf.io.gfile.exists(path) and not tf.io.gfile.isdir(path):
+        return f"{flag}={path} is a file: give {give}"
+    return None
+
+
 def make_folder(path: str, flag: str, give: str = "a folder") -> str | None:
     """Makes the folder `path` and its parents, unless it is there already.
 
@@ -49,8 +57,9 @@ def make_folder(path: str, flag: str, give: str = "a folder") -> str | None:
         None when the folder exists afterwards; otherwise the problem in one line,
         ``"{flag}={path} is a file: give {give}"`` or ``"{flag}={path} cannot be made: ..."``.
     """
-    if tf.io.gfile.exists(path) and not tf.io.gfile.isdir(path):
-        return f"{flag}={path} is a file: give {give}"
+    problem = file_in_place_of_folder(path, flag, give)
+    if problem:
+        return problem
     try:
         tf.io.gfile.makedirs(path)
     except tf.errors.OpError as error:

@@ -308,6 +308,10 @@ def test_bad_requests_and_missing_models(models, tmp_path):
         with pytest.raises(generation.GenerationError, match=message):
             generation.generate(request(tmp_path / "never", **kwargs), log=quiet)
     assert not (tmp_path / "never").exists()
+    # An output folder that is a file: refused by the request's check, before loading.
+    with pytest.raises(generation.GenerationError,
+                       match="--output_dir=.*passwd is a file: give a folder"):
+        request(not_a_soundfont).check()
     # An output folder that cannot be made (a file in its path), a checkpoint of an export.
     with pytest.raises(generation.GenerationError,
                        match="--output_dir=.*passwd/songs cannot be made"):

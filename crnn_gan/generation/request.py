@@ -76,7 +76,8 @@ class Request:
                                                    "--wav or --ogg")
         if problem:
             raise GenerationError(problem)
-        import tensorflow as tf
+        from crnn_gan import gfile
 
-        if tf.io.gfile.exists(self.output_dir) and not tf.io.gfile.isdir(self.output_dir):
-            raise GenerationError(f"--output_dir={self.output_dir} is a file: give a folder")
+        problem = gfile.file_in_place_of_folder(self.output_dir, "--output_dir")
+        if problem:
+            raise GenerationError(problem)
