@@ -28,12 +28,13 @@ class ScheduleCallback(keras.callbacks.Callback):
         self.model.apply_schedule(epoch)
 
 
-class GeneratorAverage(keras.callbacks.Callback):
-    """`Config.generator_ema_decay`: every adversarial epoch of the CRNNGAN starts with G's
-    own weights in G and ends with their moving average there
-    (`CRNNGAN.begin_adversarial_epoch`, `end_adversarial_epoch`). Goes before every
-    callback that reads G at an epoch's end (samples, statistics, the validation choice,
-    checkpoints, backups), so that they all read the average."""
+class AdversarialEpochs(keras.callbacks.Callback):
+    """Calls `CRNNGAN.begin_adversarial_epoch` and `end_adversarial_epoch` at the edges of
+    every adversarial epoch: `Config.prior_kl_weight` takes the KL control's prior from G
+    at the first; `Config.generator_ema_decay` starts each with G's own weights in G and
+    ends it with their moving average there. Goes before every callback that reads G at an
+    epoch's end (samples, statistics, the validation choice, checkpoints, backups), so that
+    they all read the average."""
 
     def on_epoch_begin(self, epoch, logs=None):
         if self.model.schedule.phase(epoch) == ADVERSARIAL:

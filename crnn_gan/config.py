@@ -121,6 +121,14 @@ class Config:
             generator are the average's. 0 = off (the paper); the baseline ignores it.
         supervised_weight: weight of G's teacher-forced next-step loss added to its
             adversarial loss (TimeGAN's supervised term; 0 = the paper).
+        prior_kl_weight: KL control (Sequence Tutor, Jaques et al. 2017): G's adversarial
+            loss also gets this weight times the mean KL divergence, per draw, from G's
+            distributions to those of a frozen copy of G taken when the game begins (the
+            pretrained next-tone model), both teacher forced on G's own free run
+            (`crnn_gan.gan.CRNNGAN`). The supervised term holds G to the data on real
+            contexts; this holds it to maximum likelihood's choices on the contexts G
+            writes itself, where loops form. 0 = off (the paper); needs a score-function
+            `gradient_estimator`; the baseline ignores it.
         adversarial_learning_rate_scale: G's learning rate in the adversarial phase,
             relative to `learning_rate` (1 = the paper).
         gradient_estimator: how G's adversarial loss reaches its weights through the
@@ -210,6 +218,7 @@ class Config:
     gradient_penalty: float = 0.0
     generator_ema_decay: float = 0.0
     supervised_weight: float = 0.0
+    prior_kl_weight: float = 0.0
     adversarial_learning_rate_scale: float = 1.0
     checkpoint_choice: str = "last"
     validation_scale: str = "training"
@@ -259,7 +268,7 @@ class Config:
         if not 0 <= self.label_smoothing < 0.5:
             raise ValueError(
                 f"Config.label_smoothing must be in [0, 0.5), got {self.label_smoothing!r}")
-        for name in ("instance_noise_std", "gradient_penalty"):
+        for name in ("instance_noise_std", "gradient_penalty", "prior_kl_weight"):
             if not 0 <= getattr(self, name) < float("inf"):  # also rejects NaN
                 raise ValueError(f"Config.{name} must be a finite number >= 0, "
                                  f"got {getattr(self, name)!r}")
@@ -305,6 +314,9 @@ class Config:
             if not self.statistics_reward_weight:
                 raise ValueError("Config.statistics_reward_statistics needs "
                                  "statistics_reward_weight > 0")
+        if self.prior_kl_weight and self.gradient_estimator not in SCORE_FUNCTION_ESTIMATORS:
+            raise ValueError("Config.prior_kl_weight needs a score-function gradient_estimator "
+                             f"{SCORE_FUNCTION_ESTIMATORS}, got {self.gradient_estimator!r}")
         if self.adversarial_features not in ("all", "none"):
             _check_name_list("adversarial_features", self.adversarial_features, TONE_FEATURES,
                              "'all', 'none'")

@@ -54,6 +54,12 @@ Adversarial step (one batch of real windows ``[batch, T, F]``, normalised units)
 - With `generator_ema_decay` > 0, every step of G also moves an exponential moving average
   of G's weights, and each adversarial epoch ends with that average in G
   (`begin_adversarial_epoch`, `end_adversarial_epoch`).
+- With a score-function estimator and `prior_kl_weight` > 0 (KL control, as Sequence
+  Tutor's, Jaques et al. 2017), G's loss also gets that weight times the mean KL divergence
+  from G's draw distributions to those of its **prior**, a frozen copy of G taken when the
+  first adversarial epoch begins (the pretrained next-tone model), both teacher forced on
+  G's own free run: the game may move G where D and the statistics reward say, and pays
+  for every nat it moves G's own songs away from what maximum likelihood learned.
 """
 
 from __future__ import annotations
@@ -96,6 +102,8 @@ REWARD_STD_FLOOR = 1e-3
 #: `CRNNGAN.generator_average_state`: no average yet; G holds its own (training) weights and
 #: the average is beside them; G holds the average and its own weights are beside it.
 AVERAGE_UNSET, AVERAGE_BESIDE, AVERAGE_IN_GENERATOR = 0, 1, 2
+#: `CRNNGAN.prior_state`: the prior has not been taken from G yet; it has.
+PRIOR_UNSET, PRIOR_TAKEN = 0, 1
 
 
 def score_function_loss(log_probability, p_fake, extra_advantage=0.0):
@@ -238,8 +246,16 @@ class CRNNGAN(keras.Model):
             `begin_adversarial_epoch` takes G's own weights back, so that whatever reads
             G between epochs (samples, statistics, checkpoints, the final generator) reads
             the average while G trains on its own weights; `crnn_gan.callbacks.
-            GeneratorAverage` calls the two. Both are weights of this model, so a backup
+            AdversarialEpochs` calls the two. Both are weights of this model, so a backup
             restores them with the state that says which one G holds.
+        prior_kl_weight: weight of the KL control term in G's adversarial loss: the mean
+            over G's counted draws (`crnn_gan.heads.mean_kl_divergence`) of KL(G || prior),
+            each draw's distribution at the sampling temperature, both models teacher
+            forced on G's free run. The prior is a frozen copy of G (`prior`) taken by the
+            first `begin_adversarial_epoch`. The gradient reaches G through its logits at
+            the run's states; how G's weights move those states is left out (the analytic
+            per-step KL of KL-regularised policy gradients). 0 = off, the paper; needs a
+            score-function `gradient_estimator`. Logged as g_prior_kl.
         schedule: each epoch's phase and window length (`apply_schedule`); None: the
             caller sets `pretraining` and `window_length` itself (tests, benchmarks).
         adversarial_features: names of `heads.FEATURE_NAMES` whose draws D's reward
@@ -254,7 +270,7 @@ class CRNNGAN(keras.Model):
             matching or another head than the categorical; `adversarial_features` with
             unknown or repeated names, or without a score-function estimator;
             `statistics_reward_statistics` with unknown or repeated names, or without the
-            statistics reward.
+            statistics reward; `prior_kl_weight` < 0 or without a score-function estimator.
     """
 
     def __init__(self, generator: Generator, discriminator: Discriminator,
@@ -265,7 +281,8 @@ class CRNNGAN(keras.Model):
                  gradient_estimator: str = "straight_through",
                  statistics_reward_weight: float = 0.0, statistics_reward_steps: int = 0,
                  instance_noise_std: float = 0.0, gradient_penalty: float = 0.0,
-                 generator_ema_decay: float = 0.0, schedule: Schedule | None = None,
+                 generator_ema_decay: float = 0.0, prior_kl_weight: float = 0.0,
+                 schedule: Schedule | None = None,
                  adversarial_features: Sequence[str] | None = None,
                  statistics_reward_statistics: Sequence[str] | None = None, **kwargs):
         super().__init__(**kwargs)
@@ -301,12 +318,16 @@ class CRNNGAN(keras.Model):
         self._statistics_mask = (None if statistics_reward_statistics is None else
                                  statistics_reward.statistics_mask(statistics_reward_statistics))
         for name, value in (("instance_noise_std", instance_noise_std),
-                            ("gradient_penalty", gradient_penalty)):
+                            ("gradient_penalty", gradient_penalty),
+                            ("prior_kl_weight", prior_kl_weight)):
             if not value >= 0.0:  # also rejects NaN
                 raise ValueError(f"{name} must be >= 0, got {value!r}")
         if not 0.0 <= generator_ema_decay < 1.0:  # also rejects NaN
             raise ValueError("generator_ema_decay must be in [0, 1), "
                              f"got {generator_ema_decay!r}")
+        if prior_kl_weight and gradient_estimator not in SCORE_FUNCTION_ESTIMATORS:
+            raise ValueError("prior_kl_weight needs a score-function gradient_estimator "
+                             f"{SCORE_FUNCTION_ESTIMATORS}, got {gradient_estimator!r}")
         if gradient_penalty and resolve_implementation(discriminator.implementation) == "block":
             raise ValueError("gradient_penalty needs D's second derivatives, which the fused "
                              "LSTM kernel's hand-written backward does not have: build D with "
@@ -315,6 +336,7 @@ class CRNNGAN(keras.Model):
         self.instance_noise_std = instance_noise_std
         self.gradient_penalty = gradient_penalty
         self.generator_ema_decay = generator_ema_decay
+        self.prior_kl_weight = prior_kl_weight
         self.statistics_reward_weight = statistics_reward_weight
         self.statistics_reward_steps = statistics_reward_steps
         self.adversarial_features = adversarial_features
@@ -323,6 +345,12 @@ class CRNNGAN(keras.Model):
         self.real_moments = None  # set_real_statistics: with statistics_reward_steps
         self.generator = generator
         self.discriminator = discriminator
+        # KL control's prior: G's architecture, never trained (its weights are G's, copied
+        # by the first begin_adversarial_epoch).
+        self.prior = None
+        if prior_kl_weight:
+            self.prior = Generator.from_config({**generator.get_config(), "name": "prior"})
+            self.prior.trainable = False
         self.feature_matching = feature_matching
         self.freezing = freezing
         self.freeze_threshold = freeze_threshold
@@ -340,6 +368,8 @@ class CRNNGAN(keras.Model):
         self.trackers = {name: tracker(name=name) for name in (
             "d_loss", "g_loss", "g_adv_loss", "d_acc_real", "d_acc_fake", "d_frozen",
             "g_frozen", "pretrain_loss", "g_supervised_loss", "g_statistics_gap")}
+        if prior_kl_weight:
+            self.trackers["g_prior_kl"] = tracker(name="g_prior_kl")
 
     def build(self, input_shape=None):
         if self.built:  # idempotent: deserialisation may have built it already
@@ -376,6 +406,12 @@ class CRNNGAN(keras.Model):
             self.generator_average_state = self.add_weight(
                 shape=(), initializer="zeros", trainable=False,
                 name="generator_average_state", aggregation="only_first_replica")
+        if self.prior is not None:
+            self.prior.build()
+            # PRIOR_*: whether the prior holds G's weights yet (a backup keeps both).
+            self.prior_state = self.add_weight(
+                shape=(), initializer="zeros", trainable=False, name="prior_state",
+                aggregation="only_first_replica")
         self.built = True
 
     def compile(self, d_optimizer, g_optimizer, **kwargs):
@@ -521,6 +557,7 @@ class CRNNGAN(keras.Model):
         d_frozen, g_frozen = (self.freeze_decisions() if generator_trains
                               else (tf.constant(0.0), tf.constant(1.0)))
         statistics_gap = tf.constant(0.0)
+        prior_kl = tf.constant(0.0)
         score_function = self.gradient_estimator in SCORE_FUNCTION_ESTIMATORS
         if score_function or not generator_trains:
             # The draws only: G's gradient comes from their log-probability (or there is none).
@@ -553,11 +590,22 @@ class CRNNGAN(keras.Model):
                 g_loss = g_adv_loss  # logged only
             elif score_function:
                 d_log_probability = None  # D's reward weighs every feature's draw
-                if self.adversarial_features is None:
+                if self.prior is not None:
+                    # One teacher-forced pass of G gives both the draws' log-probability and
+                    # the distributions the KL control compares with the prior's.
+                    draw_terms = generator.draw_log_probabilities(noise, run)
+                    run_terms = heads.log_probability_of(draw_terms, run, generator.output_range,
+                                                         per_feature=True)
+                    prior_kl = heads.mean_kl_divergence(
+                        draw_terms, tf.stop_gradient(self.prior.draw_log_probabilities(noise, run)),
+                        run, generator.output_range)
+                    run_log_probability = tf.reduce_sum(run_terms, axis=-1)
+                elif self.adversarial_features is None:
                     run_log_probability = generator.sample_log_probability(noise, run)
                 else:
                     run_terms = generator.sample_log_probability(noise, run, per_feature=True)
                     run_log_probability = tf.reduce_sum(run_terms, axis=-1)
+                if self.adversarial_features is not None:
                     d_log_probability = tf.reduce_sum(
                         run_terms[:, :window_steps] * self._adversarial_feature_mask(), axis=-1)
                 log_probability = (run_log_probability[:, :window_steps] if long_run
@@ -587,6 +635,8 @@ class CRNNGAN(keras.Model):
                 if long_run:
                     g_loss = g_loss + run_reward_loss(run_log_probability, statistics_advantage,
                                                       window_steps)
+                if self.prior is not None:
+                    g_loss = g_loss + self.prior_kl_weight * prior_kl
             elif self.feature_matching:
                 # Global means: the loss (and gradient) is the same on every replica.
                 g_loss = feature_matching_loss(real_features, fake_features)
@@ -625,14 +675,26 @@ class CRNNGAN(keras.Model):
             "d_frozen": d_frozen, "g_frozen": g_frozen, "g_supervised_loss": supervised_loss,
             "g_statistics_gap": statistics_gap,
         }
+        if self.prior is not None:
+            values["g_prior_kl"] = prior_kl
         for name, value in values.items():
             self.trackers[name].update_state(value)
         return self._results()
 
     def begin_adversarial_epoch(self) -> None:
-        """With `generator_ema_decay`: G trains on its own weights this epoch. The first
+        """With `prior_kl_weight`: the first adversarial epoch copies G's weights into the
+        prior, which keeps them for the rest of the run.
+
+        With `generator_ema_decay`: G trains on its own weights this epoch. The first
         adversarial epoch starts the average from them; a later one takes them back from
         beside the average, where `end_adversarial_epoch` put them."""
+        if self.prior is not None and int(
+                keras.ops.convert_to_numpy(self.prior_state)) == PRIOR_UNSET:
+            # G holds its own weights here: the average (if any) starts from them below.
+            self.prior.set_weights(self.generator.get_weights())
+            self.prior_state.assign(PRIOR_TAKEN)
+        if not self.generator_ema_decay:
+            return
         state = int(keras.ops.convert_to_numpy(self.generator_average_state))
         if state == AVERAGE_UNSET:
             for average, weight in zip(self.generator_average,
@@ -645,6 +707,8 @@ class CRNNGAN(keras.Model):
     def end_adversarial_epoch(self) -> None:
         """With `generator_ema_decay`: puts the average into G (G's own weights go beside
         it) for whatever reads G until the next epoch starts."""
+        if not self.generator_ema_decay:
+            return
         state = int(keras.ops.convert_to_numpy(self.generator_average_state))
         if state == AVERAGE_BESIDE:
             self._swap_generator_average()
@@ -733,6 +797,7 @@ class CRNNGAN(keras.Model):
             "instance_noise_std": self.instance_noise_std,
             "gradient_penalty": self.gradient_penalty,
             "generator_ema_decay": self.generator_ema_decay,
+            "prior_kl_weight": self.prior_kl_weight,
             "schedule": schedule_to_config(self.schedule),
         }
 

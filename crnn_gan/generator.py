@@ -430,11 +430,18 @@ class Generator(keras.Model):
         that dependence (as maximum likelihood teaches it to: there the noise carries no
         information about the target).
         """
+        return heads.log_probability_of(self.draw_log_probabilities(noise, steps), steps,
+                                        self.output_range, per_feature)
+
+    def draw_log_probabilities(self, noise, steps):
+        """Every bin's log-probability ``[batch, T, num_features, K]`` (nats) under the
+        distribution each of `steps` was drawn from: teacher forcing on G's own
+        free-running outputs from `noise` (normalised units) reproduces the states that
+        drew them (`crnn_gan.heads.draw_log_probabilities`). Categorical head only."""
         dense, top = self.teacher_forced_dense(noise, shift_right(steps))
-        return heads.sample_log_probability(dense, steps, self.output_range,
+        return heads.draw_log_probabilities(dense, steps, self.output_range,
                                             self.feature_temperatures, hidden=top,
-                                            conditioning=self._conditioning(),
-                                            per_feature=per_feature)
+                                            conditioning=self._conditioning())
 
     def get_config(self):
         return {**super().get_config(), "tones_per_step": self.tones_per_step,

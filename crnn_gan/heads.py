@@ -334,49 +334,91 @@ def next_step_loss(head: str, dense_output, targets, bins=None, bounds=None, hid
     return tf.reduce_sum(weights * entropy) / tf.maximum(tf.reduce_sum(weights), 1.0)
 
 
-def sample_log_probability(dense_output, values, bins, temperature=1.0, hidden=None,
-                           conditioning=None, per_feature=False):
-    """Log-probability of G's own categorical samples, for the score-function gradient.
+def draw_log_probabilities(dense_output, values, bins, temperature=1.0, hidden=None,
+                           conditioning=None):
+    """Every bin's log-probability under the distribution each of G's draws came from.
 
     Args:
         dense_output: the head's Dense output at each step ``[batch, T, F * K]``, from the
-            state that sampled `values` (teacher forcing on G's own outputs reproduces it).
-        values: the sampled steps ``[batch, T, F]``, model units (every value is one of
-            `bins`; C-RNN-GAN-3: absent slots hold `absent_values`).
+            state that drew `values` (teacher forcing on G's own outputs reproduces it).
+        values: the drawn steps ``[batch, T, F]``, model units; with the autoregressive
+            head each feature's distribution is conditioned on the values drawn before it.
         bins: categorical values ``[F, K]``.
-        temperature: the sampling temperature the values were drawn at (a float, or one
-            per feature).
-        hidden, conditioning: the autoregressive head's (`emit`); each feature's
-            probability is then conditioned on the values drawn before it.
-        per_feature: return each feature's term instead of their sum.
+        temperature: the sampling temperature (a float, or one per feature).
+        hidden, conditioning: the autoregressive head's (`emit`).
 
     Returns:
-        ``[batch, T]``: the sum over a step's features of log P(feature's value) under
-        softmax(logits / temperature), in nats (with `per_feature`: the terms,
-        ``[batch, T, F]``). A value held by several bins (the padding, repeated quantiles)
-        gets their summed probability. For C-RNN-GAN-3 the pitch, length and delta of an
-        absent slot are left out (their terms are 0): they were drawn but replaced, so they
-        changed nothing that D saw.
+        ``[batch, T, F, K]``: log softmax(logits / temperature), in nats.
     """
     if conditioning is None:
         logits = _as_logits(dense_output, bins)
     else:
         logits = conditional_logits(dense_output, hidden, values, bins, conditioning)
-    log_probabilities = tf.nn.log_softmax(logits / _logit_divisor(temperature),
-                                          axis=-1)  # [batch, T, F, K]
+    return tf.nn.log_softmax(logits / _logit_divisor(temperature), axis=-1)
+
+
+def _counted_draws(values, bins):
+    """``[batch, T, F]`` bool: the draws that changed what G wrote. For C-RNN-GAN-3 an
+    absent slot's pitch, length and delta were drawn but replaced, so only its velocity
+    (its presence) counts; every draw counts for C-RNN-GAN."""
+    if bins.shape[0] == 4:
+        return tf.ones(tf.shape(values), tf.bool)
+    absent = tf.equal(values[..., _VELOCITY::4], bins[_VELOCITY::4, 0])  # [batch, T, k]
+    present = tf.logical_not(absent)
+    return _per_feature(present, present, tf.ones_like(present), present)
+
+
+def sample_log_probability(dense_output, values, bins, temperature=1.0, hidden=None,
+                           conditioning=None, per_feature=False):
+    """Log-probability of G's own categorical samples, for the score-function gradient:
+    `log_probability_of` the draws under `draw_log_probabilities` (same arguments; every
+    value of `values` is one of `bins`; C-RNN-GAN-3: absent slots hold `absent_values`)."""
+    return log_probability_of(
+        draw_log_probabilities(dense_output, values, bins, temperature, hidden, conditioning),
+        values, bins, per_feature)
+
+
+def log_probability_of(log_probabilities, values, bins, per_feature=False):
+    """The log-probability of the drawn values.
+
+    Args:
+        log_probabilities: `draw_log_probabilities` ``[batch, T, F, K]``.
+        values: the drawn steps ``[batch, T, F]``; bins: ``[F, K]``.
+        per_feature: return each feature's term instead of their sum.
+
+    Returns:
+        ``[batch, T]``: the sum over a step's features of log P(feature's value), in nats
+        (with `per_feature`: the terms, ``[batch, T, F]``). A value held by several bins
+        (the padding, repeated quantiles) gets their summed probability. For C-RNN-GAN-3 the
+        pitch, length and delta of an absent slot are left out (their terms are 0): they
+        were drawn but replaced, so they changed nothing that D saw.
+    """
     held = tf.equal(values[..., None], bins)  # [batch, T, F, K]: the bins holding the value
     # log of the summed probability of the holding bins (-inf where none holds it).
     log_p = tf.reduce_logsumexp(
         tf.where(held, log_probabilities, tf.fill(tf.shape(log_probabilities), -1e9)),
         axis=-1)  # [batch, T, F]
-    features = bins.shape[0]
-    if features != 4:
-        absent = tf.equal(values[..., _VELOCITY::4], bins[_VELOCITY::4, 0])  # [batch, T, k]
-        present = tf.logical_not(absent)
-        # Only the velocity draw counts when a slot is absent.
-        counts = _per_feature(present, present, tf.ones_like(present), present)
-        log_p = tf.where(counts, log_p, 0.0)
+    if bins.shape[0] != 4:
+        log_p = tf.where(_counted_draws(values, bins), log_p, 0.0)
     return log_p if per_feature else tf.reduce_sum(log_p, axis=-1)
+
+
+def mean_kl_divergence(log_p, log_q, values, bins):
+    """Mean KL(p || q) in nats over the draws that count (`_counted_draws`).
+
+    Args:
+        log_p, log_q: two models' `draw_log_probabilities` ``[batch, T, F, K]`` at the same
+            states (G's and its prior's, each teacher forced on G's draws `values`).
+        values: those draws ``[batch, T, F]``; bins: ``[F, K]``.
+
+    Returns:
+        Scalar: ``sum_K p (log p - log q)`` averaged over the batch's counted draws, a
+        function of both sides' logits (bins holding the same value are compared bin by
+        bin, which bounds the KL between the values' distributions from above).
+    """
+    kl = tf.reduce_sum(tf.exp(log_p) * (log_p - log_q), axis=-1)  # [batch, T, F]
+    counted = tf.cast(_counted_draws(values, bins), kl.dtype)
+    return tf.reduce_sum(kl * counted) / tf.maximum(tf.reduce_sum(counted), 1.0)
 
 
 def absent_values(scaler, tones_per_step: int) -> np.ndarray:

@@ -149,6 +149,7 @@ def build_model(config: Config, model: str, seed: int = 0,
                         instance_noise_std=config.instance_noise_std,
                         gradient_penalty=config.gradient_penalty,
                         generator_ema_decay=config.generator_ema_decay,
+                        prior_kl_weight=config.prior_kl_weight,
                         schedule=schedule, name="crnn_gan")
         built.compile(
             d_optimizer=optimizer(config.learning_rate * config.d_learning_rate_scale),
@@ -391,8 +392,8 @@ def train(config: Config, spec: RunSpec, songs=None,
         run_callbacks.ScheduleCallback(),
         run_callbacks.NonFiniteLossGuard(),
     ]
-    if spec.model == "gan" and config.generator_ema_decay:
-        callbacks.append(run_callbacks.GeneratorAverage())  # before all that reads G
+    if spec.model == "gan" and (config.generator_ema_decay or config.prior_kl_weight):
+        callbacks.append(run_callbacks.AdversarialEpochs())  # before all that reads G
     callbacks.append(journal)
     chosen = None
     if is_chief:

@@ -36,6 +36,9 @@ STATISTICS_REWARD_STEPS = STATISTICS_REWARD.replace(statistics_reward_steps=10)
 # The moving average of G's weights: the step's update of it, and the epochs' edges' swaps
 # (run in cross-replica context, as the callback runs them).
 GENERATOR_AVERAGE = CONFIG.replace(generator_ema_decay=0.5)
+# KL control: the divergence from a prior set apart from G (a prior equal to G has a zero
+# divergence and gradient), averaged over each replica's draws.
+PRIOR_KL = SCORE_FUNCTION.replace(prior_kl_weight=1.0)
 real = tf.constant(np.random.default_rng(0).normal(size=(8, 6, 4)), tf.float32)
 
 
@@ -48,6 +51,10 @@ def make(strategy, weights=None, config=CONFIG):
             scaler = pipeline.FeatureScaler.fit(songs, "log")
             model.generator.set_output_range(songs, scaler)
             training.set_statistics_reward_data(model, config, songs, scaler)
+        if config.prior_kl_weight:
+            model.begin_adversarial_epoch()  # takes the prior; then moved away from G
+            model.prior.set_weights([w * 1.5 if w.ndim == 2 else w
+                                     for w in model.prior.get_weights()])
     if weights is not None:
         model.set_weights(weights)
     return model
@@ -108,13 +115,14 @@ for case, previous in {"both": (2.0, 1.0), "d_frozen": (0.2, 1.0), "g_frozen": (
                        "statistics_reward": (2.0, 1.0),
                        "statistics_reward_steps": (2.0, 1.0),
                        "discriminator_pretraining": (2.0, 1.0),
-                       "generator_average": (2.0, 1.0)}.items():
+                       "generator_average": (2.0, 1.0), "prior_kl": (2.0, 1.0)}.items():
     config = {"score_function": SCORE_FUNCTION,
               "score_function_per_step": SCORE_FUNCTION_PER_STEP,
               "statistics_reward": STATISTICS_REWARD,
               "statistics_reward_steps": STATISTICS_REWARD_STEPS,
               "discriminator_pretraining": STATISTICS_REWARD,
-              "generator_average": GENERATOR_AVERAGE}.get(case, CONFIG)
+              "generator_average": GENERATOR_AVERAGE,
+              "prior_kl": PRIOR_KL}.get(case, CONFIG)
     if config not in models:  # base (the initial weights), default, mirrored
         base = make(default, config=config)
         initial = base.get_weights()

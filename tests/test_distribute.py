@@ -18,7 +18,7 @@ from crnn_gan import distribute
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
-# The MirroredStrategy check runs in a subprocess of about a minute and a half (10 cases;
+# The MirroredStrategy check runs in a subprocess of about a minute and a half (11 cases;
 # those of one config share their models and, within a phase, their traced steps): `slow`,
 # so the newest-stack subset skips it (pytest.ini: slow).
 @pytest.fixture(scope="module")
@@ -34,7 +34,7 @@ BOUND = 1e-5
 
 
 SCORE_FUNCTION_CASES = ("score_function", "score_function_per_step", "statistics_reward",
-                        "statistics_reward_steps")
+                        "statistics_reward_steps", "prior_kl")
 
 
 @pytest.mark.slow
@@ -51,6 +51,10 @@ def test_mirrored_step_equals_default_strategy(mirrored_report, case):
         assert report["logs_single"]["g_statistics_gap"] > 0
         assert report["logs_multi"]["g_statistics_gap"] == pytest.approx(
             report["logs_single"]["g_statistics_gap"], rel=1e-5)
+    if case == "prior_kl":  # on, averaged over both replicas' draws
+        assert report["logs_single"]["g_prior_kl"] > 0
+        assert report["logs_multi"]["g_prior_kl"] == pytest.approx(
+            report["logs_single"]["g_prior_kl"], rel=1e-5)
     assert report["previous_losses_multi"] == pytest.approx(report["previous_losses_single"],
                                                             abs=1e-5)
     expected_d = case in ("both", "g_frozen", *SCORE_FUNCTION_CASES,
