@@ -3,7 +3,9 @@
 ``WORK/NAME/{model}_seedS/`` as `bench_quality.py` writes them (``run/``,
 ``quality_measure.json``, ``quality_generated.npy``) and the real windows in
 ``WORK/reference/``; how those benchmarks write their results (`write_json`); and the
-results file they and the tables read (`read_results`: ``docs/quality.json``)."""
+results file they and the tables read (`read_results`: ``docs/quality.json``); the
+GAN-against-baseline comparison seed by seed (`paired`, `paired_table`: the table of
+`paired_table.py` and `bench_game_start.py`)."""
 
 from __future__ import annotations
 
@@ -138,3 +140,65 @@ def write_json(path: str, value) -> None:
     with open(path, "w") as f:
         json.dump(value, f, indent=1)
         f.write("\n")
+
+
+class TableError(MissingRun):
+    """Bad flags or results: one line, exit status 2."""
+
+
+def seed_runs(results: dict, names: list[str], model: str, flag: str) -> dict[str, dict]:
+    """``{seed: run}`` of `model` over the entries `names` (named by `flag`; each seed in one
+    entry only)."""
+    runs, where = {}, {}
+    for name in names:
+        if name not in results:
+            raise TableError(f"{flag}: {name} is not in the results (they hold "
+                             f"{sorted(results)})")
+        for seed, run in results[name].get("runs", {}).get(model, {}).items():
+            if seed in runs:
+                raise TableError(f"seed {seed} of {model} is in both {where[seed]} and {name}")
+            runs[seed], where[seed] = run, name
+    return runs
+
+
+def paired(results: dict, names: list[str], baseline_names: list[str]) -> dict:
+    """The seeds both sides hold, `quality.paired_closeness` of the GAN against the
+    baseline over them, and per seed the closer count and both discriminative scores."""
+    from crnn_gan import quality
+
+    runs = seed_runs(results, names, "gan", "--names")
+    baselines = seed_runs(results, baseline_names, "baseline", "--baseline_names")
+    seeds = sorted(set(runs) & set(baselines), key=int)
+    if not seeds:
+        raise TableError(f"no seed has both a GAN run in {names} and a baseline run in "
+                         f"{baseline_names}")
+    pairs = [(runs[s], baselines[s]) for s in seeds]
+    try:
+        per_statistic = quality.paired_closeness(pairs)
+    except ValueError as error:
+        raise TableError(str(error)) from None
+    per_seed = {s: {"closer": quality.closer_count(quality.statistic_gaps(g),
+                                                   quality.statistic_gaps(b)),
+                    "discriminative": g["discriminative"]["score"],
+                    "baseline_discriminative": b["discriminative"]["score"]}
+                for s, (g, b) in zip(seeds, pairs)}
+    return {"seeds": seeds, "per_statistic": per_statistic, "per_seed": per_seed}
+
+
+def paired_table(summary: dict) -> str:
+    """`paired`'s summary as markdown: the per-statistic table, then each seed's count."""
+    seeds = summary["seeds"]
+    lines = [f"| statistic | GAN closer (of {len(seeds)} seeds) | ties | reduction of "
+             "the gap to real, in real stds (mean ± std) | standard error |",
+             "| --- | --- | --- | --- | --- |"]
+    for name, row in summary["per_statistic"].items():
+        reduction = row["reduction"]
+        lines.append(f"| {name} | {row['closer']} | {row['ties']} | "
+                     f"{reduction['mean']:+.3f} ± {reduction['std']:.3f} | "
+                     f"{reduction['sem']:.3f} |")
+    per_seed = summary["per_seed"]
+    below = sum(p["discriminative"] < p["baseline_discriminative"] for p in per_seed.values())
+    lines += ["", "Closer on, per seed (" + ", ".join(seeds) + "): "
+              + ", ".join(str(per_seed[s]["closer"]) for s in seeds)
+              + f"; discriminative score below the baseline's in {below} of {len(seeds)}."]
+    return "\n".join(lines) + "\n"

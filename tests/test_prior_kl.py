@@ -8,6 +8,11 @@ from its backup to the same generator as a straight run.
 
 from __future__ import annotations
 
+import json
+import pathlib
+import subprocess
+import sys
+
 import keras
 import numpy as np
 import pytest
@@ -17,6 +22,8 @@ from crnn_gan import config as config_lib
 from crnn_gan import gan, heads, training
 from crnn_gan.discriminator import Discriminator
 from tests.test_heads import generator_with_head, random_songs
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 SCORE_FUNCTION = dict(representation="log", output_head="categorical", optimizer="adam",
                       learning_rate=1e-3, feature_matching=False, units=8,
@@ -163,3 +170,29 @@ def test_a_run_logs_the_term_and_trains_on_from_its_backup_as_a_straight_run(tmp
     _, resumed, _ = run("run", 3)
     for a, b in zip(resumed, straight):
         np.testing.assert_array_equal(a, b)
+
+
+def _game_start(work_dir, name):
+    return subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "bench_game_start.py"),
+         f"--work_dir={work_dir}", f"--name={name}", "--seeds=0",
+         "--baseline_names=small"], capture_output=True, text=True, cwd=ROOT, timeout=300)
+
+
+def test_the_games_start_is_refused_for_runs_that_kept_no_prior(tmp_path):
+    """benchmarks/bench_game_start.py: a recipe never measured, and a run trained without
+    the KL control, are one line each and exit status 2 (nothing exported)."""
+    missing = _game_start(tmp_path, "nothing")
+    assert missing.returncode == 2, missing.stderr
+    assert "nothing/gan_seed0/quality_measure.json: no measurement" in missing.stderr
+    assert "Traceback" not in missing.stderr
+    job = tmp_path / "plain" / "gan_seed0"
+    config = config_lib.preset("tiny", **SCORE_FUNCTION, epochs=2, pretrain_epochs=1)
+    training.train(config, training.RunSpec(model_dir=str(job / "run"), samples_per_epoch=0),
+                   songs=random_songs(count=6))
+    (job / "quality_measure.json").write_text(json.dumps({"key": {}}))
+    plain = _game_start(tmp_path, "plain")
+    assert plain.returncode == 2, plain.stderr
+    assert "trained without --prior_kl_weight, so it kept no prior" in plain.stderr
+    assert "Traceback" not in plain.stderr
+    assert not (tmp_path / "plain" / "start_seed0").exists()
