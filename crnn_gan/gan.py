@@ -599,12 +599,9 @@ class CRNNGAN(keras.Model):
                     prior_kl = heads.mean_kl_divergence(
                         draw_terms, tf.stop_gradient(self.prior.draw_log_probabilities(noise, run)),
                         run, generator.output_range)
-                    run_log_probability = tf.reduce_sum(run_terms, axis=-1)
-                elif self.adversarial_features is None:
-                    run_log_probability = generator.sample_log_probability(noise, run)
                 else:
                     run_terms = generator.sample_log_probability(noise, run, per_feature=True)
-                    run_log_probability = tf.reduce_sum(run_terms, axis=-1)
+                run_log_probability = tf.reduce_sum(run_terms, axis=-1)  # [batch, steps]
                 if self.adversarial_features is not None:
                     d_log_probability = tf.reduce_sum(
                         run_terms[:, :window_steps] * self._adversarial_feature_mask(), axis=-1)
