@@ -358,11 +358,11 @@ def draw_log_probabilities(dense_output, values, bins, temperature=1.0, hidden=N
 
 
 def _counted_draws(values, bins):
-    """``[batch, T, F]`` bool: the draws that changed what G wrote. For C-RNN-GAN-3 an
-    absent slot's pitch, length and delta were drawn but replaced, so only its velocity
-    (its presence) counts; every draw counts for C-RNN-GAN."""
+    """``[batch, T, F]`` bool: the draws that changed what G wrote, or None where every
+    draw counts (C-RNN-GAN). For C-RNN-GAN-3 an absent slot's pitch, length and delta were
+    drawn but replaced, so only its velocity (its presence) counts."""
     if bins.shape[0] == 4:
-        return tf.ones(tf.shape(values), tf.bool)
+        return None
     absent = tf.equal(values[..., _VELOCITY::4], bins[_VELOCITY::4, 0])  # [batch, T, k]
     present = tf.logical_not(absent)
     return _per_feature(present, present, tf.ones_like(present), present)
@@ -398,8 +398,9 @@ def log_probability_of(log_probabilities, values, bins, per_feature=False):
     log_p = tf.reduce_logsumexp(
         tf.where(held, log_probabilities, tf.fill(tf.shape(log_probabilities), -1e9)),
         axis=-1)  # [batch, T, F]
-    if bins.shape[0] != 4:
-        log_p = tf.where(_counted_draws(values, bins), log_p, 0.0)
+    counted = _counted_draws(values, bins)
+    if counted is not None:
+        log_p = tf.where(counted, log_p, 0.0)
     return log_p if per_feature else tf.reduce_sum(log_p, axis=-1)
 
 
@@ -417,7 +418,10 @@ def mean_kl_divergence(log_p, log_q, values, bins):
         bin, which bounds the KL between the values' distributions from above).
     """
     kl = tf.reduce_sum(tf.exp(log_p) * (log_p - log_q), axis=-1)  # [batch, T, F]
-    counted = tf.cast(_counted_draws(values, bins), kl.dtype)
+    counted = _counted_draws(values, bins)
+    if counted is None:
+        return tf.reduce_mean(kl)
+    counted = tf.cast(counted, kl.dtype)
     return tf.reduce_sum(kl * counted) / tf.maximum(tf.reduce_sum(counted), 1.0)
 
 

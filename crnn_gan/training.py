@@ -392,7 +392,7 @@ def train(config: Config, spec: RunSpec, songs=None,
         run_callbacks.ScheduleCallback(),
         run_callbacks.NonFiniteLossGuard(),
     ]
-    if spec.model == "gan" and (config.generator_ema_decay or config.prior_kl_weight):
+    if spec.model == "gan":  # its edges do nothing without the EMA or the KL control
         callbacks.append(run_callbacks.AdversarialEpochs())  # before all that reads G
     callbacks.append(journal)
     chosen = None
