@@ -19,7 +19,9 @@ also the start of the preset's own game (same seed, same data, same machine).
 Usage::
 
     python benchmarks/bench_game_start.py --name=small_prior_kl10 \
-        --baseline_names=small_machine3,small_machine3_seeds345 [--seeds=0,1,2,3,4,5]
+        --baseline_names=small_machine3,small_machine3_seeds345
+
+(every GAN seed of the recipe, ``WORK/NAME/gan_seedS``).
 """
 
 from __future__ import annotations
@@ -43,7 +45,6 @@ FLAGS = flags.FLAGS
 flags.DEFINE_string("work_dir", "runs/quality", "bench_quality.py's --work_dir.")
 flags.DEFINE_string("name", None, "A recipe with --prior_kl_weight > 0 (WORK/NAME).",
                     required=True)
-flags.DEFINE_list("seeds", ["0", "1", "2", "3", "4", "5"], "Its GAN seeds.")
 flags.DEFINE_string("quality", str(ROOT / "docs" / "quality.json"), "bench_quality results.")
 flags.DEFINE_list("baseline_names", None, "Entries of --quality holding the baselines.",
                   required=True)
@@ -84,22 +85,19 @@ def run_logged(command: list[str], log_path: str) -> None:
                          f"see {log_path}")
 
 
-def measure_start(seed: str) -> dict:
-    """The start of seed `seed`'s game, exported and measured; its quality_measure.json."""
-    job_dir = os.path.join(FLAGS.work_dir, FLAGS.name, f"gan_seed{seed}")
+def measure_start(seed: int, run_dir: str) -> dict:
+    """The start of seed `seed`'s game (its run `run_dir`), exported and measured as the
+    protocol measured the run; the start's quality_measure.json."""
+    key = protocol_runs.measure_key(run_dir)
+    reference = protocol_runs.measured_reference(FLAGS.work_dir, run_dir)
     start_job = os.path.join(FLAGS.work_dir, FLAGS.name, f"start_seed{seed}")
-    measured = os.path.join(job_dir, "quality_measure.json")
-    if not os.path.exists(measured):
-        raise StartError(f"{measured}: no measurement (run bench_quality.py --name="
-                         f"{FLAGS.name} first)")
-    key = json.loads(pathlib.Path(measured).read_text())["key"]
-    write_start(os.path.join(job_dir, "run"), os.path.join(start_job, "run"))
+    write_start(run_dir, os.path.join(start_job, "run"))
     run_logged([sys.executable, "-m", "export", f"--model_dir={start_job}/run",
                 f"--output={start_job}/export", "--quantization=none"],
                os.path.join(start_job, "export.log"))
     run_logged([sys.executable, str(ROOT / "benchmarks" / "bench_quality.py"),
                 f"--measure_run={start_job}",
-                f"--reference={os.path.join(FLAGS.work_dir, 'reference', key['reference'])}",
+                f"--reference={reference}",
                 f"--num_songs={key['num_songs']}", f"--steps={key['steps']}",
                 f"--noise_seed={key['noise_seed']}", f"--disc_seed={key['disc_seed']}",
                 *(f"--disc_{field}={key['disc'][field]}" for field in DISC_FLAGS)],
@@ -110,7 +108,9 @@ def measure_start(seed: str) -> dict:
 def start_table() -> str:
     results = protocol_runs.read_results(FLAGS.quality)
     label = f"{FLAGS.name}:start"
-    results[label] = {"runs": {"gan": {seed: measure_start(seed) for seed in FLAGS.seeds}}}
+    results[label] = {"runs": {"gan": {
+        str(seed): measure_start(seed, run_dir)
+        for seed, run_dir in protocol_runs.runs(FLAGS.work_dir, FLAGS.name, "gan")}}}
     return (f"The start of {FLAGS.name}'s game (the 'GAN' column) against the baselines of "
             f"{', '.join(FLAGS.baseline_names)}:\n\n"
             + protocol_runs.paired_table(protocol_runs.paired(results, [label],
