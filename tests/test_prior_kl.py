@@ -175,7 +175,8 @@ def test_a_run_logs_the_term_and_trains_on_from_its_backup_as_a_straight_run(tmp
 def _game_start(work_dir, name):
     return subprocess.run(
         [sys.executable, str(ROOT / "benchmarks" / "bench_game_start.py"),
-         f"--work_dir={work_dir}", f"--name={name}", "--baseline_names=small"], capture_output=True, text=True, cwd=ROOT, timeout=300)
+         f"--work_dir={work_dir}", f"--name={name}", "--baseline_names=small"],
+        capture_output=True, text=True, cwd=ROOT, timeout=300)
 
 
 def test_the_games_start_is_refused_for_runs_that_kept_no_prior(tmp_path):
