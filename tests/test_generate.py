@@ -299,6 +299,7 @@ def test_bad_requests_and_missing_models(models, tmp_path):
             ({"steps": 5, "seconds": 2.0}, "give --steps or --seconds, not both"),
             ({"seconds": -1.0}, "--seconds must be > 0"),
             ({"num_songs": 0}, "--num_songs must be >= 1"),
+            ({"seed": -1}, "--seed must be >= 0, got -1"),
             ({"primer_only_continuation": True}, "needs --primer_midi"),
             ({"soundfont": str(not_a_soundfont)}, "--soundfont needs --wav or --ogg"),
             ({"soundfont": str(not_a_soundfont), "ogg": True},

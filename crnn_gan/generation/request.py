@@ -62,6 +62,8 @@ class Request:
         if not 1 <= self.num_songs <= MAX_SONGS:
             raise GenerationError(f"--num_songs must be >= 1 and at most {MAX_SONGS}, got "
                                   f"{self.num_songs}")
+        if self.seed < 0:
+            raise GenerationError(f"--seed must be >= 0, got {self.seed}")
         if self.primer_max_tones < 1:
             raise GenerationError(f"--primer_max_tones must be >= 1, got "
                                   f"{self.primer_max_tones}")
