@@ -56,8 +56,10 @@ def readme(summary: dict) -> str:
     errors, sizes, files, latency = s["errors"], s["sizes"], s["files"], s["tflite_latency_ms"]
     rows = [f"| `saved_model/` | TensorFlow SavedModel | {_mb(sizes['saved_model'])} | | |"]
     for key in [k for k in files if k.startswith("tflite")]:
-        error = ("" if key == "tflite" else f"{errors[key + '_step_vs_tflite']:.2g} / "
-                 f"{errors[key + '_vs_tflite']:.2g}")
+        step = (f"{errors[key + '_step_changed_draws']:.1%} of draws"
+                if key + "_step_changed_draws" in errors
+                else f"{errors.get(key + '_step_vs_tflite', 0):.2g}")
+        error = "" if key == "tflite" else f"{step} / {errors[key + '_vs_tflite']:.2g}"
         rows.append(f"| `{files[key]}` | {_DESCRIPTIONS[key]} | {_mb(sizes[key])} | "
                     f"{latency[key]:.1f} ms | {error} |")
     quantized = ""
@@ -65,13 +67,20 @@ def readme(summary: dict) -> str:
         key = f"tflite_{q}"
         raw = ", ".join(f"{name} {e:.3g}" for name, e in zip(
             ("length ticks", "Hz", "velocity", "delta ticks"), s["raw_errors"][key + "_vs_tflite"]))
-        step, bound = errors[key + "_step_vs_tflite"], s["bounds"][key + "_step_vs_tflite"]
+        if key + "_step_changed_draws" in errors:  # a categorical head: draws judged
+            step, bound = (errors[key + "_step_changed_draws"],
+                           s["bounds"][key + "_step_changed_draws"])
+            one_step = (f"one step **{step:.1%}** of the drawn values change (bound "
+                        f"{bound:.0%}; the largest change {errors[key + '_step_vs_tflite']:.3g})")
+        else:
+            step, bound = errors[key + "_step_vs_tflite"], s["bounds"][key + "_step_vs_tflite"]
+            one_step = f"one step **{step:.3g}** (bound {bound})"
         verdict = "" if step <= bound else " **exceeds the bound: prefer float32**"
         if errors[key + "_vs_tflite"] == 0:
             verdict += (" (nothing was quantized: the converter keeps weight tensors of fewer "
                         "than 1024 values in float32)")
-        quantized += (f"- `{files[key]}`: one step **{step:.3g}** (bound {bound}){verdict}; "
-                      f"free running {s['check_steps']} steps **{errors[key + '_vs_tflite']:.3g}**"
+        quantized += (f"- `{files[key]}`: {one_step}{verdict}; free running "
+                      f"{s['check_steps']} steps **{errors[key + '_vs_tflite']:.3g}**"
                       f", raw: {raw}.\n")
     if quantized:
         quantized = (
@@ -82,7 +91,12 @@ def readme(summary: dict) -> str:
             "running* lets each model feed back its own output, so differences can grow with "
             "the length: a large value means the quantized model plays a different (equally "
             "likely) song for the same seed, not a broken one. Use float32 when the exact "
-            "song of a seed matters.\n\n" + quantized)
+            "song of a seed matters."
+            + (" This export's head draws each value from a distribution: quantization moves "
+               "the probabilities slightly and a draw near a boundary takes another value, a "
+               "change of whole values however slight the shift, so for one step the "
+               "fraction of draws that change is judged." if s.get("output_head") ==
+               "categorical" else "") + "\n\n" + quantized)
     return f"""# Exported C-RNN-GAN generator
 
 Exported from `{s['source']}` on {s['exported']} with TensorFlow {s['tensorflow']}.

@@ -213,6 +213,47 @@ def test_quantized_error_within_stated_bound(exported, keras_model, quantization
     assert sizes[f"tflite_{quantization}"] < sizes["tflite"]
 
 
+def test_categorical_quantized_check_judges_the_changed_draws(tmp_path):
+    """A categorical head's output is a draw: a quantized file changes a few draws by whole
+    values, so its one-step check is the fraction of changed draws, not the max error."""
+    from tests.test_heads import random_songs, randomize_conditioning
+
+    config = config_lib.preset("tiny", units=32, representation="log",
+                               output_head="categorical", autoregressive_head=True,
+                               sampling_temperature=0.8)
+    keras.utils.set_random_seed(0)
+    generator = training.build_generator(config)
+    generator.build()
+    songs = random_songs()
+    scaler = pipeline.FeatureScaler.fit(songs, "log")
+    generator.set_output_range(songs, scaler)
+    randomize_conditioning(generator)
+    out = str(tmp_path / "out")
+    summary = export_lib.export_loaded(generator, scaler, out, quantizations=("dynamic_range",))
+    key = "tflite_dynamic_range_step"
+    bound = verify.QUANTIZED_DRAW_CHANGE_BOUNDS["dynamic_range"]
+    assert summary["bounds"][f"{key}_changed_draws"] == bound
+    assert f"{key}_vs_tflite" not in summary["bounds"]  # reported, not judged
+    changed = summary["errors"][f"{key}_changed_draws"]
+    assert 0 < changed <= bound
+    # A changed draw is whole values: the largest one-step change is far above the tolerance.
+    assert summary["errors"][f"{key}_vs_tflite"] > 20 * verify.DRAW_CHANGE_TOLERANCE
+
+    def read(name):
+        with open(os.path.join(out, name), "rb") as f:
+            return f.read()
+
+    float32, int8 = read("generator.tflite"), read("generator_dynamic_range.tflite")
+    noise = uniform((1, verify.CHECK_STEPS, generator.noise_dim), seed=5)
+    assert 0 < verify.one_step_changed_draws(float32, int8, noise, scaler) <= bound
+    assert verify.one_step_changed_draws(float32, float32, noise, scaler) == 0
+    readme = open(os.path.join(out, "README.md")).read()
+    assert (f"one step **{changed:.1%}** of the drawn values change (bound {bound:.0%}; the "
+            f"largest change {summary['errors'][key + '_vs_tflite']:.3g})") in readme
+    assert "the fraction of draws that change is judged" in readme
+    assert f"| {changed:.1%} of draws / " in readme
+
+
 def primer_tones(length, tones_per_step=1, seed=0):
     """Valid raw tones ``[1, length, tones_per_step, 4]`` (every slot present)."""
     rng = np.random.default_rng(seed)
