@@ -46,6 +46,19 @@ def _sampling(s: dict) -> str:
     return ""
 
 
+def _one_step(s: dict, key: str) -> tuple[float, float, str, str]:
+    """A quantized file's judged one-step check: (value, bound, the table's text, the
+    list's text). A categorical head's: the fraction of draws it changes (export.verify)."""
+    errors, largest = s["errors"], s["errors"][key + "_step_vs_tflite"]
+    if key + "_step_changed_draws" in errors:
+        step, bound = errors[key + "_step_changed_draws"], s["bounds"][key + "_step_changed_draws"]
+        return (step, bound, f"{step:.1%} of draws",
+                f"one step **{step:.1%}** of the drawn values change (bound {bound:.0%}; the "
+                f"largest change {largest:.3g})")
+    bound = s["bounds"][key + "_step_vs_tflite"]
+    return largest, bound, f"{largest:.2g}", f"one step **{largest:.3g}** (bound {bound})"
+
+
 def readme(summary: dict) -> str:
     """The README.md of an export folder."""
     s = summary
@@ -56,10 +69,8 @@ def readme(summary: dict) -> str:
     errors, sizes, files, latency = s["errors"], s["sizes"], s["files"], s["tflite_latency_ms"]
     rows = [f"| `saved_model/` | TensorFlow SavedModel | {_mb(sizes['saved_model'])} | | |"]
     for key in [k for k in files if k.startswith("tflite")]:
-        step = (f"{errors[key + '_step_changed_draws']:.1%} of draws"
-                if key + "_step_changed_draws" in errors
-                else f"{errors.get(key + '_step_vs_tflite', 0):.2g}")
-        error = "" if key == "tflite" else f"{step} / {errors[key + '_vs_tflite']:.2g}"
+        error = ("" if key == "tflite" else
+                 f"{_one_step(s, key)[2]} / {errors[key + '_vs_tflite']:.2g}")
         rows.append(f"| `{files[key]}` | {_DESCRIPTIONS[key]} | {_mb(sizes[key])} | "
                     f"{latency[key]:.1f} ms | {error} |")
     quantized = ""
@@ -67,14 +78,7 @@ def readme(summary: dict) -> str:
         key = f"tflite_{q}"
         raw = ", ".join(f"{name} {e:.3g}" for name, e in zip(
             ("length ticks", "Hz", "velocity", "delta ticks"), s["raw_errors"][key + "_vs_tflite"]))
-        if key + "_step_changed_draws" in errors:  # a categorical head: draws judged
-            step, bound = (errors[key + "_step_changed_draws"],
-                           s["bounds"][key + "_step_changed_draws"])
-            one_step = (f"one step **{step:.1%}** of the drawn values change (bound "
-                        f"{bound:.0%}; the largest change {errors[key + '_step_vs_tflite']:.3g})")
-        else:
-            step, bound = errors[key + "_step_vs_tflite"], s["bounds"][key + "_step_vs_tflite"]
-            one_step = f"one step **{step:.3g}** (bound {bound})"
+        step, bound, _, one_step = _one_step(s, key)
         verdict = "" if step <= bound else " **exceeds the bound: prefer float32**"
         if errors[key + "_vs_tflite"] == 0:
             verdict += (" (nothing was quantized: the converter keeps weight tensors of fewer "

@@ -6,9 +6,8 @@ scaler's representation) of: the SavedModel against Keras, TFLite against the Sa
 one step at a time from the same state, `prime` then one `step` in each runtime, and each
 quantized TFLite file against the float32 one (for a categorical head, whose outputs are
 draws: the fraction of draws it changes, `one_step_changed_draws`). Float32 parity above its
-bound raises (a bug); a quantized file above its bound is a warning (a precision
-trade-off). It also times
-each TFLite file's whole-sequence run (median ms, batch 1, one thread).
+bound raises (a bug); a quantized file above its bound is a warning (a precision trade-off).
+It also times each TFLite file's whole-sequence run (median ms, batch 1, one thread).
 """
 
 from __future__ import annotations

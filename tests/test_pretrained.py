@@ -84,6 +84,19 @@ def test_pretrained_exports_are_small_and_described(model):
     assert int8 < INT8_BYTES[model], int8
 
 
+@pytest.mark.parametrize("model", ["gan", "gan3"])
+def test_each_readme_is_its_export_summary_rendered(model):
+    """The shipped README.md says what export.json holds, in the words `python -m export`
+    writes today (its quantized file judged as its head's outputs call for)."""
+    from export import readme_template, verify
+
+    folder = os.path.join(PRETRAINED, model)
+    summary = json.load(open(os.path.join(folder, "export.json")))
+    assert open(os.path.join(folder, "README.md")).read() == readme_template.readme(summary)
+    assert (summary["bounds"]["tflite_dynamic_range_step_changed_draws"]  # categorical heads
+            == verify.QUANTIZED_DRAW_CHANGE_BOUNDS["dynamic_range"])
+
+
 @pytest.mark.parametrize("model,tones_per_step", [("gan", 1), ("gan3", 3)])
 def test_each_card_states_the_head_its_export_has(model, tones_per_step):
     """The card's head line (scripts/ship_pretrained.py) says what the export holds: the small
