@@ -37,7 +37,7 @@ QUANTIZED_ERROR_BOUNDS = {"dynamic_range": 0.05, "float16": 2e-3}
 # normalised units), however slightly the distribution moved, so the max error above says
 # nothing; judged instead is the fraction of drawn values that change in one step from the
 # same state and noise, which grows with how far the distributions moved. Measured: the
-# shipped generators' int8 files change 2.5 % (C-RNN-GAN) and 1.7 % (C-RNN-GAN-3) of their
+# shipped generators' int8 files change 2.5 % (C-RNN-GAN) and 1.6 % (C-RNN-GAN-3) of their
 # draws, at 100 % valid tones and the float32 file's scale consistency within 0.006
 # (tests/test_pretrained.py). Random weights of an autoregressive head (16-64 units, the
 # conditioning at 0.5 x N(0, 1)): int8 2.4-5.9 %, float16 0.1-0.8 %.
