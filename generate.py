@@ -35,7 +35,7 @@ flags.DEFINE_integer("steps", None, "Steps per song (one tone a step; C-RNN-GAN-
 flags.DEFINE_float("seconds", None, "Length per song instead of --steps: seconds x 768 ticks "
                    "(120 bpm) / the model's mean ticks per step, measured on 4 probe songs.")
 flags.DEFINE_integer("seed", 0, "Noise seed: the same seed gives the same files.",
-                     lower_bound=0, upper_bound=2**32 - 1)
+                     lower_bound=0, upper_bound=cli.MAX_SEED)
 flags.DEFINE_string("output_dir", "generated", "Where song_NNN.mid (and audio) go.")
 flags.DEFINE_string("primer_midi", None, "A MIDI file for every song to continue.")
 flags.DEFINE_string("primer_from", None, "Instead of --primer_midi: a song of a prepared "

@@ -34,7 +34,7 @@ flags.DEFINE_string("model_dir", None, "Where the run writes everything (require
 flags.DEFINE_bool("overwrite", False, "Delete a run of another config in --model_dir and "
                   "start this one there (without it, such a run is refused).")
 flags.DEFINE_integer("seed", 0, "Seeds weights, noise and windows.",
-                     lower_bound=0, upper_bound=2**32 - 1)
+                     lower_bound=0, upper_bound=cli.MAX_SEED)
 flags.DEFINE_enum("strategy", "default", ["default", "mirrored", "multi_worker", "tpu"],
                   "tf.distribute strategy: one device, all local GPUs, a TF_CONFIG cluster "
                   "of workers, or a TPU. --batch_size is the global batch.")

@@ -18,6 +18,8 @@ BAD_INPUT = 2  # exit status of an expected failure (bad flag, file or folder)
 #: a typical tempo, and the tones of a song are held in memory (and measured) at once.
 MAX_STEPS = 100_000
 MAX_SONGS = 1000
+#: The largest --seed of train.py and generate.py (Keras' and numpy's seeds are uint32).
+MAX_SEED = 2**32 - 1
 
 
 def fail(message: str) -> int:

@@ -5,7 +5,7 @@ measures the max error in normalised units (raw error / the feature's training s
 scaler's representation) of: the SavedModel against Keras, TFLite against the SavedModel
 one step at a time from the same state, `prime` then one `step` in each runtime, and each
 quantized TFLite file against the float32 one (for a categorical head, whose outputs are
-draws: the fraction of draws it changes, `one_step_changed_draws`). Float32 parity above its
+draws: the fraction of draws it changes, `changed_draws`). Float32 parity above its
 bound raises (a bug); a quantized file above its bound is a warning (a precision trade-off).
 It also times each TFLite file's whole-sequence run (median ms, batch 1, one thread).
 """
@@ -128,8 +128,9 @@ def primed_step_error(reference, other, scaler) -> float:
                float(np.abs(np.asarray(other[1], np.float64) - reference[1]).max()))
 
 
-def one_step_error(reference, other, noise: np.ndarray, scaler) -> float:
-    """Max normalised error of `other`'s step fed `reference`'s own states at every step.
+def one_step_differences(reference, other, noise: np.ndarray, scaler) -> np.ndarray:
+    """|Normalised difference| ``[T, features]`` of `other`'s step fed `reference`'s own
+    states at every step.
 
     Both get the same state (h, c and the previous output of the reference's trajectory)
     and the same noise at each step, so float32 rounding cannot accumulate: a correct
@@ -140,20 +141,19 @@ def one_step_error(reference, other, noise: np.ndarray, scaler) -> float:
             model bytes) taking ``noise, h, c, previous`` and returning a dict.
         noise: ``[1, T, noise_dim]``.
     """
-    return max(normalized_error(got, expected, scaler)
-               for expected, got in _same_state_steps(reference, other, noise))
+    return np.concatenate([np.abs(_normalized(got, scaler) - _normalized(expected, scaler))
+                           for expected, got in _same_state_steps(reference, other, noise)])
 
 
-def one_step_changed_draws(reference, other, noise: np.ndarray, scaler) -> float:
-    """Fraction of the output values (every feature of every step) that `other` gives more
-    than `DRAW_CHANGE_TOLERANCE` away from `reference`'s, each step from `reference`'s own
-    state (as `one_step_error`): for a categorical head, the draws quantization changes."""
-    changed = total = 0
-    for expected, got in _same_state_steps(reference, other, noise):
-        difference = np.abs(_normalized(got, scaler) - _normalized(expected, scaler))
-        changed += int(np.sum(difference > DRAW_CHANGE_TOLERANCE))
-        total += difference.size
-    return changed / total
+def one_step_error(reference, other, noise: np.ndarray, scaler) -> float:
+    """The max of `one_step_differences`: the one-step check of a linear or bounded head."""
+    return float(one_step_differences(reference, other, noise, scaler).max())
+
+
+def changed_draws(differences: np.ndarray) -> float:
+    """Fraction of `one_step_differences` above `DRAW_CHANGE_TOLERANCE`: for a categorical
+    head, the draws that quantization changes."""
+    return float(np.mean(differences > DRAW_CHANGE_TOLERANCE))
 
 
 def _same_state_steps(reference, other, noise: np.ndarray):
@@ -275,11 +275,11 @@ def verify(generator, scaler, module: GeneratorModule, models: dict[str, bytes],
     raw_errors = {}
     draws = generator.output_head == "categorical"
     for q in quantizations:
-        errors[f"tflite_{q}_step_vs_tflite"] = one_step_error(
-            models["tflite"], models[f"tflite_{q}"], noise, scaler)
+        differences = one_step_differences(models["tflite"], models[f"tflite_{q}"], noise,
+                                           scaler)
+        errors[f"tflite_{q}_step_vs_tflite"] = float(differences.max())
         if draws:  # the max error is reported, the changed draws judged
-            errors[f"tflite_{q}_step_changed_draws"] = one_step_changed_draws(
-                models["tflite"], models[f"tflite_{q}"], noise, scaler)
+            errors[f"tflite_{q}_step_changed_draws"] = changed_draws(differences)
             bounds[f"tflite_{q}_step_changed_draws"] = QUANTIZED_DRAW_CHANGE_BOUNDS[q]
         else:
             bounds[f"tflite_{q}_step_vs_tflite"] = QUANTIZED_ERROR_BOUNDS[q]

@@ -245,8 +245,10 @@ def test_categorical_quantized_check_judges_the_changed_draws(tmp_path):
 
     float32, int8 = read("generator.tflite"), read("generator_dynamic_range.tflite")
     noise = uniform((1, verify.CHECK_STEPS, generator.noise_dim), seed=5)
-    assert 0 < verify.one_step_changed_draws(float32, int8, noise, scaler) <= bound
-    assert verify.one_step_changed_draws(float32, float32, noise, scaler) == 0
+    assert 0 < verify.changed_draws(verify.one_step_differences(float32, int8, noise,
+                                                                scaler)) <= bound
+    assert verify.changed_draws(verify.one_step_differences(float32, float32, noise,
+                                                            scaler)) == 0
     readme = open(os.path.join(out, "README.md")).read()
     assert (f"one step **{changed:.1%}** of the drawn values change (bound {bound:.0%}; the "
             f"largest change {summary['errors'][key + '_vs_tflite']:.3g})") in readme
