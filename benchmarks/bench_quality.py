@@ -42,7 +42,10 @@ Then the targets (``crnn_gan.quality.check_targets``) are checked in every seed,
 go to ``--output`` under ``--name`` (other names in the file are kept: recipes and ablations
 accumulate), and markdown tables (per seed, mean ± std over seeds, real windows, targets) are
 printed and written to ``--markdown``. Timing per run (setup, each pretraining and adversarial
-epoch, export, measure) is in the JSON. Exit status 0 when everything ran (whether or not
+epoch, export, measure) is in the JSON. An entry without baseline runs (``--models=gan``)
+that is to be compared with another entry's baselines (the same pretraining, temperature
+and seeds) names it with ``--baselines_from``, recorded in its entry for
+`benchmarks/ablation_table.py` and `benchmarks/paired_table.py`. Exit status 0 when everything ran (whether or not
 the targets are met), 1 when a run failed (``--output`` is then left as it was), 2 for bad
 flags.
 """
@@ -80,6 +83,10 @@ flags.DEFINE_string("preset", "small", "train.py --preset.")
 flags.DEFINE_integer("epochs", None, "Total epochs, pretraining included (default: preset's).")
 flags.DEFINE_integer("pretrain_epochs", None, "Pretraining epochs (default: preset's).")
 flags.DEFINE_string("output", "docs/quality.json", "Results, keyed by --name.")
+flags.DEFINE_list("baselines_from", None, "Without --models=baseline: entries of --output "
+                  "whose baseline runs (same baseline recipe and seeds) this entry's GAN is "
+                  "compared with (recorded as its baselines_from; benchmarks/ablation_table.py, "
+                  "paired_table.py).")
 flags.DEFINE_string("markdown", None, "Also write the markdown tables here.")
 flags.DEFINE_string("work_dir", "runs/quality", "Runs go to WORK_DIR/NAME/MODEL_seedS.")
 flags.DEFINE_integer("jobs", 2, "Trainings (and measurements) side by side.", lower_bound=1)
@@ -724,7 +731,37 @@ def compare_jobs(recipe: list[str], rounds: int = 2) -> dict:
     return result
 
 
+def check_baselines_from() -> None:
+    """`app.UsageError` unless --baselines_from is unset, or names entries of --output that
+    hold baseline runs while this entry trains none."""
+    if not FLAGS.baselines_from:
+        return
+    if "baseline" in FLAGS.models:
+        raise app.UsageError("--baselines_from: only for entries without --models=baseline "
+                             "(an entry with baseline runs is compared with its own)")
+    try:
+        everything = _read_json(FLAGS.output) if os.path.exists(FLAGS.output) else {}
+    except (OSError, ValueError) as error:
+        raise app.UsageError(f"--baselines_from: cannot read --output={FLAGS.output} "
+                             f"({error})") from None
+    lacking = [name for name in FLAGS.baselines_from
+               if not (isinstance(everything, dict) and isinstance(everything.get(name), dict)
+                       and isinstance(everything[name].get("runs"), dict)
+                       and everything[name]["runs"].get("baseline"))]
+    if lacking:
+        raise app.UsageError(f"--baselines_from: {', '.join(lacking)} holds no baseline runs "
+                             f"in --output={FLAGS.output}")
+
+
 def main(argv):
+    """Bad flags, a bad --recipe or --output: one line, exit status 2 (`cli.fail`)."""
+    try:
+        return run_protocol(argv)
+    except app.UsageError as error:
+        return cli.fail(str(error))
+
+
+def run_protocol(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     if FLAGS.measure_run:
@@ -743,6 +780,7 @@ def main(argv):
         raise app.UsageError(str(error)) from None
     if not re.fullmatch(r"[\w.+-]+", FLAGS.name):
         raise app.UsageError("--name: letters, digits and . _ + - only")
+    check_baselines_from()
     if FLAGS.compare_jobs:
         prepare_dataset()
         compare_jobs(recipe)
@@ -823,6 +861,8 @@ def main(argv):
         "all_targets_met": bool(targets) and all(t["met"] is True for t in targets),
         "failures": failures, "markdown": table, "ceiling": ceiling,
     }
+    if FLAGS.baselines_from:
+        entry["baselines_from"] = list(FLAGS.baselines_from)
     print()
     print(table)
     if failures:

@@ -12,9 +12,10 @@ the GAN's mean is closer to the real windows' than the baseline's of the same se
 how much (`quality.paired_closeness`: ``(|baseline gap| - |gap|) / real std``, mean ± std
 and its standard error over seeds). A statistic whose mean reduction is several standard
 errors above 0 is one the game improves; one within a standard error of 0 is a coin flip
-from seed to seed. The baselines come from the same entries, or from `--baseline_names`
-(for GAN-only entries measured against another entry's baselines). Below the table: each
-seed's count (`quality.closer_count`) and the discriminative score against the baseline's.
+from seed to seed. The baselines come from `--baseline_names`, else from each entry of
+`--names` (its own baseline runs, or for a GAN-only entry the entries its ``baselines_from``
+names: `protocol_runs.baseline_entries`). Below the table: each seed's count
+(`quality.closer_count`) and the discriminative score against the baseline's.
 """
 
 from __future__ import annotations
@@ -33,17 +34,34 @@ from crnn_gan import cli  # noqa: E402
 FLAGS = flags.FLAGS
 flags.DEFINE_string("quality", str(ROOT / "docs" / "quality.json"), "bench_quality results.")
 flags.DEFINE_list("names", None, "Entries whose seeds are pooled.", required=True)
-flags.DEFINE_list("baseline_names", None, "Entries holding the baselines (default: --names).")
+flags.DEFINE_list("baseline_names", None, "Entries holding the baselines (default: those of "
+                  "each entry of --names, its own or its baselines_from).")
 flags.DEFINE_string("markdown", None, "Also write the table here.")
 
 
 def main(argv):
     del argv
-    _, status = protocol_runs.run_or_report("paired_table.py", lambda: protocol_runs.print_table(
-        protocol_runs.paired_table(protocol_runs.paired(
-            protocol_runs.read_results(FLAGS.quality), FLAGS.names,
-            FLAGS.baseline_names or FLAGS.names)), FLAGS.markdown))
+    def work():
+        results = protocol_runs.read_results(FLAGS.quality, FLAGS.names)
+        protocol_runs.print_table(protocol_runs.paired_table(protocol_runs.paired(
+            results, FLAGS.names, FLAGS.baseline_names or _baselines_of(results))),
+            FLAGS.markdown)
+
+    _, status = protocol_runs.run_or_report("paired_table.py", work)
     return status
+
+
+def _baselines_of(results: dict) -> list[str]:
+    """The baseline entries of every entry of --names, in order, each once."""
+    found = []
+    for name in FLAGS.names:
+        others = protocol_runs.baseline_entries(results, name)
+        if others is None:
+            raise protocol_runs.TableError(
+                f"--names: {name} has no baseline runs and names no baselines_from: "
+                "give --baseline_names")
+        found += [other for other in others if other not in found]
+    return found
 
 
 if __name__ == "__main__":

@@ -5,7 +5,8 @@
 ``WORK/reference/``; how those benchmarks write their results (`write_json`); and the
 results file they and the tables read (`read_results`: ``docs/quality.json``); the
 GAN-against-baseline comparison seed by seed (`paired`, `paired_table`: the table of
-`paired_table.py` and `bench_game_start.py`)."""
+`paired_table.py` and `bench_game_start.py`; `versus_baseline`: the ablation table's cell).
+"""
 
 from __future__ import annotations
 
@@ -159,6 +160,40 @@ def seed_runs(results: dict, names: list[str], model: str, flag: str) -> dict[st
                 raise TableError(f"seed {seed} of {model} is in both {where[seed]} and {name}")
             runs[seed], where[seed] = run, name
     return runs
+
+
+def baseline_entries(results: dict, name: str) -> list[str] | None:
+    """The entries holding the baselines that entry `name`'s GAN runs are compared with:
+    the entry itself where it ran the baseline; else its ``baselines_from`` (a GAN-only
+    entry measured against another entry's baselines: the same baseline recipe and seeds,
+    set when the entry was merged into ``docs/quality.json``); else None. `TableError`
+    where ``baselines_from`` is not a list of entries of `results`."""
+    entry = results[name]
+    if entry.get("runs", {}).get("baseline"):
+        return [name]
+    named = entry.get("baselines_from")
+    if named is None:
+        return None
+    if (not isinstance(named, list) or not named
+            or not all(isinstance(n, str) and n in results for n in named)):
+        raise TableError(f"{name}: baselines_from must list entries of the results, "
+                         f"got {named!r}")
+    return named
+
+
+def versus_baseline(results: dict, name: str) -> str:
+    """Entry `name`'s GAN against its baselines (`baseline_entries`) as one cell: each
+    seed's number of statistics closer to real (the protocol's target: >= 5 of 6), then in
+    how many seeds the discriminative score is below the baseline's; "–" where the entry
+    has no GAN runs or no baselines."""
+    others = baseline_entries(results, name)
+    if not others or not results[name]["runs"].get("gan"):
+        return "–"
+    summary = paired(results, [name], others)
+    per_seed = summary["per_seed"]
+    below = sum(p["discriminative"] < p["baseline_discriminative"] for p in per_seed.values())
+    return (", ".join(str(per_seed[s]["closer"]) for s in summary["seeds"])
+            + f" ({below} of {len(per_seed)})")
 
 
 def paired(results: dict, names: list[str], baseline_names: list[str]) -> dict:

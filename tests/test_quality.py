@@ -481,10 +481,27 @@ def _bench(*args, timeout=300):
         env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
 
 
+def test_runner_refuses_baselines_from_that_it_cannot_use(tmp_path):
+    """--baselines_from names entries of --output holding baseline runs, for an entry that
+    trains no baseline: else one line naming the flag before anything is trained."""
+    output = tmp_path / "q.json"
+    output.write_text(json.dumps({"with": {"runs": {"baseline": {"0": {}}}},
+                                  "without": {"runs": {"gan": {"0": {}}}}}))
+    common = [f"--work_dir={tmp_path / 'work'}", f"--output={output}", "--name=x"]
+    for args, named in ((["--baselines_from=with"], "only for entries without "
+                         "--models=baseline"),
+                        (["--models=gan", "--baselines_from=with,without,nosuch"],
+                         "--baselines_from: without, nosuch holds no baseline runs")):
+        refused = _bench(*common, *args, timeout=120)
+        assert refused.returncode == 2 and named in refused.stderr, refused.stderr[-2000:]
+        assert "Traceback" not in refused.stderr
+    assert not (tmp_path / "work").exists()
+
+
 def test_runner_rejects_a_recipe_that_sets_the_protocols_flags(tmp_path):
     result = _bench("--recipe=--units=64 --seed=3", f"--work_dir={tmp_path}",
                     f"--output={tmp_path}/q.json", timeout=120)
-    assert result.returncode != 0
+    assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "--recipe may not set --seed" in result.stderr
     assert not (tmp_path / "q.json").exists()
 
@@ -546,11 +563,15 @@ def test_runner_end_to_end_on_a_tiny_corpus(tmp_path):
     for part in ("runs", "over_seeds"):
         del everything["tiny"][part]["baseline"]
     (tmp_path / "quality.json").write_text(json.dumps(everything))
-    # Again: nothing is trained, exported or measured twice; the numbers stay.
-    again = _bench(*common, "--name=tiny")
+    # Again: nothing is trained, exported or measured twice; the numbers stay. A GAN-only
+    # entry records the entries whose baselines it is compared with.
+    everything["with_baselines"] = {"runs": {"baseline": {"0": run}}}
+    (tmp_path / "quality.json").write_text(json.dumps(everything))
+    again = _bench(*common, "--name=tiny", "--baselines_from=with_baselines")
     assert again.returncode == 0, again.stderr[-3000:]
     assert "trained already" in again.stdout and "measured already" in again.stdout
     after_again = json.loads((tmp_path / "quality.json").read_text())["tiny"]
+    assert after_again["baselines_from"] == ["with_baselines"]
     rerun = after_again["runs"]["gan"]["0"]
     assert rerun["validity"] == run["validity"]
     assert rerun["discriminative"] == run["discriminative"]
@@ -745,11 +766,23 @@ def test_paired_table_from_the_quality_file(tmp_path):
                         "list.json holds no results of bench_quality.py"),
                        (f"--names=small --quality={tmp_path / 'entry.json'}",
                         "small is not a result of bench_quality.py"),
+                       ("--names=small_t1", "small_t1 has no baseline runs and names no "
+                        "baselines_from: give --baseline_names"),
                        ("--names=small --nosuchflag", "Unknown command line flag 'nosuchflag'")):
         refused = subprocess.run(script + bad.split(), capture_output=True, text=True,
                                  timeout=120, cwd=ROOT)
         assert refused.returncode == 2 and named in refused.stderr, refused.stderr[-2000:]
         assert "Traceback" not in refused.stderr
+    # A GAN-only entry is compared with the baselines its baselines_from names, as if
+    # they were given with --baseline_names.
+    gan_only = "small_prior_kl1_inoise01"
+    assert "baseline" not in entries[gan_only]["runs"]
+    default, named = (subprocess.run(script + [f"--names={gan_only}"] + extra,
+                                     capture_output=True, text=True, timeout=120, cwd=ROOT)
+                      for extra in ([], ["--baseline_names="
+                                         + ",".join(entries[gan_only]["baselines_from"])]))
+    assert default.returncode == 0, default.stderr[-2000:]
+    assert default.stdout == named.stdout and "(0, 1, 2, 3, 4, 5): " in default.stdout
 
 
 def test_ablation_table_rows_from_the_quality_file(tmp_path):
@@ -781,5 +814,51 @@ def test_ablation_table_rows_from_the_quality_file(tmp_path):
                          for v in over[s]["values"]] for s in statistics], axis=0)
     gan_row = next(line for line in small if "| GAN |" in line)
     cells = [c.strip() for c in gan_row.split("|")]
-    assert cells[-3] == f"{per_seed.mean():.2f} ± {per_seed.std(ddof=1):.2f}"
+    assert cells[-4] == f"{per_seed.mean():.2f} ± {per_seed.std(ddof=1):.2f}"
     assert "distance to real" in lines[0]
+    # The target no recipe meets in every seed, recomputed here: per seed the statistics
+    # on which the GAN is closer to real than the same seed's baseline, then in how many
+    # seeds its discriminative score is below the baseline's; "–" for the other models.
+    runs = entries["small"]["runs"]
+    seeds = sorted(runs["gan"], key=int)
+    counts = [quality.closer_count(quality.statistic_gaps(runs["gan"][s]),
+                                   quality.statistic_gaps(runs["baseline"][s])) for s in seeds]
+    below = sum(runs["gan"][s]["discriminative"]["score"]
+                < runs["baseline"][s]["discriminative"]["score"] for s in seeds)
+    assert cells[-3] == ", ".join(map(str, counts)) + f" ({below} of {len(seeds)})"
+    assert all("| – |" in line for line in small if "| GAN |" not in line)
+
+
+def test_ablation_table_compares_a_gan_only_entry_with_its_baselines_from(tmp_path):
+    """A GAN-only entry's cell comes from the baselines its baselines_from names (the same
+    cell as the entry that ran them, where the GAN runs are the same); none named: "–";
+    a name that is not an entry is refused in one line, exit status 2."""
+    entries = json.loads((ROOT / "docs" / "quality.json").read_text())
+    gan_only = dict(entries["small"], **{key: {"gan": entries["small"][key]["gan"]}
+                                         for key in ("runs", "over_seeds")})
+    script = [sys.executable, str(ROOT / "benchmarks" / "ablation_table.py"),
+              f"--quality={tmp_path / 'quality.json'}"]
+
+    def gan_cell(named):
+        gan_only.pop("baselines_from", None)
+        if named is not None:
+            gan_only["baselines_from"] = named
+        (tmp_path / "quality.json").write_text(json.dumps(
+            {"small": entries["small"], "small_gan_only": gan_only}))
+        return subprocess.run(script + ["--names=small,small_gan_only"], capture_output=True,
+                              text=True, timeout=120, cwd=ROOT)
+
+    result = gan_cell(["small"])
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = [line.split(" | ") for line in result.stdout.splitlines() if "| GAN |" in line]
+    assert [row[0] for row in rows] == ["| `small`", "| `small_gan_only`"]
+    assert rows[0][-2] == rows[1][-2] and rows[1][-2].endswith("of 3)")
+    result = gan_cell(None)
+    assert result.returncode == 0, result.stderr[-3000:]
+    gan_row = next(line for line in result.stdout.splitlines()
+                   if line.startswith("| `small_gan_only` | ") and "| GAN |" in line)
+    assert gan_row.split(" | ")[-2] == "–"
+    refused = gan_cell(["nosuch"])
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr
+    assert "small_gan_only: baselines_from must list entries of the results, got ['nosuch']" \
+        in refused.stderr, refused.stderr[-2000:]
