@@ -190,15 +190,14 @@ def versus_baseline(results: dict, name: str) -> str:
     if not others or not results[name]["runs"].get("gan"):
         return "–"
     summary = paired(results, [name], others)
-    per_seed = summary["per_seed"]
-    below = sum(p["discriminative"] < p["baseline_discriminative"] for p in per_seed.values())
-    return (", ".join(str(per_seed[s]["closer"]) for s in summary["seeds"])
-            + f" ({below} of {len(per_seed)})")
+    return (", ".join(str(summary["per_seed"][s]["closer"]) for s in summary["seeds"])
+            + f" ({summary['below']} of {len(summary['seeds'])})")
 
 
 def paired(results: dict, names: list[str], baseline_names: list[str]) -> dict:
     """The seeds both sides hold, `quality.paired_closeness` of the GAN against the
-    baseline over them, and per seed the closer count and both discriminative scores."""
+    baseline over them, per seed the closer count and both discriminative scores, and in
+    how many seeds the GAN's score is below the baseline's (``below``)."""
     from crnn_gan import quality
 
     runs = seed_runs(results, names, "gan", "--names")
@@ -217,7 +216,9 @@ def paired(results: dict, names: list[str], baseline_names: list[str]) -> dict:
                     "discriminative": g["discriminative"]["score"],
                     "baseline_discriminative": b["discriminative"]["score"]}
                 for s, (g, b) in zip(seeds, pairs)}
-    return {"seeds": seeds, "per_statistic": per_statistic, "per_seed": per_seed}
+    below = sum(p["discriminative"] < p["baseline_discriminative"] for p in per_seed.values())
+    return {"seeds": seeds, "per_statistic": per_statistic, "per_seed": per_seed,
+            "below": below}
 
 
 def paired_table(summary: dict) -> str:
@@ -232,8 +233,8 @@ def paired_table(summary: dict) -> str:
                      f"{reduction['mean']:+.3f} ± {reduction['std']:.3f} | "
                      f"{reduction['sem']:.3f} |")
     per_seed = summary["per_seed"]
-    below = sum(p["discriminative"] < p["baseline_discriminative"] for p in per_seed.values())
     lines += ["", "Closer on, per seed (" + ", ".join(seeds) + "): "
               + ", ".join(str(per_seed[s]["closer"]) for s in seeds)
-              + f"; discriminative score below the baseline's in {below} of {len(seeds)}."]
+              + f"; discriminative score below the baseline's in {summary['below']} of "
+              f"{len(seeds)}."]
     return "\n".join(lines) + "\n"
