@@ -45,9 +45,9 @@ printed and written to ``--markdown``. Timing per run (setup, each pretraining a
 epoch, export, measure) is in the JSON. An entry without baseline runs (``--models=gan``)
 that is to be compared with another entry's baselines (the same pretraining, temperature
 and seeds) names it with ``--baselines_from``, recorded in its entry for
-`benchmarks/ablation_table.py` and `benchmarks/paired_table.py`. Exit status 0 when everything ran (whether or not
-the targets are met), 1 when a run failed (``--output`` is then left as it was), 2 for bad
-flags.
+`benchmarks/ablation_table.py` and `benchmarks/paired_table.py`. Exit status 0 when
+everything ran (whether or not the targets are met), 1 when a run failed (``--output`` is
+then left as it was), 2 for bad flags.
 """
 
 from __future__ import annotations
@@ -302,6 +302,11 @@ def build_reference(tones_per_step: int, split: str | None = None, count: int | 
 def _read_json(path: str):
     with open(path) as f:
         return json.load(f)
+
+
+def _read_output() -> dict:
+    """--output's results (keyed by recipe name); {} before the first entry is written."""
+    return _read_json(FLAGS.output) if os.path.exists(FLAGS.output) else {}
 
 
 def _write_json(path: str, value) -> None:
@@ -638,7 +643,7 @@ def ceiling_markdown(ceiling: dict | None) -> list[str]:
 
 def ceiling_main() -> int:
     """--ceiling_only: adds the ceiling to --name's entry of --output and its tables."""
-    everything = _read_json(FLAGS.output) if os.path.exists(FLAGS.output) else {}
+    everything = _read_output()
     entry = everything.get(FLAGS.name)
     if entry is None:
         raise app.UsageError(f"--name={FLAGS.name!r}: no such entry in {FLAGS.output}")
@@ -740,12 +745,14 @@ def check_baselines_from() -> None:
         raise app.UsageError("--baselines_from: only for entries without --models=baseline "
                              "(an entry with baseline runs is compared with its own)")
     try:
-        everything = _read_json(FLAGS.output) if os.path.exists(FLAGS.output) else {}
+        everything = _read_output()
     except (OSError, ValueError) as error:
         raise app.UsageError(f"--baselines_from: cannot read --output={FLAGS.output} "
                              f"({error})") from None
+    if not isinstance(everything, dict):
+        everything = {}
     lacking = [name for name in FLAGS.baselines_from
-               if not (isinstance(everything, dict) and isinstance(everything.get(name), dict)
+               if not (isinstance(everything.get(name), dict)
                        and isinstance(everything[name].get("runs"), dict)
                        and everything[name]["runs"].get("baseline"))]
     if lacking:
@@ -872,7 +879,7 @@ def run_protocol(argv):
         return 1
     output = FLAGS.output
     os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
-    everything = _read_json(output) if os.path.exists(output) else {}
+    everything = _read_output()
     everything[FLAGS.name] = entry
     _write_json(output, everything)
     if FLAGS.markdown:
